@@ -1,0 +1,70 @@
+"""Where things are inside a Hugging Face decoder LM (Llama, Gemma-3, Qwen-2 ... share this layout).
+
+Everything else in priorlib reaches the model only through these accessors, so a new family needs
+changes here and nowhere else.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def backbone(model: nn.Module) -> nn.Module:
+    """The decoder stack (``LlamaModel``) under a ``*ForCausalLM``."""
+    inner = getattr(model, "model", None)
+    if inner is None or not hasattr(inner, "layers"):
+        raise ValueError(f"{type(model).__name__} has no .model.layers: not a supported decoder LM")
+    return inner
+
+
+def layers(model: nn.Module) -> nn.ModuleList:
+    return backbone(model).layers
+
+
+def n_layers(model: nn.Module) -> int:
+    return len(layers(model))
+
+
+def d_model(model: nn.Module) -> int:
+    return model.config.hidden_size
+
+
+def embed(model: nn.Module) -> nn.Module:
+    """The input embedding module; Gemma's scales by sqrt(d) inside it, so its output is the prompt space."""
+    return model.get_input_embeddings()
+
+
+def final_norm(model: nn.Module) -> nn.Module:
+    return backbone(model).norm
+
+
+def lm_head(model: nn.Module) -> nn.Module:
+    return model.get_output_embeddings()
+
+
+def rotary(model: nn.Module) -> nn.Module:
+    return backbone(model).rotary_emb
+
+
+def resolve_layers(model: nn.Module, indices) -> list[int]:
+    """Turn layer indices (negative counts from the top) into sorted, unique, non-negative ones."""
+    n = n_layers(model)
+    out = []
+    for i in indices:
+        j = int(i)
+        if not -n <= j < n:
+            raise ValueError(f"layer index {i} is outside the model's {n} layers (valid: {-n}..{n - 1})")
+        out.append(j % n)
+    if len(set(out)) != len(out):
+        raise ValueError(f"layer indices {list(indices)} name the same layer twice")
+    return sorted(out)
+
+
+def token_embeddings(model: nn.Module, chunk: int = 8192) -> torch.Tensor:
+    """All rows of the input-embedding space as the model sees them, ``[V, d]`` float32 (scaling included)."""
+    emb = embed(model)
+    vocab = emb.num_embeddings
+    dev = emb.weight.device
+    with torch.no_grad():
+        rows = [emb(torch.arange(s, min(s + chunk, vocab), device=dev)).float() for s in range(0, vocab, chunk)]
+    return torch.cat(rows)  # [V, d]

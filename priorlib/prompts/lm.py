@@ -1,0 +1,129 @@
+"""A frozen causal LM with soft and/or deep prompts: loss on answer tokens, cached greedy decoding."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import arch
+from .deep import DeepPrompt, DeepPromptConfig
+from .soft import SoftPrompt, SoftPromptConfig
+
+IGNORE = -100
+
+
+class PromptedLM(nn.Module):
+    """Wraps a frozen ``*ForCausalLM``; only the prompt tensors are parameters of this module.
+
+    The model is held by reference (not registered as a submodule), so ``parameters()`` and
+    ``state_dict()`` hold prompts only, and the model is shared, never copied.
+    """
+
+    def __init__(self, model: nn.Module, soft: SoftPrompt | None = None, deep: DeepPrompt | None = None):
+        super().__init__()
+        if soft is None and deep is None:
+            raise ValueError("PromptedLM needs a soft prompt, a deep prompt, or both")
+        if deep is not None and deep.config.mode.value == "carry" and soft is None:
+            raise ValueError("deep mode 'carry' needs the token-level soft prompt")
+        if soft is not None and deep is not None and soft.n_tokens != deep.n_tokens and deep.config.mode.value == "carry":
+            raise ValueError("carry mode needs the same n_tokens for soft and deep prompts")
+        object.__setattr__(self, "model", model)  # not a submodule: frozen and shared
+        self.soft = soft
+        self.deep = deep
+        model.requires_grad_(False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, model: nn.Module, *, method: str = "soft", n_tokens: int = 20, deep_layers=(-3, -2, -1),
+              deep_mode: str = "cut", token_prompt: bool = True, soft_init: torch.Tensor | None = None,
+              deep_init: dict[int, torch.Tensor] | None = None) -> "PromptedLM":
+        d = arch.d_model(model)
+        if method == "soft":
+            return cls(model, SoftPrompt(SoftPromptConfig(n_tokens), d, soft_init))
+        if method == "deep":
+            cfg = DeepPromptConfig(n_tokens, tuple(deep_layers), deep_mode, token_prompt)
+            soft = SoftPrompt(SoftPromptConfig(n_tokens), d, soft_init) if token_prompt else None
+            return cls(model, soft, DeepPrompt(cfg, model, deep_init))
+        raise ValueError(f"method must be 'soft' or 'deep', got {method!r}")
+
+    @property
+    def n_prefix(self) -> int:
+        """Prompt positions that sit in the sequence at the input (the soft prompt)."""
+        return self.soft.n_tokens if self.soft is not None else 0
+
+    # ------------------------------------------------------------------ prompt tensors
+    def prompt_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.soft is not None:
+            out["soft"] = self.soft.weight
+        if self.deep is not None:
+            for i in self.deep.layer_ids:
+                out[f"deep.{i}"] = self.deep.block(i)
+        return out
+
+    @torch.no_grad()
+    def load_prompt_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        mine = self.prompt_tensors()
+        if set(mine) != set(tensors):
+            raise ValueError(f"prompt tensors {sorted(tensors)} do not match this model's {sorted(mine)}")
+        for k, v in tensors.items():
+            mine[k].copy_(v)
+
+    # ------------------------------------------------------------------ forward
+    def attached(self):
+        return self.deep.attached(self.model) if self.deep is not None else nullcontext()
+
+    def input_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = arch.embed(self.model)(input_ids)  # [B, T, d]
+        return self.soft.prepend(x) if self.soft is not None else x  # [B, P + T, d]
+
+    def hidden(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states ``[B, P + T, d]`` (right padding needs no mask: attention is causal)."""
+        with self.attached():
+            return arch.backbone(self.model)(inputs_embeds=self.input_embeds(input_ids), use_cache=False).last_hidden_state
+
+    def answer_loss(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Summed cross-entropy over answer tokens and their count.
+
+        ``labels [B, T]`` is ``-100`` except at answer tokens. Hidden state ``P + t - 1`` predicts token
+        ``t``; the LM head runs only on those rows, flattened to 2-D (a 3-D strided slice would make
+        the head copy its weight per sequence).
+        """
+        h = self.hidden(input_ids)  # [B, P + T, d]
+        B, L, d = h.shape
+        b, t = (labels != IGNORE).nonzero(as_tuple=True)
+        if len(b) == 0:
+            raise ValueError("batch has no answer tokens")
+        if (t == 0).any():
+            raise ValueError("an answer token at position 0 has no context to be predicted from")
+        rows = h.reshape(B * L, d).index_select(0, b * L + self.n_prefix + t - 1)  # [N, d]
+        logits = arch.lm_head(self.model)(rows).float()  # [N, V]
+        return F.cross_entropy(logits, labels[b, t], reduction="sum"), len(b)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 16, stop_ids=()) -> list[int]:
+        """Greedy continuation of one sequence ``[T]`` with a key/value cache."""
+        from transformers import DynamicCache
+
+        body, head = arch.backbone(self.model), arch.lm_head(self.model)
+        dev = input_ids.device
+        stop = set(int(s) for s in stop_ids)
+        out_ids: list[int] = []
+        cache = DynamicCache(config=self.model.config)
+        with self.attached():
+            x = self.input_embeds(input_ids[None])  # [1, P + T, d]
+            pos = x.shape[1]
+            h = body(inputs_embeds=x, cache=cache, use_cache=True,
+                     position_ids=torch.arange(pos, device=dev)[None]).last_hidden_state
+            for _ in range(max_new_tokens):
+                nxt = int(head(h[:, -1]).argmax(-1))
+                if nxt in stop:
+                    break
+                out_ids.append(nxt)
+                x = arch.embed(self.model)(torch.tensor([[nxt]], device=dev))
+                h = body(inputs_embeds=x, cache=cache, use_cache=True,
+                         position_ids=torch.tensor([[pos]], device=dev)).last_hidden_state
+                pos += 1
+        return out_ids

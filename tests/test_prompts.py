@@ -1,0 +1,146 @@
+"""Parity of soft / deep prompts with the plain model and with a slow layer-by-layer reference."""
+import pytest
+import torch
+
+from priorlib import arch
+from priorlib.prompts import PromptedLM
+
+
+def _ids(tok, texts):
+    from priorlib.hooks import tokenize_batch
+    return tokenize_batch(tok, texts, 64, "cpu")
+
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France, and"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_eager"])
+@pytest.mark.parametrize("method", ["soft", "deep"])
+def test_zero_prompt_tokens_equal_plain_model_exactly(fixture, method, request):
+    model, tok = request.getfixturevalue(fixture)
+    ids, _ = _ids(tok, TEXTS)
+    plain = model(input_ids=ids).logits
+    lm = PromptedLM.build(model, method=method, n_tokens=0)
+    got = arch.lm_head(model)(lm.hidden(ids))
+    assert torch.equal(got, plain)
+
+
+def _rope(model, h, pos):
+    return arch.rotary(model)(h, pos)
+
+
+def _reference_deep_cut(model, soft, deep_blocks, ids):
+    """Slow reference: run layer by layer, concatenating the block before layer k and cutting after it."""
+    body = arch.backbone(model)
+    x = body.embed_tokens(ids)
+    n = soft.shape[0]
+    h = torch.cat([soft.expand(ids.shape[0], -1, -1), x], 1)  # [B, n + T, d]
+    pos = torch.arange(h.shape[1])[None]
+    for i, layer in enumerate(body.layers):
+        if i in deep_blocks:
+            m = deep_blocks[i].shape[0]
+            hh = torch.cat([deep_blocks[i].expand(ids.shape[0], -1, -1), h], 1)
+            p = torch.cat([torch.arange(-m, 0)[None], pos], 1)
+            out = layer(hh, attention_mask=None, position_ids=p, position_embeddings=_rope(model, hh, p))
+            h = out[:, m:]
+        else:
+            h = layer(h, attention_mask=None, position_ids=pos, position_embeddings=_rope(model, h, pos))
+    return body.norm(h)
+
+
+@pytest.mark.parametrize("layers", [(-1,), (1, 3), (-3, -2, -1)])
+def test_deep_cut_matches_slow_reference(tiny, layers):
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])  # one sequence: no padding anywhere
+    g = torch.Generator().manual_seed(0)
+    d = arch.d_model(model)
+    lm = PromptedLM.build(model, method="deep", n_tokens=5, deep_layers=layers)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    ref = _reference_deep_cut(model, lm.soft.weight, {i: lm.deep.block(i) for i in lm.deep.layer_ids}, ids)
+    got = lm.hidden(ids)
+    assert got.shape == ref.shape == (1, 5 + ids.shape[1], d)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    # the deep prompt really changes the output (so the comparison above is not vacuous)
+    lm0 = PromptedLM.build(model, method="soft", n_tokens=5, soft_init=lm.soft.weight)
+    assert (lm0.hidden(ids) - got).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["cut", "carry"])
+def test_deep_prompt_same_with_eager_mask_and_sdpa(tiny, tiny_eager, mode):
+    """The 4-D additive mask path (eager) and the mask-free path (sdpa) agree, padding included."""
+    outs = []
+    for model, tok in (tiny, tiny_eager):
+        ids, mask = _ids(tok, TEXTS)
+        torch.manual_seed(1)
+        lm = PromptedLM.build(model, method="deep", n_tokens=4, deep_layers=(-2, -1), deep_mode=mode)
+        with torch.no_grad():
+            for p in lm.parameters():
+                p.normal_(0, 0.3)
+        outs.append((lm.hidden(ids)[:, 4:][mask]))
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("method,mode", [("soft", "cut"), ("deep", "cut"), ("deep", "carry")])
+def test_cached_generation_equals_full_recompute(tiny, method, mode):
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])
+    torch.manual_seed(2)
+    lm = PromptedLM.build(model, method=method, n_tokens=3, deep_layers=(-2, -1), deep_mode=mode)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.normal_(0, 0.5)
+    got = lm.generate(ids[0], max_new_tokens=8)
+    seq = ids[0].tolist()
+    want = []
+    for _ in range(8):  # no cache: recompute the whole sequence each step
+        h = lm.hidden(torch.tensor([seq]))
+        nxt = int(arch.lm_head(model)(h[:, -1]).argmax(-1))
+        want.append(nxt)
+        seq.append(nxt)
+    assert got == want
+
+
+def test_carry_mode_overwrites_prompt_positions(tiny):
+    """In carry mode the soft-prompt rows entering layer k are replaced: changing the input-level prompt
+    can only matter through layers below k."""
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])
+    lm = PromptedLM.build(model, method="deep", n_tokens=3, deep_layers=(0,), deep_mode="carry")
+    with torch.no_grad():
+        lm.deep.block(0).normal_()
+        a = lm.hidden(ids)
+        lm.soft.weight.normal_()  # layer 0 overwrites these rows before anything reads them
+        b = lm.hidden(ids)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_only_prompts_are_parameters_and_get_gradients(tiny):
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    lm = PromptedLM.build(model, method="deep", n_tokens=4)
+    names = {n for n, _ in lm.named_parameters()}
+    assert names == {"soft.weight"} | {f"deep.weights.{i}" for i in lm.deep.layer_ids}
+    labels = torch.full_like(ids, -100)
+    labels[0, -3:] = ids[0, -3:]
+    loss, n = lm.answer_loss(ids, labels)
+    loss.backward()
+    assert n == 3
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in lm.parameters())
+    assert all(p.grad is None for p in model.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_answer_loss_equals_plain_model_loss_on_answer_tokens(tiny):
+    """With no prompt, our answer-only loss is the LM's own shifted cross-entropy on those tokens."""
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])
+    labels = torch.full_like(ids, -100)
+    labels[0, 4:7] = ids[0, 4:7]
+    lm = PromptedLM.build(model, method="soft", n_tokens=0)
+    loss, n = lm.answer_loss(ids, labels)
+    want = model(input_ids=ids, labels=labels).loss
+    torch.testing.assert_close(loss / n, want, rtol=1e-5, atol=1e-6)
