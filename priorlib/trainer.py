@@ -1,0 +1,218 @@
+"""The trainer: AdamW on the prompt tensors of a frozen LM, with callbacks and exact resume.
+
+    trainer = Trainer(TrainConfig(task="squad", prior="vocab-sample", steps=200), "runs/demo")
+    metrics = trainer.fit()
+
+A run folder holds ``config.json``, ``history.jsonl`` (step, loss, lr, seconds, tokens),
+``evals.jsonl`` (validation loss and generation scores), ``checkpoints/step_*.safetensors``
+(step 0 is the prior sample) and, once finished, ``metrics.json``. Kill the process at any point
+and call ``fit()`` again with ``resume=True``: it continues from the last checkpoint and ends
+with the same prompts (bitwise in fp32 on CPU) as a run that never stopped, because the data order
+and the learning rate are pure functions of the step and the optimizer state is restored.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from . import arch
+from .batching import BucketSampler, collate, encode
+from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
+from .config import Precision, Task, TrainConfig
+from .prompts import PromptedLM
+from . import tasks
+
+
+class Callback:
+    """Override what you need; every hook gets the trainer."""
+
+    def on_step(self, trainer: "Trainer", logs: dict) -> None: ...
+    def on_eval(self, trainer: "Trainer", metrics: dict) -> None: ...
+    def on_checkpoint(self, trainer: "Trainer", step: int, path: Path) -> None: ...
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``steps``."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    rest = max(1, config.steps - config.warmup_steps)
+    return config.lr * max(0.0, 1.0 - (step - config.warmup_steps) / rest)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out_dir: str | Path, *, model=None, tokenizer=None,
+                 callbacks=(), resume: bool = False, progress: bool = True, train_examples=None,
+                 eval_examples=None, initial=None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.resume = resume
+        self._check_out_dir()
+        if model is None:
+            dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
+            from .models import load_model
+            model, tokenizer = load_model(config.model, dtype=dtype, device=config.device,
+                                          attn_implementation=config.attn_implementation)
+        self.model, self.tok = model, tokenizer
+        arch.resolve_layers(model, config.deep_layers)  # a bad layer index fails before any compute
+        self.train_examples = train_examples if train_examples is not None else \
+            tasks.examples(config.task, "train", n=config.n_train, math_per_module=config.math_per_module)
+        self.eval_examples = eval_examples if eval_examples is not None else \
+            tasks.examples(config.task, "validation", n=config.eval_size)
+        self._initial = initial
+
+    # ------------------------------------------------------------------ run folder
+    def _check_out_dir(self):
+        cfg_path = self.out / "config.json"
+        if cfg_path.exists():
+            old = json.loads(cfg_path.read_text())
+            if old.get("identity") != json.loads(json.dumps(self.config.identity())):
+                raise FileExistsError(f"{self.out} holds another run (its config.json differs); choose another --out")
+            if not self.resume and list_checkpoints(self.out) and not (self.out / "metrics.json").exists():
+                raise FileExistsError(f"{self.out} holds an unfinished run of this config; pass --resume to continue it")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise FileExistsError(f"{self.out} is not empty and holds no priorlib run; choose another --out")
+
+    @property
+    def finished(self) -> bool:
+        return (self.out / "metrics.json").exists()
+
+    def autocast(self):
+        if self.config.precision is Precision.BF16:
+            return torch.autocast(torch.device(self.config.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> dict:
+        if self.finished:
+            return json.loads((self.out / "metrics.json").read_text())
+        cfg = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out / "config.json",
+                          json.dumps({"config": cfg.to_dict(), "identity": cfg.identity(), "key": cfg.key()}, indent=1))
+        tok = self.tok
+        encoded = [encode(tok, ex, cfg.max_length) for ex in self.train_examples]
+        val_encoded = [encode(tok, ex, cfg.max_length) for ex in self.eval_examples]
+        sampler = BucketSampler([e.length for e in encoded], cfg.batch_size, cfg.seed)
+
+        ckpts = list_checkpoints(self.out)
+        if ckpts:
+            state = load_checkpoint(ckpts[-1][1])
+            soft0, deep0 = self._split(state["prompts"])
+            info = state["extra"].get("init", {})
+        else:
+            soft0, deep0, info = self._initial if self._initial is not None else self._draw_initial()
+        self.lm = PromptedLM.build(self.model, method=cfg.method.value, n_tokens=cfg.n_tokens,
+                                   deep_layers=cfg.deep_layers, deep_mode=cfg.deep_mode,
+                                   token_prompt=cfg.token_prompt, soft_init=soft0, deep_init=deep0).to(cfg.device)
+        prompts = self.lm.prompt_tensors()
+        opt = torch.optim.AdamW(list(prompts.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        start = 0
+        if ckpts:
+            start = state["step"]
+            restore_optimizer(opt, prompts, state["optim"])
+            if state["rng"] is not None:
+                torch.set_rng_state(state["rng"])
+            self._truncate_logs(start)
+        else:
+            self._reset_logs()
+            path = save_checkpoint(self.out, 0, prompts, None, extra={"init": info})
+            self._emit("on_checkpoint", 0, path)
+            self._evaluate(0, val_encoded, generate=cfg.eval_generate)
+
+        bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
+                   total=cfg.steps, disable=not self.progress)
+        t_run = time.perf_counter()
+        for step in bar:
+            t0 = time.perf_counter()
+            lr = lr_at(step, cfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            micro = [collate([encoded[i] for i in sampler.batch(step * cfg.grad_accum + j)], tok.pad_token_id)
+                     for j in range(cfg.grad_accum)]
+            n_answer = sum(int((lab != -100).sum()) for _, lab in micro)
+            loss_sum = 0.0
+            for ids, labels in micro:
+                with self.autocast():
+                    loss, _ = self.lm.answer_loss(ids.to(cfg.device), labels.to(cfg.device))
+                (loss / n_answer).backward()
+                loss_sum += float(loss.detach())
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(list(prompts.values()), cfg.max_grad_norm))
+            opt.step()
+            done = step + 1
+            logs = {"step": done, "loss": loss_sum / n_answer, "lr": lr, "grad_norm": grad_norm,
+                    "seconds": time.perf_counter() - t0, "tokens": int(sum(ids.numel() for ids, _ in micro))}
+            with open(self.out / "history.jsonl", "a") as f:
+                f.write(json.dumps(logs) + "\n")
+            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+            self._emit("on_step", logs)
+            last = done == cfg.steps
+            if done % cfg.eval_every == 0 and not last:
+                self._evaluate(done, val_encoded, generate=False)
+            if done % cfg.checkpoint_every == 0 or last:
+                path = save_checkpoint(self.out, done, prompts, opt, extra={"init": info})
+                self._emit("on_checkpoint", done, path)
+        final = self._evaluate(cfg.steps, val_encoded, generate=cfg.eval_generate)
+        return self._finish(final, time.perf_counter() - t_run)
+
+    # ------------------------------------------------------------------ pieces
+    def _draw_initial(self):
+        from .init import initial_prompts
+        return initial_prompts(self.config, self.model, self.tok)
+
+    def _split(self, tensors: dict) -> tuple:
+        soft = tensors.get("soft")
+        deep = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("deep.")} or None
+        return soft, deep
+
+    def _emit(self, name, *args):
+        for cb in self.callbacks:
+            getattr(cb, name)(self, *args)
+
+    def _evaluate(self, step: int, val_encoded, generate: bool) -> dict:
+        cfg = self.config
+        m = {"step": step, "val_loss": tasks.validation_loss(self.lm, val_encoded,
+                                                              cfg.batch_size, self.tok.pad_token_id, self.autocast)}
+        if generate:
+            scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
+                                                    max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens,
+                                                    autocast=self.autocast, progress=self.progress)
+            m.update(scores)
+            m["examples"] = [{"answers": list(ex.answers)[:3], "prediction": p}
+                             for ex, p in list(zip(self.eval_examples, preds))[:5]]
+        with open(self.out / "evals.jsonl", "a") as f:
+            f.write(json.dumps(m) + "\n")
+        self._emit("on_eval", m)
+        return m
+
+    def _reset_logs(self):
+        for name in ("history.jsonl", "evals.jsonl"):
+            (self.out / name).unlink(missing_ok=True)
+
+    def _truncate_logs(self, step: int):
+        """Drop log rows written after the checkpoint we resume from: they are about to be redone."""
+        for name in ("history.jsonl", "evals.jsonl"):
+            path = self.out / name
+            if path.exists():
+                rows = [r for r in path.read_text().splitlines() if r.strip()]
+                keep = [r for r in rows if json.loads(r)["step"] <= step]
+                atomic_write_text(path, "".join(r + "\n" for r in keep))
+
+    def _finish(self, final: dict, seconds: float) -> dict:
+        evals = [json.loads(r) for r in (self.out / "evals.jsonl").read_text().splitlines() if r.strip()]
+        hist = [json.loads(r) for r in (self.out / "history.jsonl").read_text().splitlines() if r.strip()]
+        initial = next((e for e in evals if e["step"] == 0), None)
+        step_s = sorted(h["seconds"] for h in hist)
+        metrics = {"initial": initial, "final": final, "steps": self.config.steps,
+                   "median_s_per_step": step_s[len(step_s) // 2] if step_s else math.nan,
+                   "train_seconds_this_process": seconds, "key": self.config.key()}
+        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=1))
+        return metrics
