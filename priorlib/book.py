@@ -1,0 +1,404 @@
+"""``priorlib book``: execute the notebooks with papermill, then build the jupyter-book.
+
+Steps (each can be used on its own from Python, the tests do):
+
+1. ``execute_notebook``: ``notebooks/NN_*.ipynb`` -> ``book/NN_*.ipynb`` with papermill (parameters:
+   ``profile`` plus ``-p`` overrides), into a temporary file that replaces the executed copy only on
+   success. A failing notebook raises :class:`NotebookError` naming the notebook and the failing cell's
+   error; the previous executed copy is left untouched and the failed output is kept under
+   ``_build/failed/`` for inspection.
+2. ``finalise``: tags papermill's injected-parameters cell ``hide-input`` (papermill cannot), the source
+   ``parameters`` cell ``remove-cell``, and records the run manifest (see :mod:`priorlib.manifest`)
+   in the metadata and as a footer cell.
+3. ``ensure_assets``: ``npm ci`` (first use) and copy of the offline JavaScript (require.js, the
+   ipywidgets HTML manager, MathJax) from ``node_modules`` into ``book/_static/vendor/``.
+4. ``build_book``: ``jupyter-book build <root>`` into ``<root>/_build/html``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import manifest as _manifest
+
+PROFILES = ("smoke", "cpu", "paper")
+NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
+KERNEL_NAME = "python3"
+
+# what the book needs from node_modules (see package.json): source -> destination under vendor/
+ASSETS = (
+    ("requirejs/require.js", "require.js"),
+    ("@jupyter-widgets/html-manager/dist/embed-amd.js", "html-manager/embed-amd.js"),
+    # fonts of the widget CSS, loaded relative to window.__jupyter_widgets_assets_path__
+    ("@jupyter-widgets/html-manager/dist/*.woff2", "html-manager/"),
+    ("@jupyter-widgets/html-manager/dist/*.woff", "html-manager/"),
+    ("@jupyter-widgets/html-manager/dist/*.ttf", "html-manager/"),
+    ("@jupyter-widgets/html-manager/dist/*.eot", "html-manager/"),
+    ("@jupyter-widgets/html-manager/dist/*.svg", "html-manager/"),
+    ("mathjax/es5/tex-chtml.js", "mathjax/tex-chtml.js"),
+    ("mathjax/es5/output/chtml/fonts/woff-v2/*", "mathjax/output/chtml/fonts/woff-v2/"),
+    ("mathjax/es5/input/tex/extensions/**", "mathjax/input/tex/extensions/"),  # \require, autoload
+    ("mathjax/es5/ui/*", "mathjax/ui/"),  # the right-click menu
+    ("mathjax/es5/a11y/*", "mathjax/a11y/"),  # loaded on demand from the menu
+)
+
+
+_VISIBILITY_TAGS = {"hide-input", "show-input", "remove-input", "remove-cell", "hide-cell",
+                    "hide-output", "remove-output"}
+
+
+class NotebookError(ValueError):
+    """A notebook failed; the message names it and the failing cell's error (one line)."""
+
+
+def repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The folder holding ``_config.yml`` and ``_toc.yml``, searched upwards from ``start``/cwd."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
+            return folder
+    package_parent = Path(__file__).resolve().parent.parent
+    if (package_parent / "_config.yml").is_file():
+        return package_parent
+    raise FileNotFoundError(f"no _config.yml/_toc.yml in {here} or above: run from the repository")
+
+
+def set_data_env(root: Path) -> None:
+    """Point ``PRIORLIB_DATA`` at ``<repo>/../shared/data`` when unset and that folder exists."""
+    if not os.environ.get("PRIORLIB_DATA"):
+        shared = (root.parent / "shared" / "data").resolve()
+        if shared.is_dir():
+            os.environ["PRIORLIB_DATA"] = str(shared)
+
+
+# ----------------------------------------------------------------------------------------- kernel
+def ensure_kernel(name: str = KERNEL_NAME) -> str:
+    """A kernelspec ``name`` in this interpreter's prefix that starts *this* interpreter.
+
+    Installed once with ipykernel (like ``ipykernel install --sys-prefix``); papermill then runs
+    every notebook in the same environment as the runner, whatever else is on the machine.
+    """
+    spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name / "kernel.json"
+    try:
+        if json.loads(spec.read_text())["argv"][0] == sys.executable:
+            return name
+    except (OSError, ValueError, KeyError, IndexError):
+        pass
+    try:
+        from ipykernel.kernelspec import install
+
+        install(kernel_name=name, prefix=sys.prefix)
+    except Exception as err:  # read-only prefix: jupyter_client maps "python" to sys.executable anyway
+        print(f"priorlib book: could not install kernelspec {name!r} in {sys.prefix}: {err}",
+              file=sys.stderr)
+    return name
+
+
+# ------------------------------------------------------------------------------------- parameters
+def _yaml_loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """YAML 1.1 reads ``1e-3`` (no dot) as a string; here it is a float, as meant."""
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+        list("-+0123456789."),
+    )
+    return Loader
+
+
+def parse_value(text: str):
+    """``-p`` values: YAML scalars/lists (``3``, ``1e-3``, ``true``, ``[a, b]``), else the string."""
+    import yaml
+
+    try:
+        value = yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.YAMLError:
+        return text
+    return text if value is None and text.strip() not in ("null", "~") else value
+
+
+def parameters_from_args(profile: str | None, pairs) -> dict:
+    params = {}
+    if profile:
+        params["profile"] = profile
+    for key, value in pairs or []:
+        if not key.isidentifier():
+            raise ValueError(f"-p {key}: a parameter name must be a Python identifier")
+        params[key] = parse_value(value)
+    return params
+
+
+def find_notebooks(notebooks_dir: Path, only=None) -> list[Path]:
+    found = sorted(p for p in Path(notebooks_dir).glob("*.ipynb") if NOTEBOOK_RE.match(p.name))
+    if not only:
+        return found
+    chosen = []
+    for name in only:
+        stem = Path(name).name.removesuffix(".ipynb")
+        matches = [p for p in found
+                   if stem in (p.stem, p.stem[:2], p.stem[3:])]
+        if not matches:
+            names = ", ".join(p.stem for p in found) or "none"
+            raise ValueError(f"--only {name}: no such notebook in {notebooks_dir} (have: {names})")
+        chosen += [p for p in matches if p not in chosen]
+    return sorted(chosen)
+
+
+# -------------------------------------------------------------------------------------- execution
+def _first_line(text) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text or "")).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _describe_failure(err: BaseException) -> str:
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        where = f"cell {err.cell_index}" + (f" [{err.exec_count}]" if err.exec_count else "")
+        code = _first_line(err.source)
+        code = f" (`{code[:80]}`)" if code else ""
+        return f"{where}{code} raised {err.ename}: {_first_line(err.evalue)}"
+    return f"{type(err).__name__}: {_first_line(err)}"
+
+
+def _rel(path: Path, root: Path | None) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve())) if root else str(path)
+    except ValueError:
+        return str(path)
+
+
+def finalise(nb, manifest: dict | None = None, *, root: Path | None = None,
+             src: Path | None = None, dest: Path | None = None) -> None:
+    """Hide the parameter cells, fix papermill's paths, attach the run manifest."""
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        # code folds (papermill's injected-parameters cell included), outputs stay; a cell
+        # tagged show-input, or already hidden/removed some other way, is left alone
+        if cell.get("cell_type") == "code" and not (set(tags) & _VISIBILITY_TAGS):
+            tags.append("hide-input")
+        if not tags:
+            del cell["metadata"]["tags"]
+    pm = nb.metadata.get("papermill")
+    if pm is not None:  # the temporary file name is meaningless: record repo-relative paths
+        if src is not None:
+            pm["input_path"] = _rel(src, root)
+        if dest is not None:
+            pm["output_path"] = _rel(dest, root)
+    if manifest is not None:
+        _manifest.attach(nb, manifest)
+
+
+def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
+                     kernel_name: str | None = None, cwd=None, log=print,
+                     transform=None, failed_dir=None) -> dict:
+    """Execute ``src`` into ``dest`` with papermill; replace ``dest`` only on success.
+
+    Returns the run manifest. Raises :class:`NotebookError` (a ``ValueError``) on failure.
+    ``transform(nb)`` may edit the executed notebook before it is written (sweeps retitle it).
+    """
+    import nbformat
+    import papermill as pm
+
+    src, dest = Path(src), Path(dest)
+    if not src.is_file():
+        raise FileNotFoundError(f"notebook not found: {src}")
+    root = Path(root) if root else src.parent
+    parameters = dict(parameters or {})
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".partial.ipynb", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    try:
+        try:
+            pm.execute_notebook(
+                str(src), str(tmp), parameters=parameters,
+                kernel_name=kernel_name or ensure_kernel(),
+                cwd=str(cwd or src.parent), progress_bar=False, log_output=False,
+            )
+        except Exception as err:
+            seconds = time.perf_counter() - t0
+            kept = ""
+            if failed_dir is not None and tmp.exists() and tmp.stat().st_size:
+                failed = Path(failed_dir) / dest.name
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(tmp), failed)
+                kept = f"; its partial output is in {_rel(failed, root)}"
+            log(f"  {src.stem}: FAILED after {seconds:.1f} s")
+            raise NotebookError(
+                f"notebook {src.name} failed: {_describe_failure(err)}"
+                f" ({_rel(dest, root)} left as it was{kept})"
+            ) from err
+        seconds = time.perf_counter() - t0
+        nb = nbformat.read(tmp, as_version=4)
+        manifest = _manifest.build_manifest(
+            notebook=_rel(src, root), parameters=parameters, profile=parameters.get("profile"),
+            repo=root, wall_time_s=seconds, started=started,
+        )
+        finalise(nb, manifest, root=root, src=src, dest=dest)
+        if transform is not None:
+            transform(nb)
+        nbformat.write(nb, tmp)
+        os.replace(tmp, dest)
+        return manifest
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def execute_all(notebooks, book_dir, parameters, *, root, log=print) -> list[dict]:
+    kernel = ensure_kernel()
+    manifests = []
+    for i, src in enumerate(notebooks, 1):
+        log(f"[{i}/{len(notebooks)}] {src.stem} ...", flush=True)
+        m = execute_notebook(src, Path(book_dir) / src.name, parameters, root=root,
+                             kernel_name=kernel, log=log,
+                             failed_dir=Path(root) / "_build" / "failed")
+        log(f"[{i}/{len(notebooks)}] {src.stem}: {m['wall_time_s']:.1f} s", flush=True)
+        manifests.append(m)
+    return manifests
+
+
+# ----------------------------------------------------------------------------------------- assets
+def _npm_ci(root: Path) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError(
+            "npm not found: the book's offline JavaScript (MathJax, require.js, the ipywidgets "
+            "HTML manager) comes from package.json; install Node.js/npm, then rerun"
+        )
+    cmd = [npm, "ci" if (root / "package-lock.json").is_file() else "install",
+           "--no-audit", "--no-fund", "--loglevel=error"]
+    print(f"priorlib book: {' '.join(cmd[1:])} (first use) ...", flush=True)
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise ValueError(f"npm failed in {root}: {_first_line(res.stderr or res.stdout)}")
+
+
+def ensure_assets(root, node_modules=None) -> Path:
+    """Copy the pinned npm assets into ``book/_static/vendor/`` (``npm ci`` first if needed)."""
+    root = Path(root)
+    nm = Path(node_modules) if node_modules else root / "node_modules"
+    if not all((nm / src).exists() for src, _ in ASSETS if "*" not in src):
+        if node_modules is not None:
+            raise FileNotFoundError(f"npm assets missing under {nm}")
+        _npm_ci(root)
+    vendor = root / "book" / "_static" / "vendor"
+    for src, dst in ASSETS:
+        if "*" in src:
+            base, pattern = src.split("/*", 1)
+            found = (nm / base).rglob("*") if pattern == "*" else (nm / base).glob("*" + pattern)
+            files = [p for p in found if p.is_file()]
+            for f in files:
+                rel = f.relative_to(nm / base)
+                _copy_if_changed(f, vendor / dst / rel)
+        else:
+            _copy_if_changed(nm / src, vendor / dst)
+    return vendor
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if dst.is_file() and dst.stat().st_size == src.stat().st_size \
+            and dst.stat().st_mtime >= src.stat().st_mtime:
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+# ------------------------------------------------------------------------------------------ build
+def _config_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("_config.yml", "_toc.yml"):
+        p = root / name
+        h.update(p.read_bytes() if p.is_file() else b"")
+    return h.hexdigest()
+
+
+def build_book(root, *, clean: bool = False, log=print) -> Path:
+    """``jupyter-book build <root>``; a changed ``_config.yml`` triggers a clean build.
+
+    (Sphinx does not drop stale script tags such as a changed ``nb_ipywidgets_js`` on its own.)
+    """
+    root = Path(root)
+    build = root / "_build"
+    stamp = build / ".priorlib-config"
+    digest = _config_digest(root)
+    if clean or not stamp.is_file() or stamp.read_text() != digest:
+        for sub in ("html", ".doctrees", "jupyter_execute"):
+            shutil.rmtree(build / sub, ignore_errors=True)
+    exe = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "jupyter_book.cli.main"]
+    cmd += ["build", str(root), "--builder", "html"]
+    log("building the book with jupyter-book ...", flush=True)
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    out = (res.stdout or "") + (res.stderr or "")
+    warnings = [line for line in out.splitlines() if "WARNING" in line or "ERROR" in line]
+    for line in warnings:
+        log("  " + line)
+    index = build / "html" / "index.html"
+    if res.returncode != 0 or not index.is_file():
+        tail = "\n".join(out.strip().splitlines()[-15:])
+        raise ValueError(f"jupyter-book build failed (exit {res.returncode}):\n{tail}")
+    build.mkdir(exist_ok=True)
+    stamp.write_text(digest)
+    log(f"book: {_rel(index, Path.cwd())} ({time.perf_counter() - t0:.1f} s, "
+        f"{len(warnings)} warning(s))", flush=True)
+    return index
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default="cpu",
+                        help="the notebooks' parameter profile (default: cpu)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                        default=[], dest="parameters",
+                        help="override one notebook parameter (value parsed as YAML)")
+    parser.add_argument("--no-build", action="store_true", help="execute only, skip jupyter-book")
+    parser.add_argument("--clean", action="store_true", help="remove _build/html before building")
+    parser.add_argument("--root", default=None, help="repository root (default: found from cwd)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                        help="execute only these notebooks (01, 01_proof_of_concept or proof_of_concept)")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="build from the executed copies already in book/ (seconds)")
+
+
+def run(args) -> int:
+    t0 = time.perf_counter()
+    root = repo_root(args.root)
+    set_data_env(root)
+    if not args.no_execute:
+        params = parameters_from_args(args.profile, args.parameters)
+        notebooks = find_notebooks(root / "notebooks", args.only)
+        if not notebooks:
+            print("priorlib book: no notebooks/NN_*.ipynb to execute", flush=True)
+        else:
+            shown = ", ".join(f"{k}={v}" for k, v in params.items())
+            print(f"executing {len(notebooks)} notebook(s) with {shown}", flush=True)
+            execute_all(notebooks, root / "book", params, root=root)
+    if not args.no_build:
+        ensure_assets(root)
+        build_book(root, clean=args.clean)
+    print(f"done in {time.perf_counter() - t0:.1f} s", flush=True)
+    return 0

@@ -1,0 +1,104 @@
+"""Widgets that keep working in the static book.
+
+The checkpoint scrubber shows one pre-rendered PNG per checkpoint. All frames live in a
+``widgets.Stack`` of ``widgets.Image``; the stack's ``selected_index`` is tied to an ``IntSlider``
+and a ``Play`` button with ``widgets.jslink``. A jslink runs in the browser, so the saved widget
+state (nbclient stores it in ``metadata.widgets``) is enough for the slider to work in the HTML
+book with no kernel behind it. ``interact`` would need a kernel and is deliberately not used.
+"""
+from __future__ import annotations
+
+import io
+from typing import Iterable, Sequence
+
+__all__ = ["figures_to_png", "checkpoint_scrubber"]
+
+
+def _figure_to_png(fig, dpi: int) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def figures_to_png(figures: Iterable, dpi: int = 72, close: bool = True) -> list[bytes]:
+    """Render matplotlib figures to PNG bytes, closing each one afterwards (unless ``close=False``).
+
+    Closing matters in a notebook: an open figure is drawn a second time at the end of the cell.
+    """
+    import matplotlib.pyplot as plt
+
+    frames = []
+    for fig in figures:
+        try:
+            frames.append(_figure_to_png(fig, dpi))
+        finally:
+            if close:
+                plt.close(fig)
+    return frames
+
+
+def _as_png(frame, dpi: int) -> bytes:
+    if isinstance(frame, (bytes, bytearray, memoryview)):
+        data = bytes(frame)
+        if not data.startswith(b"\x89PNG"):
+            raise ValueError("checkpoint_scrubber: a bytes frame must be a PNG image")
+        return data
+    if hasattr(frame, "savefig"):
+        return figures_to_png([frame], dpi=dpi)[0]
+    raise TypeError(
+        f"checkpoint_scrubber: a frame must be a matplotlib Figure or PNG bytes, not {type(frame).__name__}"
+    )
+
+
+def checkpoint_scrubber(
+    frames: Sequence,
+    labels: Sequence[str] | None = None,
+    dpi: int = 72,
+    description: str = "checkpoint",
+    interval_ms: int = 600,
+):
+    """A slider + play button over pre-rendered checkpoint images; works without a kernel.
+
+    ``frames``: matplotlib Figures (rendered at ``dpi`` and closed) or PNG bytes, one per checkpoint.
+    ``labels``: optional text per frame (e.g. ``"step 200"``), shown above the image.
+    Returns a ``widgets.VBox``; its ``.stack``, ``.slider`` and ``.play`` attributes are the parts.
+    """
+    import ipywidgets as widgets
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("checkpoint_scrubber: needs at least one frame")
+    if labels is not None:
+        labels = [str(label) for label in labels]
+        if len(labels) != len(frames):
+            raise ValueError(
+                f"checkpoint_scrubber: {len(labels)} labels for {len(frames)} frames"
+            )
+    pngs = [_as_png(frame, dpi) for frame in frames]
+    n = len(pngs)
+
+    images = [widgets.Image(value=png, format="png") for png in pngs]
+    children = images
+    if labels is not None:
+        # the label travels with its frame, so no kernel is needed to update it
+        children = [
+            widgets.VBox([widgets.HTML(f"<b>{_escape(label)}</b>"), image])
+            for label, image in zip(labels, images)
+        ]
+    stack = widgets.Stack(children=children, selected_index=0)
+    slider = widgets.IntSlider(
+        value=0, min=0, max=n - 1, step=1, description=description, continuous_update=True
+    )
+    play = widgets.Play(value=0, min=0, max=n - 1, step=1, interval=interval_ms, description="play")
+    links = [
+        widgets.jslink((play, "value"), (slider, "value")),
+        widgets.jslink((slider, "value"), (stack, "selected_index")),
+    ]
+    box = widgets.VBox([widgets.HBox([play, slider]), stack])
+    box.add_class("priorlib-scrubber")
+    box.stack, box.slider, box.play, box.links, box.images = stack, slider, play, links, images
+    return box
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

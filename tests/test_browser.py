@@ -1,0 +1,161 @@
+"""The built book in a real browser (Debian's chromium, driven by Playwright; no network).
+
+Builds a small book from the fixture notebook (smoke profile, no model needed), serves
+``_build/html`` on 127.0.0.1 and opens every page: nothing may fail to load, nothing may be
+requested from another host, no console error, math is typeset, and the checkpoint scrubber's
+slider changes the image shown. Skipped locally without /usr/bin/chromium (``.ci/install-browser``
+installs it); in CI (``CI=true``) a missing browser is a failure, never a skip.
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
+from fixture_book import FIXTURES, make_book  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the browser test must run; see .ci/install-browser)")
+    pytest.skip(f"{reason}; run .ci/install-browser (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"{CHROMIUM} not found")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("python playwright is not installed")
+    with sync_playwright() as p:
+        # executable_path only: Playwright's own browser download is never used
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from priorlib import book
+
+    root = make_book(tmp_path_factory.mktemp("browserbook"), {"01_fixture.ipynb": FIXTURES / "01_fixture.ipynb"})
+    book.execute_all(book.find_notebooks(root / "notebooks"), root / "book",
+                     {"profile": "smoke", "n_frames": 3}, root=root, log=lambda *a, **k: None)
+    book.ensure_assets(root)
+    book.build_book(root, log=lambda *a, **k: None)
+    html = root / "_build" / "html"
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(html)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield html, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class PageWatch:
+    """Collects everything that went wrong while a page loaded."""
+
+    def __init__(self, page, base):
+        self.problems = []
+        self.base = base
+        page.on("console", self._console)
+        page.on("pageerror", lambda err: self.problems.append(f"page error: {err}"))
+        page.on("requestfailed", lambda r: self.problems.append(f"failed request: {r.url} ({r.failure})"))
+        page.on("response", self._response)
+        page.on("request", self._request)
+
+    def _console(self, msg):
+        if msg.type == "error":
+            self.problems.append(f"console error: {msg.text}")
+
+    def _response(self, response):
+        if response.status >= 400:
+            self.problems.append(f"HTTP {response.status}: {response.url}")
+
+    def _request(self, request):
+        if not request.url.startswith((self.base, "data:", "blob:", "about:")):
+            self.problems.append(f"request to another host: {request.url}")
+
+
+def _visible_image(page):
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.priorlib-scrubber img'))
+                 .filter(img => img.offsetParent !== null).map(img => img.src)"""
+    )
+
+
+def test_every_page_loads_clean(browser, site):
+    html, base = site
+    pages = sorted(p.relative_to(html).as_posix() for p in html.rglob("*.html")
+                   if not p.relative_to(html).parts[0].startswith("_"))  # _static: theme fragments
+    assert "book/01_fixture.html" in pages and "book/methods.html" in pages
+    for name in pages:
+        page = browser.new_page()
+        watch = PageWatch(page, base)
+        page.goto(base + name, wait_until="load")
+        page.wait_for_load_state("networkidle")
+        page.close()
+        assert not watch.problems, f"{name}: " + "; ".join(watch.problems)
+
+
+def test_math_is_typeset(browser, site):
+    _, base = site
+    page = browser.new_page()
+    watch = PageWatch(page, base)
+    for name, at_least in (("book/methods.html", 5), ("book/01_fixture.html", 1)):
+        page.goto(base + name)
+        page.wait_for_selector("mjx-container", timeout=15000)
+        assert page.locator("mjx-container").count() >= at_least, name
+    # the fixture's inline $x^2$ became MathJax output, not literal dollars
+    assert "$x^2$" not in page.inner_text("main")
+    page.close()
+    assert not watch.problems, "; ".join(watch.problems)
+
+
+def test_scrubber_slider_changes_image(browser, site):
+    _, base = site
+    page = browser.new_page()
+    watch = PageWatch(page, base)
+    page.goto(base + "book/01_fixture.html")
+    handle = page.locator(".priorlib-scrubber .widget-slider .noUi-handle").first
+    handle.wait_for(timeout=15000)  # the saved widget state rendered without a kernel
+    assert page.locator(".priorlib-scrubber .widget-play").count() == 1
+    first = _visible_image(page)
+    assert len(first) == 1 and first[0].startswith(("blob:", "data:image/png"))
+
+    handle.focus()
+    handle.press("ArrowRight")
+    page.wait_for_function(
+        """(before) => {
+            const shown = Array.from(document.querySelectorAll('.priorlib-scrubber img'))
+                .filter(img => img.offsetParent !== null).map(img => img.src);
+            return shown.length === 1 && shown[0] !== before;
+        }""",
+        arg=first[0], timeout=10000,
+    )
+    second = _visible_image(page)
+    assert second != first
+    assert "checkpoint 1" in page.inner_text(".priorlib-scrubber")
+    page.close()
+    assert not watch.problems, "; ".join(watch.problems)

@@ -1,0 +1,69 @@
+"""The checkpoint scrubber: a Stack of pre-rendered images driven by jslinked slider and play."""
+from __future__ import annotations
+
+import ipywidgets as widgets
+from ipywidgets.widgets.widget_link import Link
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from priorlib.widgets import checkpoint_scrubber, figures_to_png  # noqa: E402
+
+
+def _figures(n):
+    figs = []
+    for i in range(n):
+        fig, ax = plt.subplots(figsize=(1.5, 1.5))
+        ax.plot([0, 1], [0, i])
+        figs.append(fig)
+    return figs
+
+
+def test_figures_to_png_closes_figures():
+    plt.close("all")
+    pngs = figures_to_png(_figures(2), dpi=40)
+    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)
+    assert pngs[0] != pngs[1]
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_scrubber_links_slider_play_and_stack(n):
+    plt.close("all")
+    box = checkpoint_scrubber(_figures(n), labels=[f"step {i}" for i in range(n)], dpi=40)
+    assert plt.get_fignums() == []  # the figures were rendered and closed
+    stack, slider, play = box.stack, box.slider, box.play
+    assert isinstance(stack, widgets.Stack) and len(stack.children) == n
+    assert stack.selected_index == 0
+    assert (slider.min, slider.max, slider.value) == (0, n - 1, 0)
+    assert (play.min, play.max) == (0, n - 1)
+    assert all(isinstance(img, widgets.Image) and img.format == "png" for img in box.images)
+
+    links = box.links
+    assert all(isinstance(link, Link) for link in links)  # jslink: runs in the browser
+    pairs = {(link.source[0].model_id, link.source[1], link.target[0].model_id, link.target[1])
+             for link in links}
+    assert (play.model_id, "value", slider.model_id, "value") in pairs
+    assert (slider.model_id, "value", stack.model_id, "selected_index") in pairs
+    # everything the page needs is a child of the returned box (so its state is saved with it)
+    assert box.children[0].children == (play, slider) and box.children[1] is stack
+
+
+def test_scrubber_accepts_png_bytes_without_labels():
+    pngs = figures_to_png(_figures(3), dpi=30)
+    box = checkpoint_scrubber(pngs)
+    assert [img.value for img in box.stack.children] == pngs
+    assert box.slider.max == 2
+
+
+def test_scrubber_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        checkpoint_scrubber([])
+    with pytest.raises(ValueError, match="labels"):
+        checkpoint_scrubber(figures_to_png(_figures(2), dpi=30), labels=["only one"])
+    with pytest.raises(ValueError, match="PNG"):
+        checkpoint_scrubber([b"not a png"])
+    with pytest.raises(TypeError, match="Figure or PNG"):
+        checkpoint_scrubber([42])
