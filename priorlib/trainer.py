@@ -125,7 +125,8 @@ class Trainer:
             self._reset_logs()
             path = save_checkpoint(self.out, 0, prompts, None, extra={"init": info})
             self._emit("on_checkpoint", 0, path)
-            self._evaluate(0, val_encoded, generate=cfg.eval_generate)
+        if start == 0 and not any(e["step"] == 0 for e in self._rows("evals.jsonl")):
+            self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
 
         bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
                    total=cfg.steps, disable=not self.progress)
@@ -193,6 +194,10 @@ class Trainer:
         self._emit("on_eval", m)
         return m
 
+    def _rows(self, name: str) -> list[dict]:
+        path = self.out / name
+        return [json.loads(r) for r in path.read_text().splitlines() if r.strip()] if path.exists() else []
+
     def _reset_logs(self):
         for name in ("history.jsonl", "evals.jsonl"):
             (self.out / name).unlink(missing_ok=True)
@@ -207,8 +212,7 @@ class Trainer:
                 atomic_write_text(path, "".join(r + "\n" for r in keep))
 
     def _finish(self, final: dict, seconds: float) -> dict:
-        evals = [json.loads(r) for r in (self.out / "evals.jsonl").read_text().splitlines() if r.strip()]
-        hist = [json.loads(r) for r in (self.out / "history.jsonl").read_text().splitlines() if r.strip()]
+        evals, hist = self._rows("evals.jsonl"), self._rows("history.jsonl")
         initial = next((e for e in evals if e["step"] == 0), None)
         step_s = sorted(h["seconds"] for h in hist)
         metrics = {"initial": initial, "final": final, "steps": self.config.steps,

@@ -1,0 +1,153 @@
+"""Experiment grids for notebooks 02-06: profiles, run grids over priors x learning rates x seeds,
+quality tables (mean and spread over seeds), and where sampled and trained prompts sit.
+
+Notebooks call these; they hold no logic of their own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import runstore
+from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    model: str
+    steps: int
+    batch_size: int
+    eval_size: int
+    max_length: int
+    checkpoint_every: int
+    n_train: int | None
+    seeds: tuple[int, ...]
+    learning_rates: tuple[float, ...]
+    reference_texts: int
+    max_new_tokens: int
+    math_per_module: int = 400
+
+
+PROFILES = {
+    # CI: a random 4-layer model, a handful of steps; checks the plumbing, not the science
+    "smoke": Profile("tiny-random-llama", steps=4, batch_size=4, eval_size=4, max_length=96, checkpoint_every=2,
+                     n_train=32, seeds=(0,), learning_rates=(5e-3,), reference_texts=16, max_new_tokens=4,
+                     math_per_module=20),
+    # a 2-core CPU: SmolLM2-135M, short runs, small held-out sets
+    "cpu": Profile("smollm2-135m", steps=60, batch_size=8, eval_size=40, max_length=192, checkpoint_every=10,
+                   n_train=None, seeds=(0, 1), learning_rates=(5e-3,), reference_texts=96, max_new_tokens=16,
+                   math_per_module=400),
+    # a GPU: the paper's settings (20 tokens, last 3 layers, lr 1e-3, max length 512)
+    "paper": Profile("llama-3.2-1b", steps=2000, batch_size=8, eval_size=500, max_length=512, checkpoint_every=100,
+                     n_train=None, seeds=(0, 1, 2), learning_rates=(5e-4, 1e-3, 5e-3), reference_texts=1000,
+                     max_new_tokens=24, math_per_module=2000),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
+    return PROFILES[name]
+
+
+def base_config(profile: str | Profile, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` with the profile's sizes; ``overrides`` win (None values are ignored)."""
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    d = dict(model=p.model, steps=p.steps, batch_size=p.batch_size, eval_size=p.eval_size, max_length=p.max_length,
+             checkpoint_every=p.checkpoint_every, n_train=p.n_train, reference_texts=p.reference_texts,
+             max_new_tokens=p.max_new_tokens, math_per_module=p.math_per_module, eval_every=p.checkpoint_every,
+             warmup_steps=max(1, p.steps // 10), device="cuda" if torch.cuda.is_available() else "cpu")
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**d)
+
+
+def grid(base: TrainConfig, **axes) -> list[TrainConfig]:
+    """Cartesian product: ``grid(cfg, prior=["isotropic", "xavier"], lr=[1e-3], seed=[0, 1])``.
+
+    A value may be a dict of several fields (e.g. a prior with its params:
+    ``prior=[{"prior": "isotropic", "prior_params": {"sigma": "0.02"}}, ...]``).
+    """
+    names = list(axes)
+    out = []
+    for values in itertools.product(*(axes[n] for n in names)):
+        d = base.to_dict()
+        for name, v in zip(names, values):
+            d.update(v if isinstance(v, dict) else {name: v})
+        out.append(TrainConfig.from_dict(d))
+    return out
+
+
+def run_all(configs: list[TrainConfig], *, model, tokenizer, root=None, progress: bool = True) -> list[runstore.Run]:
+    """Train (or reuse from the run store) every config, sharing one loaded model."""
+    runs = []
+    for cfg in tqdm(configs, desc="runs", disable=not progress):
+        runs.append(runstore.train(cfg, root=root, model=model, tokenizer=tokenizer, progress=False))
+    return runs
+
+
+def label(cfg: TrainConfig, fields=("prior", "lr")) -> str:
+    return " ".join(f"{cfg.prior}" if f == "prior" else f"{f}={getattr(cfg, f)}" for f in fields)
+
+
+def run_rows(runs: list[runstore.Run], fields=("prior", "lr", "seed")) -> pd.DataFrame:
+    """One row per run: its grid fields, initial and final quality, loss and steps-to-target."""
+    rows = []
+    for r in runs:
+        m = r.metrics
+        row = {f: (getattr(r.config, f).value if hasattr(getattr(r.config, f), "value") else getattr(r.config, f))
+               for f in fields}
+        for when in ("initial", "final"):
+            for k, v in (m[when] or {}).items():
+                if k not in ("step", "examples"):
+                    row[f"{when}_{k}"] = v
+        row["median_s_per_step"] = m["median_s_per_step"]
+        row["key"] = r.config.key()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def quality_table(rows: pd.DataFrame, by=("prior", "lr"),
+                  metrics=("final_val_loss", "final_f1", "final_exact_match", "final_accuracy")) -> pd.DataFrame:
+    """Mean and standard deviation over seeds for each group."""
+    metrics = [m for m in metrics if m in rows]
+    g = rows.groupby(list(by))[metrics]
+    out = g.mean().round(3).astype(str) + " ± " + g.std(ddof=1).fillna(0).round(3).astype(str)
+    out["seeds"] = g.size()
+    return out.reset_index()
+
+
+def add_steps_to_target(rows: pd.DataFrame, runs: list[runstore.Run], target: float | None = None) -> float:
+    """Steps until the smoothed training loss first reaches ``target`` (default: the worst final loss
+    over all runs, so every run reaches it and the comparison is fair)."""
+    finals = [r.history()["loss"].rolling(5, min_periods=1).mean().iloc[-1] for r in runs]
+    target = float(max(finals)) if target is None else target
+    rows["steps_to_target"] = [r.steps_to(target) for r in runs]
+    return target
+
+
+def placement_rows(runs: list[runstore.Run], reference, key: str = "soft", fields=("prior", "lr", "seed")) -> pd.DataFrame:
+    """Where the prior sample (step 0) and the trained prompt (last step) sit relative to ``reference``."""
+    from .metrics.placement import placement_metrics
+    rows = []
+    for r in runs:
+        ck = r.checkpoints()
+        for when, (step, tensors) in (("sampled", ck[0]), ("trained", ck[-1])):
+            m = placement_metrics(tensors[key], reference, baseline_size=256)
+            row = {f: getattr(r.config, f) for f in fields}
+            row.update(when=when, step=step, median_nn_l2=m["median_nn_l2"], median_nn_cos=m["median_nn_cos"],
+                       median_mahalanobis=m["median_mahalanobis"], share_in_hdr=m["share_in_hdr"],
+                       moved_l2=float((ck[-1][1][key] - ck[0][1][key]).norm(dim=-1).median()))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdict_table(rows: list[tuple[str, str, bool | None]]) -> pd.DataFrame:
+    """``[(paper's observation, what we measured, agrees?)]`` -> the closing table of each notebook."""
+    return pd.DataFrame([{"paper's observation": a, "what we measured": b,
+                          "agrees?": {True: "yes", False: "no", None: "not tested"}[c]} for a, b, c in rows])
