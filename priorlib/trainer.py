@@ -25,6 +25,7 @@ from . import arch
 from .batching import BucketSampler, collate, encode
 from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
 from .config import Precision, Task, TrainConfig
+from .distributed import Dist
 from .prompts import PromptedLM
 from . import tasks
 
@@ -54,6 +55,9 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.resume = resume
+        self.dist = Dist.from_env(config.device)
+        if self.dist.world > 1 and torch.device(config.device).type == "cuda":
+            config.device = f"cuda:{self.dist.local_rank}"
         self._check_out_dir()
         if model is None:
             dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
@@ -94,9 +98,11 @@ class Trainer:
         if self.finished:
             return json.loads((self.out / "metrics.json").read_text())
         cfg = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.out / "config.json",
-                          json.dumps({"config": cfg.to_dict(), "identity": cfg.identity(), "key": cfg.key()}, indent=1))
+        self.dist.barrier()  # every rank has checked the folder before rank 0 writes to it
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.json",
+                              json.dumps({"config": cfg.to_dict(), "identity": cfg.identity(), "key": cfg.key()}, indent=1))
         tok = self.tok
         encoded = [encode(tok, ex, cfg.max_length) for ex in self.train_examples]
         val_encoded = [encode(tok, ex, cfg.max_length) for ex in self.eval_examples]
@@ -121,15 +127,16 @@ class Trainer:
             if state["rng"] is not None:
                 torch.set_rng_state(state["rng"])
             self._truncate_logs(start)
-        else:
+        elif self.dist.main:
             self._reset_logs()
             path = save_checkpoint(self.out, 0, prompts, None, extra={"init": info})
             self._emit("on_checkpoint", 0, path)
-        if start == 0 and not any(e["step"] == 0 for e in self._rows("evals.jsonl")):
+        missing0 = self.dist.main and not any(e["step"] == 0 for e in self._rows("evals.jsonl"))
+        if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
 
         bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
-                   total=cfg.steps, disable=not self.progress)
+                   total=cfg.steps, disable=not (self.progress and self.dist.main))
         t_run = time.perf_counter()
         for step in bar:
             t0 = time.perf_counter()
@@ -137,32 +144,41 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
-            micro = [collate([encoded[i] for i in sampler.batch(step * cfg.grad_accum + j)], tok.pad_token_id)
-                     for j in range(cfg.grad_accum)]
-            n_answer = sum(int((lab != -100).sum()) for _, lab in micro)
+            micro = [collate([encoded[i] for i in self.dist.shard(sampler.batch(step * cfg.grad_accum + j))],
+                             tok.pad_token_id) for j in range(cfg.grad_accum)]
+            n_answer = self.dist.sum(sum(int((lab != -100).sum()) for _, lab in micro))  # over all ranks
             loss_sum = 0.0
             for ids, labels in micro:
                 with self.autocast():
                     loss, _ = self.lm.answer_loss(ids.to(cfg.device), labels.to(cfg.device))
                 (loss / n_answer).backward()
                 loss_sum += float(loss.detach())
+            loss_sum = self.dist.sum(loss_sum)
+            self.dist.sum_grads(prompts.values())
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(prompts.values()), cfg.max_grad_norm))
             opt.step()
             done = step + 1
             logs = {"step": done, "loss": loss_sum / n_answer, "lr": lr, "grad_norm": grad_norm,
                     "seconds": time.perf_counter() - t0, "tokens": int(sum(ids.numel() for ids, _ in micro))}
-            with open(self.out / "history.jsonl", "a") as f:
-                f.write(json.dumps(logs) + "\n")
+            if self.dist.main:
+                with open(self.out / "history.jsonl", "a") as f:
+                    f.write(json.dumps(logs) + "\n")
             bar.set_postfix(loss=f"{logs['loss']:.3f}")
             self._emit("on_step", logs)
             last = done == cfg.steps
             if done % cfg.eval_every == 0 and not last:
                 self._evaluate(done, val_encoded, generate=False)
-            if done % cfg.checkpoint_every == 0 or last:
+            if (done % cfg.checkpoint_every == 0 or last) and self.dist.main:
                 path = save_checkpoint(self.out, done, prompts, opt, extra={"init": info})
                 self._emit("on_checkpoint", done, path)
         final = self._evaluate(cfg.steps, val_encoded, generate=cfg.eval_generate)
-        return self._finish(final, time.perf_counter() - t_run)
+        seconds = time.perf_counter() - t_run
+        if not self.dist.main:
+            self.dist.barrier()
+            return {}
+        metrics = self._finish(final, seconds)
+        self.dist.barrier()
+        return metrics
 
     # ------------------------------------------------------------------ pieces
     def _draw_initial(self):
@@ -179,6 +195,10 @@ class Trainer:
             getattr(cb, name)(self, *args)
 
     def _evaluate(self, step: int, val_encoded, generate: bool) -> dict:
+        """Validation loss (and greedy-decoding scores) on rank 0; the other ranks wait."""
+        if not self.dist.main:
+            self.dist.barrier()
+            return {}
         cfg = self.config
         m = {"step": step, "val_loss": tasks.validation_loss(self.lm, val_encoded,
                                                               cfg.batch_size, self.tok.pad_token_id, self.autocast)}
@@ -192,6 +212,7 @@ class Trainer:
         with open(self.out / "evals.jsonl", "a") as f:
             f.write(json.dumps(m) + "\n")
         self._emit("on_eval", m)
+        self.dist.barrier()
         return m
 
     def _rows(self, name: str) -> list[dict]:

@@ -144,3 +144,23 @@ def test_answer_loss_equals_plain_model_loss_on_answer_tokens(tiny):
     loss, n = lm.answer_loss(ids, labels)
     want = model(input_ids=ids, labels=labels).loss
     torch.testing.assert_close(loss / n, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_eager"])
+@pytest.mark.parametrize("method,mode", [("soft", "cut"), ("deep", "cut"), ("deep", "carry")])
+def test_batched_generation_equals_one_by_one(fixture, method, mode, request):
+    model, tok = request.getfixturevalue(fixture)
+    seqs = [torch.tensor(tok(t, add_special_tokens=False)["input_ids"]) for t in
+            ["Hello there, how are", "The quick brown fox jumps over the lazy dog and then", "One two"]]
+    torch.manual_seed(3)
+    lm = PromptedLM.build(model, method=method, n_tokens=3, deep_layers=(-2, -1), deep_mode=mode)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.normal_(0, 0.5)
+    free = lm.generate(seqs[0], 6)
+    k = next((i for i in range(1, 6) if free[i] not in free[:i]), 0)
+    stop = [free[k]]  # a token the first row emits at step k: exercises early stopping
+    batched = lm.generate_batch(seqs, max_new_tokens=6, stop_ids=stop, pad_id=tok.pad_token_id)
+    single = [lm.generate(s, max_new_tokens=6, stop_ids=stop) for s in seqs]
+    assert batched == single
+    assert len(batched[0]) == k  # stopped early

@@ -127,3 +127,45 @@ class PromptedLM(nn.Module):
                          position_ids=torch.tensor([[pos]], device=dev)).last_hidden_state
                 pos += 1
         return out_ids
+
+    @torch.no_grad()
+    def generate_batch(self, seqs: list[torch.Tensor], max_new_tokens: int = 16, stop_ids=(),
+                       pad_id: int = 0) -> list[list[int]]:
+        """Greedy continuations of several sequences at once, equal to :meth:`generate` on each.
+
+        Rows are laid out ``[prompt | padding | tokens]``: padding sits *between* the prompt and the
+        text, masked out, and positions count only real rows, so every real position sees exactly what
+        it would see alone, and no query is left with nothing to attend to.
+        """
+        from transformers import DynamicCache
+
+        body, head, emb = arch.backbone(self.model), arch.lm_head(self.model), arch.embed(self.model)
+        dev = seqs[0].device
+        B, L, P = len(seqs), max(len(x) for x in seqs), self.n_prefix
+        ids = torch.full((B, L), pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((B, P + L), dtype=torch.long, device=dev)
+        mask[:, :P] = 1
+        for b, x in enumerate(seqs):
+            ids[b, L - len(x):] = x
+            mask[b, P + L - len(x):] = 1
+        pos = (mask.cumsum(1) - 1).clamp(min=0)  # [B, P + L]
+        stop = torch.tensor(sorted(int(s) for s in stop_ids) or [-1], device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
+        out = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=dev)
+        cache = DynamicCache(config=self.model.config)
+        with self.attached():
+            h = body(inputs_embeds=self.input_embeds(ids), attention_mask=mask, position_ids=pos,
+                     cache=cache, use_cache=True).last_hidden_state
+            nxt_pos = pos[:, -1:] + 1  # [B, 1]
+            for t in range(max_new_tokens):
+                nxt = head(h[:, -1]).argmax(-1)  # [B]
+                done |= torch.isin(nxt, stop)
+                if done.all():
+                    break
+                out[:, t] = torch.where(done, -1, nxt)
+                mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=dev)], 1)
+                h = body(inputs_embeds=emb(nxt[:, None]), attention_mask=mask, position_ids=nxt_pos,
+                         cache=cache, use_cache=True).last_hidden_state
+                nxt_pos = nxt_pos + 1
+        return [[int(t) for t in row if t >= 0] for row in out.tolist()]
+
