@@ -135,6 +135,8 @@ class Trainer:
         if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
 
+        frozen_below = self.lm.lower_layers_frozen_below()
+        self._frozen_cache: dict[int, torch.Tensor] = {}
         bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
                    total=cfg.steps, disable=not (self.progress and self.dist.main))
         t_run = time.perf_counter()
@@ -148,9 +150,14 @@ class Trainer:
                              tok.pad_token_id) for j in range(cfg.grad_accum)]
             n_answer = self.dist.sum(sum(int((lab != -100).sum()) for _, lab in micro))  # over all ranks
             loss_sum = 0.0
-            for ids, labels in micro:
+            for j, (ids, labels) in enumerate(micro):
                 with self.autocast():
-                    loss, _ = self.lm.answer_loss(ids.to(cfg.device), labels.to(cfg.device))
+                    if frozen_below:  # deep prompts only: the lower layers never change, reuse them
+                        idx = self.dist.shard(sampler.batch(step * cfg.grad_accum + j))
+                        h = self.lm.hidden_from_states(self._frozen(idx, ids, encoded))
+                        loss, _ = self.lm.loss_from_hidden(h, labels.to(cfg.device))
+                    else:
+                        loss, _ = self.lm.answer_loss(ids.to(cfg.device), labels.to(cfg.device))
                 (loss / n_answer).backward()
                 loss_sum += float(loss.detach())
             loss_sum = self.dist.sum(loss_sum)
@@ -181,6 +188,23 @@ class Trainer:
         return metrics
 
     # ------------------------------------------------------------------ pieces
+    def _frozen(self, idx: list[int], ids: torch.Tensor, encoded) -> torch.Tensor:
+        """States entering the lowest deep layer for the batch ``idx``, ``[B, T, d]``, computed once per
+        example (the first time it is drawn) and kept; padding rows are zeros, which only padding sees."""
+        missing = [b for b, i in enumerate(idx) if i not in self._frozen_cache]
+        if missing:
+            with self.autocast():
+                states = self.lm.frozen_states(ids[missing].to(self.config.device))
+            for b, s in zip(missing, states):
+                self._frozen_cache[idx[b]] = s[: encoded[idx[b]].length].detach()
+        T = ids.shape[1]
+        first = self._frozen_cache[idx[0]]
+        out = torch.zeros(len(idx), T, first.shape[-1], dtype=first.dtype, device=first.device)
+        for b, i in enumerate(idx):
+            s = self._frozen_cache[i]
+            out[b, : len(s)] = s
+        return out
+
     def _draw_initial(self):
         from .init import initial_prompts
         return initial_prompts(self.config, self.model, self.tok)

@@ -126,3 +126,17 @@ def test_config_rejects_bad_values(bad, match):
 def test_lr_schedule_warms_up_and_decays_to_zero():
     cfg = TrainConfig(**{**CFG, "steps": 10, "warmup_steps": 2, "lr": 1.0})
     assert [round(lr_at(s, cfg), 4) for s in range(10)] == [0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+
+
+def test_deep_only_training_with_frozen_cache_matches_uncached(tmp_path, tiny, monkeypatch):
+    """The trainer's cached path (deep prompts, no token prompt) ends where full backprop ends."""
+    over = dict(method="deep", deep_layers=(-2, -1), token_prompt=False, steps=6, checkpoint_every=6)
+    make_trainer(tmp_path / "cached", tiny, **over).fit()
+    from priorlib.prompts import PromptedLM
+    monkeypatch.setattr(PromptedLM, "lower_layers_frozen_below", lambda self: 0)
+    make_trainer(tmp_path / "full", tiny, **over).fit()
+    a = load_checkpoint(list_checkpoints(tmp_path / "cached")[-1][1])["prompts"]
+    b = load_checkpoint(list_checkpoints(tmp_path / "full")[-1][1])["prompts"]
+    assert set(a) == {"deep.2", "deep.3"}
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)

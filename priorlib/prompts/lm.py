@@ -91,7 +91,10 @@ class PromptedLM(nn.Module):
         ``t``; the LM head runs only on those rows, flattened to 2-D (a 3-D strided slice would make
         the head copy its weight per sequence).
         """
-        h = self.hidden(input_ids)  # [B, P + T, d]
+        return self.loss_from_hidden(self.hidden(input_ids), labels)
+
+    def loss_from_hidden(self, h: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The answer-token loss given final-normed hidden states ``h [B, P + T, d]``."""
         B, L, d = h.shape
         b, t = (labels != IGNORE).nonzero(as_tuple=True)
         if len(b) == 0:
@@ -101,6 +104,43 @@ class PromptedLM(nn.Module):
         rows = h.reshape(B * L, d).index_select(0, b * L + self.n_prefix + t - 1)  # [N, d]
         logits = arch.lm_head(self.model)(rows).float()  # [N, V]
         return F.cross_entropy(logits, labels[b, t], reduction="sum"), len(b)
+
+    # ------------------------------------------------------------------ frozen-prefix cache
+    def lower_layers_frozen_below(self) -> int:
+        """Index of the lowest layer whose input depends on a prompt. Everything below it is a pure
+        function of the text: with deep prompts only ("cut", no token prompt) it is the lowest deep layer."""
+        if self.soft is not None or self.deep is None:
+            return 0
+        return min(self.deep.layer_ids)
+
+    @torch.no_grad()
+    def frozen_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Input of layer :meth:`lower_layers_frozen_below`, ``[B, T, d]``: compute once, reuse every epoch."""
+        from ..hooks import Trace
+        k = self.lower_layers_frozen_below()
+        with Trace(self.model, [f"layers.{k}.resid_pre"], stop=True) as tr:
+            tr.run(input_ids=input_ids)
+        return tr[f"layers.{k}.resid_pre"]
+
+    def hidden_from_states(self, states: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states from cached :meth:`frozen_states`, running only the top layers."""
+        k = self.lower_layers_frozen_below()
+        if k == 0:
+            raise ValueError("a token-level prompt reaches every layer: nothing below it can be cached")
+        body = arch.backbone(self.model)
+        B, T, _ = states.shape
+        pos = torch.arange(T, device=states.device)[None]  # [1, T]
+        cos_sin = arch.rotary(self.model)(states, pos)
+        mask = None  # sdpa: causal by itself (right padding never reaches a real token)
+        if self.model.config._attn_implementation != "sdpa":
+            tri = torch.ones(T, T, dtype=torch.bool, device=states.device).tril()
+            mask = torch.where(tri, 0.0, torch.finfo(states.dtype).min).to(states.dtype)[None, None]
+        h = states
+        with self.attached():
+            for layer in arch.layers(self.model)[k:]:
+                h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=cos_sin)
+                h = h[0] if isinstance(h, tuple) else h
+        return arch.final_norm(self.model)(h)
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 16, stop_ids=()) -> list[int]:
