@@ -1,0 +1,229 @@
+"""Pictures of notebooks 05 and 06: domain clusters per layer, prompts between two activation clouds,
+and the VAE collapse sweep."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+DOMAIN_NAMES = {"web": "web text (C4 stand-in)", "squad": "SQuAD", "math": "MATH"}
+DOMAIN_COLOURS = {"web": "tab:blue", "squad": "tab:green", "math": "tab:orange"}
+
+
+def cluster_curves(scores, *, deep_layers=(), title: str = ""):
+    """Silhouette (left) and linear-probe accuracy (right) per layer, MATH vs NLP and SQuAD vs web."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    pairs = (("math_vs_nlp", "MATH vs SQuAD + web", "tab:orange"), ("squad_vs_web", "SQuAD vs web", "tab:green"))
+    for key, name, c in pairs:
+        a.plot(scores["layer"], scores[f"silhouette_{key}"], marker="o", ms=3, c=c, label=name)
+        b.plot(scores["layer"], 100 * scores[f"probe_{key}"], marker="o", ms=3, c=c, label=name)
+        b.plot(scores["layer"], 100 * scores[f"chance_{key}"], ls=":", c=c, lw=1)
+    a.axhline(0.25, c="0.5", ls="--", lw=0.8)
+    a.axhline(0.5, c="0.5", ls="-.", lw=0.8)
+    a.text(scores["layer"].min(), 0.26, "0.25: no substantial structure below", fontsize=7, color="0.4")
+    a.text(scores["layer"].min(), 0.51, "0.50: reasonable structure above", fontsize=7, color="0.4")
+    for ax in (a, b):
+        for layer in deep_layers:
+            ax.axvspan(layer - 0.5, layer + 0.5, color="0.9", zorder=0)
+        ax.set_xlabel("layer whose input is read (0 = token embeddings)")
+        ax.legend(fontsize=7)
+    a.set_ylabel("silhouette coefficient (−1 to 1)")
+    a.set_title("cluster separation of per-text mean activations", fontsize=9)
+    b.set_ylabel("linear-probe accuracy, 5-fold CV (%)")
+    b.set_title("linear separability (dotted: majority-class rate)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def domain_scatter(means: dict, layers, *, variant: str = "skip_first", title: str = ""):
+    """PCA (per panel, on z-scored per-text means) of the three domains at the input of ``layers``."""
+    doms = means["domains"]
+    lab = means["domain"].numpy()
+    all_layers = means["layers"].tolist()
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.5), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        x = means[variant][all_layers.index(layer)].float().numpy()
+        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        pca = PCA(2, random_state=0).fit(x)
+        y = pca.transform(x)
+        for k, d in enumerate(doms):
+            ax.scatter(*y[lab == k].T, s=9, alpha=0.6, c=DOMAIN_COLOURS[d], label=DOMAIN_NAMES[d], linewidths=0)
+        ev = pca.explained_variance_ratio_
+        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% of variance, z-units)")
+        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f}% of variance, z-units)")
+        ax.set_title(f"input of layer {layer}", fontsize=9)
+    axes[0][0].legend(fontsize=7, markerscale=1.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+class TwoClouds:
+    """One PCA fitted on the union of two (or more) activation references, drawn in their colours."""
+
+    def __init__(self, refs: dict, n_show: int = 1500, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.names = list(refs)
+        picked = {d: r.vectors[torch.randperm(len(r), generator=g)[:n_show]] for d, r in refs.items()}
+        fit = torch.cat(list(picked.values())).float().numpy()
+        self.pca = PCA(2, random_state=seed).fit(fit)
+        self.clouds = {d: self.pca.transform(v.float().numpy()) for d, v in picked.items()}
+        self.explained = self.pca.explained_variance_ratio_
+
+    def __call__(self, v: torch.Tensor) -> np.ndarray:
+        return self.pca.transform(v.detach().float().reshape(-1, self.pca.n_features_in_).numpy())
+
+    def draw_clouds(self, ax):
+        for d, c in self.clouds.items():
+            ax.scatter(*c.T, s=2, alpha=0.15, linewidths=0, c=DOMAIN_COLOURS.get(d, "0.5"),
+                       label=f"{DOMAIN_NAMES.get(d, d)} activations")
+
+    def axes_labels(self, ax):
+        ax.set_xlabel(f"PC1 ({100 * self.explained[0]:.1f}% of variance)")
+        ax.set_ylabel(f"PC2 ({100 * self.explained[1]:.1f}% of variance)")
+
+
+def two_cloud_panels(proj: TwoClouds, panels, *, ncols: int = 4, size: float = 3.3, title: str = ""):
+    """One panel per run: ``(title, sampled [n, d], trained [n, d])`` over both clouds."""
+    n = len(panels)
+    ncols = min(ncols, n)
+    nrows = (n + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax, (t, sampled, trained) in zip(axes.flat, panels):
+        proj.draw_clouds(ax)
+        s, e = proj(sampled), proj(trained)
+        ax.scatter(*s.T, s=22, facecolors="none", edgecolors="tab:red", label="sampled (prior)")
+        ax.scatter(*e.T, s=14, c="tab:red", label="trained (posterior)")
+        for p, q in zip(s, e):
+            ax.plot([p[0], q[0]], [p[1], q[1]], c="tab:red", lw=0.4, alpha=0.5)
+        ax.set_title(t, fontsize=8)
+        proj.axes_labels(ax)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="best", markerscale=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def two_cloud_frames(proj: TwoClouds, checkpoints, history, *, title: str):
+    """Scrubber frames: the deep block over both clouds (left) and the training loss so far (right)."""
+    frames = []
+    start = proj(checkpoints[0][1])
+    allp = np.concatenate([proj(t) for _, t in checkpoints] + list(proj.clouds.values()))
+    lo, hi = allp.min(0), allp.max(0)
+    pad = 0.03 * (hi - lo)
+    for step, tensor in checkpoints:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(8.6, 3.5), gridspec_kw={"width_ratios": [1.15, 1]})
+        proj.draw_clouds(a)
+        a.scatter(*start.T, s=22, facecolors="none", edgecolors="tab:red", label="step 0 (prior)")
+        a.scatter(*proj(tensor).T, s=14, c="tab:red", label=f"step {step}")
+        a.set_xlim(lo[0] - pad[0], hi[0] + pad[0]); a.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        proj.axes_labels(a)
+        a.legend(fontsize=6, loc="best", markerscale=2)
+        a.set_title(f"{title}: step {step}", fontsize=8)
+        h = history[history["step"] <= step] if len(history) else history
+        if len(history):
+            b.plot(history["step"], history["loss"], c="0.85", lw=1)
+        if len(h):
+            b.plot(h["step"], h["loss"], c="tab:red", lw=1.2)
+        b.set_xlabel("training step"); b.set_ylabel("answer loss (nats/token)")
+        b.set_title("training loss", fontsize=9)
+        fig.tight_layout()
+        frames.append(fig)
+    return frames
+
+
+def placement_arrows(place, *, arm_titles: dict, yardstick=None, title: str = ""):
+    """Median Mahalanobis distance to the MATH fit (x) and to the web fit (y): an arrow per run from
+    the sampled to the trained deep block; the diagonal separates 'closer to MATH' (above) from
+    'closer to web' (below); crosses mark each domain's own rows."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    arms = list(dict.fromkeys(place["arm"]))
+    colours = dict(zip(arms, plt.cm.tab10.colors))
+    for (arm, lr, seed), g in place.groupby(["arm", "lr", "seed"], sort=False):
+        s = g[g["when"] == "sampled"].iloc[0]
+        t = g[g["when"] == "trained"].iloc[0]
+        ax.annotate("", xy=(t["maha_math"], t["maha_web"]), xytext=(s["maha_math"], s["maha_web"]),
+                    arrowprops=dict(arrowstyle="->", color=colours[arm], lw=1.2))
+        ax.scatter([s["maha_math"]], [s["maha_web"]], s=25, facecolors="none", edgecolors=colours[arm])
+        ax.scatter([t["maha_math"]], [t["maha_web"]], s=18, c=[colours[arm]],
+                   label=arm_titles.get(arm, arm) if seed == g["seed"].min() and lr == place["lr"].min() else None)
+    if yardstick is not None:
+        for _, r in yardstick.iterrows():
+            ax.scatter([r["maha_math"]], [r["maha_web"]], marker="x", s=50, c="k")
+            ax.annotate(f"{DOMAIN_NAMES.get(r['rows of'], r['rows of'])} rows", (r["maha_math"], r["maha_web"]),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+    lim = [0, max(ax.get_xlim()[1], ax.get_ylim()[1])]
+    ax.plot(lim, lim, c="0.6", lw=0.8, ls="--")
+    ax.set_xscale("symlog", linthresh=10); ax.set_yscale("symlog", linthresh=10)
+    ax.set_xlabel("median Mahalanobis distance to the MATH fit (σ units)")
+    ax.set_ylabel("median Mahalanobis distance to the web-text fit (σ units)")
+    ax.set_title(title or "sampled (hollow) → trained (filled) deep block", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def vae_sweep_heatmaps(sweep, *, title: str = ""):
+    """Active latent units (of the latent dimension) and decoded / data variance over beta x penalty."""
+    betas = sorted(sweep["beta"].unique())
+    vms = sorted(sweep["var_match"].unique())
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.6))
+    specs = (("active_units", "active latent units (KL > 0.01 nats)", "viridis", "{:.0f}"),
+             ("variance_ratio", "decoded-sample variance / data variance", "magma", "{:.2f}"),
+             ("recon_mse", "reconstruction MSE (standardised units²)", "cividis", "{:.2f}"))
+    for ax, (col, name, cmap, fmt) in zip(axes, specs):
+        grid = np.array([[float(sweep[(sweep["beta"] == b) & (sweep["var_match"] == v)][col].iloc[0])
+                          for v in vms] for b in betas])
+        im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
+        for i in range(len(betas)):
+            for j in range(len(vms)):
+                coll = bool(sweep[(sweep["beta"] == betas[i]) & (sweep["var_match"] == vms[j])]["collapsed"].iloc[0])
+                ax.text(j, i, fmt.format(grid[i, j]) + ("\ncollapsed" if coll else ""), ha="center", va="center",
+                        fontsize=7, color="w" if grid[i, j] < np.nanmean(grid) else "k")
+        ax.set_xticks(range(len(vms)), [f"{v:g}" for v in vms])
+        ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+        ax.set_xlabel("variance-matching penalty weight γ")
+        ax.set_ylabel("KL weight β")
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def kl_per_unit(kls: dict, *, title: str = ""):
+    """Bar chart of KL per latent unit for a few VAEs: ``{label: [latent] tensor}``."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    n = len(kls)
+    width = 0.8 / max(n, 1)
+    for k, (lab, v) in enumerate(kls.items()):
+        v = np.sort(np.asarray(v, dtype=float))[::-1]
+        ax.bar(np.arange(len(v)) + k * width, v, width=width, label=lab)
+    ax.axhline(0.01, c="0.4", ls="--", lw=0.8)
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_xlabel("latent unit (sorted by KL)")
+    ax.set_ylabel("mean KL per unit (nats)")
+    ax.set_title(title or "information per latent unit (dashed: 0.01-nat activity threshold)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def show(fig, dpi: int = 100):
+    """Display a figure as a PNG in the notebook and close it (the Agg backend draws nothing inline)."""
+    from IPython.display import Image, display
+
+    from ..widgets import figures_to_png
+    display(Image(figures_to_png([fig], dpi=dpi)[0]))
