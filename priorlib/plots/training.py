@@ -1,0 +1,74 @@
+"""Figures of notebooks 02-04: movement against learning rate, validation-loss curves, the
+exclusion prior's distance histogram and activation clouds of two text domains."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+
+def movement_vs_lr(placement, *, title: str):
+    """Median L2 distance each prompt vector moved (prior sample -> trained), per prior, against lr."""
+    t = placement[placement["when"] == "trained"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    sns.lineplot(data=t, x="lr", y="moved_l2", hue="prior", marker="o", errorbar="sd", ax=ax)
+    ax.set_xscale("log")
+    ax.set_xlabel("peak learning rate (AdamW)")
+    ax.set_ylabel("median |trained − sampled| (L2, embedding units)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def val_curves(runs, *, label_fn, title: str, target: float | None = None):
+    """Validation loss at every evaluation step, one line per run."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for r in runs:
+        e = r.evals().sort_values("step")
+        ax.plot(e["step"], e["val_loss"], marker=".", lw=1, label=label_fn(r.config))
+    if target is not None:
+        ax.axhline(target, c="0.4", ls="--", lw=0.8, label=f"target {target:.3f}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("validation answer loss (nats/token)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def distance_histogram(distances: dict, *, radius: float, title: str, xlabel: str = "Mahalanobis distance"):
+    """Overlaid density histograms of ``{name: distances}``, with the 95% region's radius marked."""
+    fig, ax = plt.subplots(figsize=(6.8, 3.6))
+    hi = max(float(np.quantile(v, 0.999)) for v in distances.values())
+    bins = np.linspace(0, hi * 1.05, 120)
+    for (name, v), color in zip(distances.items(), ["tab:blue", "tab:red", "tab:green", "tab:purple"]):
+        ax.hist(v, bins=bins, density=True, alpha=0.45, color=color, label=f"{name} (n={len(v):,})")
+    ax.axvline(radius, c="k", ls="--", lw=0.8, label=f"95% region of the fit (r={radius:.1f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density (per unit distance)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def domain_clouds(proj, clouds: dict, *, title: str, extra: dict | None = None, n: int = 3000, seed: int = 0):
+    """Rows of each domain (``{name: [N, d]}``) on the fixed projection; ``extra`` marks prompt sets
+    (``{name: (vectors, marker)}``)."""
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(5.4, 4.2))
+    for (name, x), color in zip(clouds.items(), ["tab:blue", "tab:orange", "tab:green"]):
+        x = x[rng.choice(len(x), min(n, len(x)), replace=False)]
+        ax.scatter(*proj(x).T, s=2, alpha=0.25, c=color, linewidths=0, label=name)
+    for name, (v, marker) in (extra or {}).items():
+        ax.scatter(*proj(v).T, s=22, marker=marker, c="tab:red" if "trained" in name else "none",
+                   edgecolors="tab:red", label=name)
+    proj.axes_labels(ax)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    return fig
