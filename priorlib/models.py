@@ -73,7 +73,11 @@ def _convert_gguf(gguf_path: Path, out: Path) -> Path:
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict(), strict=False)
+    missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if set(missing) - tied or unexpected:
+        raise ModelUnavailable(f"{gguf_path.name}: weights do not match the architecture "
+                               f"(missing {sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]})")
     model.tie_weights()
     tmp = out.with_name(out.name + ".tmp")
     model.save_pretrained(tmp)

@@ -1,0 +1,327 @@
+"""``priorlib bench``: priorlib against PEFT prompt tuning, interleaved in one process.
+
+Every case runs the same batches (SQuAD, 8 x 256 text tokens + 20 prompt tokens by default) from the
+same initial prompt. Steps of the cases alternate round by round, so a noisy machine slows every case
+alike and the *ratios* are what to read. Before timing, the first-step losses of priorlib and PEFT
+must agree (a fast wrong result cannot pass), and the first few steps' losses are recorded side by
+side. Results go to ``benchmarks/results.json`` and ``book/performance.md``.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seq-len", type=int, default=256, help="text tokens per row (the prompt adds 20)")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
+    p.add_argument("--curve-steps", type=int, default=4, help="steps whose losses are compared")
+    p.add_argument("--capture-texts", type=int, default=64)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results.json"))
+    p.add_argument("--page", default=str(REPO / "book" / "performance.md"))
+    p.add_argument("--skip", nargs="*", default=[], help="sections to skip: train capture deep")
+
+
+# ---------------------------------------------------------------------------------------------
+def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
+    """GFLOP/s of an n^3 matmul in ``dtype`` (best of ``reps``)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def fixed_batches(tok, n_batches: int, batch_size: int, seq_len: int):
+    """Right-sized SQuAD batches: every row exactly ``seq_len`` tokens, the answer at its end."""
+    from .batching import collate, encode
+    from .data import load_squad
+    rows = []
+    for ex in load_squad("train"):
+        e = encode(tok, ex, seq_len)
+        if e.length == seq_len:
+            rows.append(e)
+        if len(rows) == n_batches * batch_size:
+            break
+    return [collate(rows[i * batch_size:(i + 1) * batch_size], tok.pad_token_id) for i in range(n_batches)]
+
+
+class Case:
+    """One way of doing a training step: ``loss(ids, labels)`` plus its own prompt and optimizer."""
+
+    def __init__(self, name, params, loss_fn, autocast: bool):
+        self.name, self.params, self.loss_fn, self.autocast = name, params, loss_fn, autocast
+        self.opt = torch.optim.AdamW(params, lr=1e-3)
+        self.times: list[float] = []
+        self.losses: list[float] = []
+
+    def step(self, ids, labels) -> float:
+        t = time.perf_counter()
+        self.opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.loss_fn(ids, labels)
+        loss.backward()
+        self.opt.step()
+        dt = time.perf_counter() - t
+        self.losses.append(float(loss.detach()))
+        return dt
+
+
+def _priorlib_case(name, model, init, autocast):
+    from .prompts import PromptedLM
+    lm = PromptedLM.build(model, method="soft", n_tokens=init.shape[0], soft_init=init)
+
+    def loss(ids, labels):
+        s, n = lm.answer_loss(ids, labels)
+        return s / n
+    return Case(name, list(lm.parameters()), loss, autocast)
+
+
+def _peft_case(name, model, init, autocast):
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
+    cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=init.shape[0],
+                             prompt_tuning_init=PromptTuningInit.RANDOM)
+    pm = get_peft_model(model, cfg)
+    emb = pm.prompt_encoder["default"].embedding
+    emb.float()
+    with torch.no_grad():
+        emb.weight.copy_(init)
+
+    def loss(ids, labels):
+        return pm(input_ids=ids, labels=labels).loss
+    return Case(name, [emb.weight], loss, autocast)
+
+
+def bench_train(args, results: dict) -> None:
+    from .models import load_model
+    m32, tok = load_model(args.model, dtype=torch.float32)
+    cases_spec = [
+        ("PEFT fp32 (default)", "peft", torch.float32, False, "sdpa"),
+        ("PEFT bf16 + autocast", "peft", torch.bfloat16, True, "sdpa"),
+        ("priorlib fp32", "priorlib", torch.float32, False, "sdpa"),
+        ("priorlib bf16 (sdpa)", "priorlib", torch.bfloat16, True, "sdpa"),
+        ("priorlib bf16 (eager attention)", "priorlib", torch.bfloat16, True, "eager"),
+    ]
+    init = torch.randn(20, m32.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.1
+    cases = []
+    for name, kind, dtype, ac, attn in cases_spec:
+        model, _ = load_model(args.model, dtype=dtype, attn_implementation=attn)
+        cases.append((_peft_case if kind == "peft" else _priorlib_case)(name, model, init, ac))
+    del m32
+    n_batches = max(args.rounds + 1, args.curve_steps)
+    batches = fixed_batches(tok, n_batches, args.batch_size, args.seq_len)
+    # correctness: first-step losses agree (same prompt, same batch) before anything is timed
+    for b in range(args.curve_steps):
+        for c in cases:
+            c.step(*batches[b])
+    curves = {c.name: c.losses[: args.curve_steps] for c in cases}
+    ref32, ref16 = curves["PEFT fp32 (default)"][0], curves["PEFT bf16 + autocast"][0]
+    checks = {c.name: abs(c.losses[0] - (ref32 if "fp32" in c.name else ref16)) for c in cases}
+    tol = {c.name: (1e-4 if "fp32" in c.name else 0.05) for c in cases}
+    bad = [n for n in checks if checks[n] > tol[n]]
+    if bad:
+        raise RuntimeError(f"first-step losses disagree with PEFT: {[(n, checks[n]) for n in bad]}")
+    for c in cases:
+        c.times.clear()
+    peak_before = matmul_peak(torch.bfloat16)
+    for r in tqdm(range(args.rounds + 1), desc="train rounds"):
+        for c in cases:  # interleaved: each round times every case once
+            dt = c.step(*batches[r % len(batches)])
+            if r > 0:
+                c.times.append(dt)
+    peak_after = matmul_peak(torch.bfloat16)
+    peak = max(peak_before, peak_after)
+    params = sum(p.numel() for p in load_model(args.model)[0].parameters())
+    tokens = args.batch_size * (args.seq_len + 20)
+    rows = []
+    base16 = statistics.median(cases[1].times)
+    base32 = statistics.median(cases[0].times)
+    for c in cases:
+        med = statistics.median(c.times)
+        flops = 4 * params * tokens  # forward 2PT + backward to the inputs 2PT (frozen weights need no weight grads)
+        rows.append({"case": c.name, "s_per_step": med, "tokens_per_s": tokens / med,
+                     "speedup_vs_peft_bf16": base16 / med, "speedup_vs_peft_fp32": base32 / med,
+                     "mfu_vs_bf16_peak": flops / med / (peak * 1e9), "first_loss": c.losses[0],
+                     "first_loss_gap": checks[c.name], "times": c.times})
+    results["train"] = {"rows": rows, "loss_curves": curves, "bf16_peak_gflops": peak,
+                        "bf16_peak_gflops_before_after": [peak_before, peak_after],
+                        "fp32_peak_gflops": matmul_peak(torch.float32), "params": params,
+                        "tokens_per_step": tokens, "batch": [args.batch_size, args.seq_len + 20]}
+
+
+def bench_capture(args, results: dict) -> None:
+    from .data import load_web
+    from .hooks import capture, tokenize_batch
+    from .models import load_model
+    m32, tok = load_model(args.model, dtype=torch.float32)
+    m16, _ = load_model(args.model, dtype=torch.bfloat16)
+    texts = load_web(args.capture_texts, min_chars=1500)
+    L = m32.config.num_hidden_layers
+    cases = {
+        "output_hidden_states, fp32 (baseline)": lambda: _hidden_states_baseline(m32, tok, texts, args.seq_len),
+        f"priorlib layers.{L // 2 - 1}, bf16, early stop": lambda: capture(
+            m16, tok, texts, [f"layers.{L // 2 - 1}.resid_post"], max_length=args.seq_len, progress=False),
+        f"priorlib layers.{L - 1}, bf16": lambda: capture(
+            m16, tok, texts, [f"layers.{L - 1}.resid_post"], max_length=args.seq_len, progress=False),
+    }
+    times = {k: [] for k in cases}
+    for r in tqdm(range(3), desc="capture rounds"):
+        for k, fn in cases.items():
+            t = time.perf_counter()
+            fn()
+            if r > 0:
+                times[k].append(time.perf_counter() - t)
+    base = statistics.median(times["output_hidden_states, fp32 (baseline)"])
+    results["capture"] = {"texts": len(texts), "max_length": args.seq_len, "rows": [
+        {"case": k, "s": statistics.median(v), "speedup": base / statistics.median(v), "times": v}
+        for k, v in times.items()]}
+
+
+@torch.no_grad()
+def _hidden_states_baseline(model, tok, texts, max_length, batch_size=16):
+    from .hooks import tokenize_batch
+    out = []
+    for s in range(0, len(texts), batch_size):
+        ids, mask = tokenize_batch(tok, texts[s:s + batch_size], max_length, "cpu")
+        hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+        out.append(hs[-1][mask].half())
+    return out
+
+
+def bench_deep(args, results: dict) -> None:
+    from .models import load_model
+    from .prompts import PromptedLM
+    model, tok = load_model(args.model, dtype=torch.bfloat16)
+    batches = fixed_batches(tok, args.rounds + 1, args.batch_size, args.seq_len)
+    torch.manual_seed(0)
+    lm = PromptedLM.build(model, method="deep", n_tokens=20, deep_layers=(-3, -2, -1), token_prompt=False)
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.normal_(0, 0.1)
+    opt = torch.optim.AdamW(lm.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        states = [lm.frozen_states(ids) for ids, _ in batches]
+    prefill = (time.perf_counter() - t) / len(batches)
+
+    def full(i):
+        ids, labels = batches[i]
+        s, n = lm.answer_loss(ids, labels)
+        return s / n
+
+    def cached(i):
+        s, n = lm.loss_from_hidden(lm.hidden_from_states(states[i]), batches[i][1])
+        return s / n
+
+    times = {"full backprop": [], "cached lower layers": []}
+    for r in tqdm(range(args.rounds + 1), desc="deep rounds"):
+        for name, fn in (("full backprop", full), ("cached lower layers", cached)):
+            t = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = fn(r)
+            loss.backward()
+            opt.step()
+            if r > 0:
+                times[name].append(time.perf_counter() - t)
+    f, c = statistics.median(times["full backprop"]), statistics.median(times["cached lower layers"])
+    results["deep"] = {"s_full": f, "s_cached": c, "speedup": f / c, "one_time_prefill_s_per_batch": prefill,
+                       "times": times}
+
+
+# ---------------------------------------------------------------------------------------------
+def environment() -> dict:
+    import transformers
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line
+                break
+        cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                    if l.startswith("model name")), platform.processor())
+    except OSError:
+        cpu = platform.processor()
+    try:
+        import peft
+        peft_v = peft.__version__
+    except ImportError:
+        peft_v = None
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft_v,
+            "python": platform.python_version(), "cpu": cpu, "threads": torch.get_num_threads(),
+            "cpu_flags": sorted(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+                                if f in flags.split()),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = ["# Performance", "",
+             f"Measured by `priorlib bench` on {env['date']}: {env['cpu']}, {env['threads']} threads, "
+             f"torch {env['torch']}, transformers {env['transformers']}, PEFT {env['peft']}"
+             f" (CPU flags: {', '.join(env['cpu_flags']) or 'none'}). Every table comes from one process in which "
+             "the cases' steps alternate, so read the ratios; absolute seconds vary with the machine's load.", ""]
+    if "train" in results:
+        t = results["train"]
+        lines += [f"## Soft-prompt training step ({t['batch'][0]} x {t['batch'][1]} tokens, SQuAD)", "",
+                  "| case | s/step (median) | tokens/s | vs PEFT bf16 | vs PEFT fp32 | MFU vs bf16 peak | step-1 loss |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in t["rows"]:
+            lines.append(f"| {r['case']} | {r['s_per_step']:.2f} | {r['tokens_per_s']:.0f} | "
+                         f"{r['speedup_vs_peft_bf16']:.2f}x | {r['speedup_vs_peft_fp32']:.2f}x | "
+                         f"{100 * r['mfu_vs_bf16_peak']:.0f}% | {r['first_loss']:.4f} |")
+        lines += ["", f"bf16 matmul peak in the same run: {t['bf16_peak_gflops']:.0f} GFLOP/s (fp32: "
+                  f"{t['fp32_peak_gflops']:.0f}). Model FLOPs per step are 4 x {t['params'] / 1e6:.1f}M parameters "
+                  f"x {t['tokens_per_step']} tokens (forward, and backward to the inputs only: the weights are frozen).",
+                  "", "Losses of the first steps, same batches and same initial prompt (agreement is checked "
+                  "before timing; the fp32 cases must match PEFT fp32 within 1e-4, the bf16 ones PEFT bf16 within 0.05):", "",
+                  "| case | " + " | ".join(f"step {i + 1}" for i in range(len(next(iter(t['loss_curves'].values()))))) + " |",
+                  "|---|" + "---|" * len(next(iter(t["loss_curves"].values())))]
+        for k, v in t["loss_curves"].items():
+            lines.append(f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |")
+    if "capture" in results:
+        c = results["capture"]
+        lines += ["", f"## Activation capture ({c['texts']} web-text documents, the C4 stand-in, up to {c['max_length']} tokens)", "",
+                  "| case | s | speed-up |", "|---|---|---|"]
+        for r in c["rows"]:
+            lines.append(f"| {r['case']} | {r['s']:.2f} | {r['speedup']:.2f}x |")
+    if "deep" in results:
+        d = results["deep"]
+        lines += ["", "## Deep prompts on the last 3 layers only (no token-level prompt)", "",
+                  "| case | s/step | speed-up |", "|---|---|---|",
+                  f"| full backprop through the frozen model | {d['s_full']:.2f} | 1.00x |",
+                  f"| lower layers cached once, top 3 layers trained | {d['s_cached']:.2f} | {d['speedup']:.2f}x |", "",
+                  f"Filling the cache costs {d['one_time_prefill_s_per_batch']:.2f} s per batch, once per example "
+                  "(the first epoch). Gradients are identical (tests/test_cached_deep.py)."]
+    lines += ["", "Rerun with `make bench` (or `priorlib bench`); the raw figures are in `benchmarks/results.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def run(args) -> int:
+    results = {"environment": environment()}
+    if "train" not in args.skip:
+        bench_train(args, results)
+    if "capture" not in args.skip:
+        bench_capture(args, results)
+    if "deep" not in args.skip:
+        bench_deep(args, results)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    page = markdown(results)
+    Path(args.page).write_text(page)
+    print(page)
+    return 0
