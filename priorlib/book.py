@@ -204,6 +204,13 @@ def finalise(nb, manifest: dict | None = None, *, root: Path | None = None,
         _manifest.attach(nb, manifest)
 
 
+def attach_results(nb, path: Path, since: float) -> None:
+    """Keep the notebook's ``results.json`` (written by this execution) in its metadata, so the
+    claims page can be rebuilt from the committed executed notebooks alone."""
+    if path.exists() and path.stat().st_mtime >= since:
+        nb.metadata.setdefault("priorlib", {})["results"] = json.loads(path.read_text())
+
+
 def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
                      kernel_name: str | None = None, cwd=None, log=print,
                      transform=None, failed_dir=None) -> dict:
@@ -253,6 +260,7 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
             repo=root, wall_time_s=seconds, started=started,
         )
         finalise(nb, manifest, root=root, src=src, dest=dest)
+        attach_results(nb, root / "_build" / "results" / src.stem / "results.json", since=started.timestamp())
         if transform is not None:
             transform(nb)
         nbformat.write(nb, tmp)
@@ -397,6 +405,9 @@ def run(args) -> int:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
             print(f"executing {len(notebooks)} notebook(s) with {shown}", flush=True)
             execute_all(notebooks, root / "book", params, root=root)
+    from . import claims
+    if claims.write(root):
+        print("book/claims.md regenerated from the executed notebooks' verdicts", flush=True)
     if not args.no_build:
         ensure_assets(root)
         build_book(root, clean=args.clean)
