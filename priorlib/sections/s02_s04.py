@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,7 +45,8 @@ DEFAULTS = {
         "paper": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[1e-3], seeds=[0, 1, 2]),
     },
     "04": {
-        "smoke": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0]),
+        "smoke": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0], steps=2, eval_size=2,
+                      checkpoint_every=1),
         "cpu": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0, 1], **_CPU_RUN),
         "paper": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[1e-3], seeds=[0, 1, 2]),
     },
@@ -325,14 +327,28 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
 
 
 # --------------------------------------------------------------------------------------------- 04: activations
+@contextmanager
+def quiet_capture():
+    """Silence the activation-capture progress bar (a widget that would be frozen in the static book)."""
+    from functools import partial
+    from .. import hooks
+    old = hooks.tqdm
+    hooks.tqdm = partial(old, disable=True)
+    try:
+        yield
+    finally:
+        hooks.tqdm = old
+
+
 def domain_references(model, tok, s: Settings, point: str, domains=("web", "squad")) -> dict:
     """Activation references at ``point`` for each domain's texts (cached on disk by the engine)."""
     from ..init import activation_reference
     from ..tasks import domain_texts
     cfg = s.base()
-    return {d: activation_reference(model, tok, domain_texts(d, cfg.reference_texts), point,
-                                    model_name=s.model, max_length=s.max_length, name=f"{d} @ {point}")
-            for d in domains}
+    with quiet_capture():
+        return {d: activation_reference(model, tok, domain_texts(d, cfg.reference_texts), point,
+                                        model_name=s.model, max_length=s.max_length, name=f"{d} @ {point}")
+                for d in domains}
 
 
 def separability(a: torch.Tensor, b: torch.Tensor, n: int = 2000, seed: int = 0) -> float:
