@@ -55,6 +55,10 @@ class TrainConfig:
     grad_accum: int = 1
     warmup_steps: int = 10
     weight_decay: float = 0.0
+    reg_prior_l2: float = 0.0         # penalties on the token-level prompt (see priorlib.regularisers)
+    reg_mahalanobis: float = 0.0
+    reg_mahalanobis_hinge: float = 0.0
+    reg_nearest_token: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 256
     precision: Precision = Precision.BF16
@@ -88,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
             raise ValueError("warmup_steps and weight_decay must be >= 0 and max_grad_norm > 0")
+        self.regularisers()  # weights >= 0
+        if any(w > 0 for w in vars(self.regularisers()).values()) and not (
+                self.method is Method.SOFT or self.token_prompt):
+            raise ValueError("the prompt regularisers act on the token-level prompt, which this run does not have")
         if self.interpolate_with not in ("web", "squad", "math"):
             raise ValueError(f"interpolate_with must be web, squad or math, got {self.interpolate_with!r}")
         if self.method is Method.DEEP and self.deep_mode == "carry" and not self.token_prompt:
@@ -98,6 +106,11 @@ class TrainConfig:
         self.prior_params = _typed(self.prior, self.prior_params, parse_params)
         if self.deep_prior is not None or self.deep_prior_params is not None:
             self.deep_prior_params = _typed(self.deep_prior or self.prior, self.deep_prior_params or {}, parse_params)
+
+    def regularisers(self):
+        from .regularisers import RegulariserWeights
+        return RegulariserWeights(self.reg_prior_l2, self.reg_mahalanobis, self.reg_mahalanobis_hinge,
+                                  self.reg_nearest_token)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:

@@ -136,6 +136,7 @@ class Trainer:
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
 
         frozen_below = self.lm.lower_layers_frozen_below()
+        reg = self._regulariser(state if ckpts else None)
         self._frozen_cache: dict[int, torch.Tensor] = {}
         bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
                    total=cfg.steps, disable=not (self.progress and self.dist.main))
@@ -162,11 +163,16 @@ class Trainer:
                 loss_sum += float(loss.detach())
             loss_sum = self.dist.sum(loss_sum)
             self.dist.sum_grads(prompts.values())
+            reg_terms = {}
+            if reg is not None:  # once per step, on the summed gradient (identical on every rank)
+                penalty, reg_terms = reg.penalty(prompts["soft"])
+                penalty.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(prompts.values()), cfg.max_grad_norm))
             opt.step()
             done = step + 1
             logs = {"step": done, "loss": loss_sum / n_answer, "lr": lr, "grad_norm": grad_norm,
-                    "seconds": time.perf_counter() - t0, "tokens": int(sum(ids.numel() for ids, _ in micro))}
+                    "seconds": time.perf_counter() - t0, "tokens": int(sum(ids.numel() for ids, _ in micro)),
+                    **{f"reg_{k}": v for k, v in reg_terms.items()}}
             if self.dist.main:
                 with open(self.out / "history.jsonl", "a") as f:
                     f.write(json.dumps(logs) + "\n")
@@ -188,6 +194,18 @@ class Trainer:
         return metrics
 
     # ------------------------------------------------------------------ pieces
+    def _regulariser(self, resumed_state):
+        from .regularisers import Regulariser
+        weights = self.config.regularisers()
+        if not weights.active:
+            return None
+        step0 = load_checkpoint(list_checkpoints(self.out)[0][1])["prompts"]["soft"]  # the prior sample
+        ref = None
+        if weights.mahalanobis or weights.mahalanobis_hinge or weights.nearest_token:
+            from .priors import Reference
+            ref = Reference.from_embeddings(self.model, self.tok)
+        return Regulariser(weights, step0, ref)
+
     def _frozen(self, idx: list[int], ids: torch.Tensor, encoded) -> torch.Tensor:
         """States entering the lowest deep layer for the batch ``idx``, ``[B, T, d]``, computed once per
         example (the first time it is drawn) and kept; padding rows are zeros, which only padding sees."""

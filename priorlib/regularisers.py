@@ -1,0 +1,77 @@
+"""Penalties on where the token-level prompt goes, added to the answer loss with a weight each.
+
+For soft-prompt rows ``p_i`` (``[n, d]``), their prior sample ``p0_i``, and the token-embedding
+reference (rows ``E``, Gaussian fit ``N(mu, Sigma)``, high-density radius ``r``, the square root of
+the chi-square_d 0.95 quantile):
+
+- ``prior_l2``          mean_i |p_i - p0_i|^2                          pull towards the prompt's own prior sample
+- ``mahalanobis``       mean_i m(p_i)^2 / d                            pull into the pretrained Gaussian
+- ``mahalanobis_hinge`` mean_i relu(r - m(p_i))^2 / d                  push out of its high-density region
+- ``nearest_token``     mean_i min_j |p_i - E_j|                       "waywardness": stay near real tokens
+
+(weight decay, the fourth, is AdamW's own ``weight_decay``.) The Mahalanobis terms are divided by
+``d`` so their weights are comparable across models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RegulariserWeights:
+    prior_l2: float = 0.0
+    mahalanobis: float = 0.0
+    mahalanobis_hinge: float = 0.0
+    nearest_token: float = 0.0
+
+    def __post_init__(self):
+        for k, v in vars(self).items():
+            if not float(v) >= 0:
+                raise ValueError(f"regulariser weight {k} must be >= 0, got {v}")
+
+    @property
+    def active(self) -> bool:
+        return any(float(v) > 0 for v in vars(self).values())
+
+
+class Regulariser:
+    def __init__(self, weights: RegulariserWeights, start: torch.Tensor, reference=None):
+        self.w = weights
+        self.start = start.detach().float().clone()  # [n, d]
+        self.needs_ref = weights.mahalanobis > 0 or weights.mahalanobis_hinge > 0 or weights.nearest_token > 0
+        if self.needs_ref:
+            if reference is None:
+                raise ValueError("the Mahalanobis and nearest-token penalties need the token-embedding reference")
+            from .metrics.placement import hdr_threshold
+            g = reference.fit()
+            self.mu = g.mean.float()
+            self.L = g.cholesky.float()  # [d, d]
+            self.radius = hdr_threshold(reference.dim)
+            self.rows = reference.vectors  # [V, d]
+
+    def _maha(self, p: torch.Tensor) -> torch.Tensor:
+        w = torch.linalg.solve_triangular(self.L, (p - self.mu).T, upper=False)  # [d, n]
+        return w.pow(2).sum(0).clamp_min(1e-12).sqrt()  # [n]
+
+    def terms(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        p = p.float()
+        d = p.shape[-1]
+        out = {}
+        if self.w.prior_l2 > 0:
+            out["prior_l2"] = (p - self.start).pow(2).sum(-1).mean()
+        if self.w.mahalanobis > 0 or self.w.mahalanobis_hinge > 0:
+            m = self._maha(p)
+            if self.w.mahalanobis > 0:
+                out["mahalanobis"] = m.pow(2).mean() / d
+            if self.w.mahalanobis_hinge > 0:
+                out["mahalanobis_hinge"] = torch.relu(self.radius - m).pow(2).mean() / d
+        if self.w.nearest_token > 0:
+            out["nearest_token"] = torch.cdist(p, self.rows).min(dim=1).values.mean()
+        return out
+
+    def penalty(self, p: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        terms = self.terms(p)
+        total = sum(getattr(self.w, k) * v for k, v in terms.items())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
