@@ -24,6 +24,7 @@ PAPER_LRS = (5e-4, 1e-3, 5e-3)
 PAPER_MODEL = "Llama-3.2-1B"
 MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M-Instruct", "tiny-random-llama": "a 4-layer random Llama (d=64)",
                "llama-3.2-1b": "Llama-3.2-1B", "gemma3-270m": "Gemma-3-270M"}
+NOTEBOOKS = {"02": "02_lr_priors", "03": "03_exclusion", "04": "04_activation_spaces"}  # results go where `priorlib book` looks
 TOKEN_PRIORS = ("isotropic", "xavier", "fitted-gaussian", "vocab-sample")
 
 # Per notebook and profile: what differs from the experiments profile (None: the profile's value).
@@ -112,7 +113,7 @@ def settings(notebook: str, profile: str = "smoke", *, model=None, priors=None, 
         deep_layers=[int(x) for x in pick(deep_layers, "deep_layers", [-3, -2, -1])],
         max_length=int(pick(max_length, "max_length", p.max_length)),
         eval_size=int(pick(eval_size, "eval_size", p.eval_size)),
-        out_dir=Path(out_dir or Path(__file__).resolve().parents[2] / "_build" / "results" / notebook), run_overrides=run_overrides,
+        out_dir=Path(out_dir or Path(__file__).resolve().parents[2] / "_build" / "results" / NOTEBOOKS[notebook]), run_overrides=run_overrides,
         replicate_lr=d.get("replicate_lr"))
     if s.replicate_lr is not None and not any(math.isclose(s.replicate_lr, lr) for lr in s.learning_rates):
         s.replicate_lr = s.learning_rates[-1] if len(s.learning_rates) == 1 else None
