@@ -165,6 +165,8 @@ def load(s: Settings):
     """``(model, tokenizer)`` in the trainer's precision (bf16 weights unless the base config says fp32)."""
     from ..config import Precision
     from ..models import load_model
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # no frozen "Loading weights" bar in the static book
     cfg = s.base()
     dtype = torch.bfloat16 if cfg.precision is Precision.BF16 else torch.float32
     return load_model(s.model, dtype=dtype, device=cfg.device, attn_implementation=cfg.attn_implementation)
@@ -331,10 +333,13 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
 @contextmanager
 def quiet_capture():
     """Silence the activation-capture progress bar (a widget that would be frozen in the static book)."""
-    from functools import partial
     from .. import hooks
     old = hooks.tqdm
-    hooks.tqdm = partial(old, disable=True)
+
+    def silent(*args, **kwargs):
+        return old(*args, **{**kwargs, "disable": True})
+
+    hooks.tqdm = silent
     try:
         yield
     finally:
