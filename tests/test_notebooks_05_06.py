@@ -47,7 +47,7 @@ def test_setup_grid_and_arms():
     assert interp.deep_prior == "interpolation" and interp.interpolate_with == "web"
     assert len({c.key() for c in s.configs}) == len(s.configs)
     s6 = S.setup("06", "smoke", steps=8, out_dir="/tmp/priorlib-test-s06")
-    assert s6.base.steps == 8 and s6.base.checkpoint_every == 2
+    assert s6.base.steps == 8 and s6.base.checkpoint_every == 2 and not s6.base.token_prompt
     assert {S.arm_of(c) for c in s6.configs} == set(S.DEFAULT_ARMS["06"])
     with pytest.raises(ValueError, match="unknown prior arm"):
         S.setup("05", "smoke", priors=["nope"])
@@ -86,7 +86,7 @@ def test_sample_spread_and_same():
 
 
 def test_verdict_05_rules():
-    summ = {"silhouette_math_vs_nlp_all": 0.4, "silhouette_math_vs_nlp_deep": 0.4, "silhouette_squad_vs_web_all": 0.1,
+    summ = {"silhouette_math_vs_nlp_all": 0.2, "silhouette_math_vs_nlp_deep": 0.4, "silhouette_squad_vs_web_all": 0.1,
             "probe_math_vs_nlp_all": 1.0, "probe_squad_vs_web_all": 0.9, "layers_math_more_separated": 30,
             "n_layers": 30}
     df = pd.DataFrame({"arm": ["interp-0.5", "interp-0.5", "xavier", "xavier"], "final_val_loss": [1.0, 1.1, 1.2, 1.0],
@@ -94,8 +94,8 @@ def test_verdict_05_rules():
     rows, numbers = S.verdict_05(summ, {"all tokens": summ}, df, n_seeds=2)
     assert [r[2] for r in rows] == [True, True, True]
     worse = df.assign(final_val_loss=[3.0, 3.0, 1.0, 1.0])
-    rows, _ = S.verdict_05({**summ, "silhouette_squad_vs_web_all": 0.6}, {}, worse, n_seeds=2)
-    assert [r[2] for r in rows] == [True, False, False]
+    rows, _ = S.verdict_05({**summ, "silhouette_squad_vs_web_all": 0.6, "layers_math_more_separated": 3}, {}, worse, n_seeds=2)
+    assert [r[2] for r in rows] == [False, False, False]
     assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.05, float(np.std([1.0, 1.1], ddof=1))))
 
 
