@@ -188,8 +188,10 @@ def vae_sweep_heatmaps(sweep, *, title: str = ""):
         im = ax.imshow(grid, cmap=cmap, aspect="auto", origin="lower")
         for i in range(len(betas)):
             for j in range(len(vms)):
-                coll = bool(sweep[(sweep["beta"] == betas[i]) & (sweep["var_match"] == vms[j])]["collapsed"].iloc[0])
-                ax.text(j, i, fmt.format(grid[i, j]) + ("\ncollapsed" if coll else ""), ha="center", va="center",
+                cell = sweep[(sweep["beta"] == betas[i]) & (sweep["var_match"] == vms[j])].iloc[0]
+                kind = cell["collapse"] if "collapse" in cell else ("collapsed" if cell["collapsed"] else "none")
+                note = "" if kind == "none" else f"\n{kind}" + (" collapse" if kind != "collapsed" else "")
+                ax.text(j, i, fmt.format(grid[i, j]) + note, ha="center", va="center",
                         fontsize=7, color="w" if grid[i, j] < np.nanmean(grid) else "k")
         ax.set_xticks(range(len(vms)), [f"{v:g}" for v in vms])
         ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
