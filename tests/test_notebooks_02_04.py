@@ -209,3 +209,10 @@ def test_notebook_04_smoke(tmp_path):
     carry = [r for r in res["runs"] if r["variant"] == "deep carry"]
     assert sorted(r["seed"] for r in carry) == sorted(r["seed"] for r in cut if r["prior"] == "fitted-gaussian")
     assert len(res["deep_placement"]) == 2 * (len(cut) + len(carry))
+
+
+def test_robust_rows_drops_the_largest_norms():
+    x = torch.ones(100, 4)
+    x[0] *= 1000
+    rows, info = sec.robust_rows(x, q=0.98)
+    assert len(rows) == 99 and info["dropped"] == 1 and info["max_over_median_norm"] == pytest.approx(1000)

@@ -560,3 +560,14 @@ def verdicts_04(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap
          f"({act_gap:.3g})", None if not np.isfinite(stay) else bool(stay == 1.0)),
     ]
     return out, num
+
+
+def robust_rows(x: torch.Tensor, q: float = 0.99) -> tuple[torch.Tensor, dict]:
+    """Rows of ``x`` whose L2 norm is at most the ``q`` quantile, for pictures: a few tokens with huge
+    activations (the first position of a text, typically) would otherwise own the first principal
+    component. Returns ``(rows, {"dropped", "norm_q", "max_over_median_norm"})``."""
+    n = x.float().norm(dim=-1)
+    cut = float(torch.quantile(n, q))
+    keep = n <= cut
+    return x[keep], {"dropped": int((~keep).sum()), "norm_q": cut,
+                     "max_over_median_norm": float(n.max() / n.median())}
