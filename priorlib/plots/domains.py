@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from .posterior import prior_posterior, scrubber_frames
+
 DOMAIN_NAMES = {"web": "web text (C4 stand-in)", "squad": "SQuAD", "math": "MATH"}
 DOMAIN_COLOURS = {"web": "tab:blue", "squad": "tab:green", "math": "tab:orange"}
 
@@ -80,7 +82,10 @@ class TwoClouds:
     def __call__(self, v: torch.Tensor) -> np.ndarray:
         return self.pca.transform(v.detach().float().reshape(-1, self.pca.n_features_in_).numpy())
 
-    def draw_clouds(self, ax):
+    def cloud_points(self) -> np.ndarray:
+        return np.concatenate(list(self.clouds.values()))
+
+    def draw_clouds(self, ax, label: str = ""):
         for d, c in self.clouds.items():
             ax.scatter(*c.T, s=2, alpha=0.15, linewidths=0, c=DOMAIN_COLOURS.get(d, "0.5"),
                        label=f"{DOMAIN_NAMES.get(d, d)} activations")
@@ -92,55 +97,12 @@ class TwoClouds:
 
 def two_cloud_panels(proj: TwoClouds, panels, *, ncols: int = 4, size: float = 3.3, title: str = ""):
     """One panel per run: ``(title, sampled [n, d], trained [n, d])`` over both clouds."""
-    n = len(panels)
-    ncols = min(ncols, n)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False,
-                             sharex=True, sharey=True)
-    for ax, (t, sampled, trained) in zip(axes.flat, panels):
-        proj.draw_clouds(ax)
-        s, e = proj(sampled), proj(trained)
-        ax.scatter(*s.T, s=22, facecolors="none", edgecolors="tab:red", label="sampled (prior)")
-        ax.scatter(*e.T, s=14, c="tab:red", label="trained (posterior)")
-        for p, q in zip(s, e):
-            ax.plot([p[0], q[0]], [p[1], q[1]], c="tab:red", lw=0.4, alpha=0.5)
-        ax.set_title(t, fontsize=8)
-        proj.axes_labels(ax)
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=6, loc="best", markerscale=2)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return prior_posterior(proj, panels, ncols=ncols, size=size, title=title)
 
 
 def two_cloud_frames(proj: TwoClouds, checkpoints, history, *, title: str):
     """Scrubber frames: the deep block over both clouds (left) and the training loss so far (right)."""
-    frames = []
-    start = proj(checkpoints[0][1])
-    allp = np.concatenate([proj(t) for _, t in checkpoints] + list(proj.clouds.values()))
-    lo, hi = allp.min(0), allp.max(0)
-    pad = 0.03 * (hi - lo)
-    for step, tensor in checkpoints:
-        fig, (a, b) = plt.subplots(1, 2, figsize=(8.6, 3.5), gridspec_kw={"width_ratios": [1.15, 1]})
-        proj.draw_clouds(a)
-        a.scatter(*start.T, s=22, facecolors="none", edgecolors="tab:red", label="step 0 (prior)")
-        a.scatter(*proj(tensor).T, s=14, c="tab:red", label=f"step {step}")
-        a.set_xlim(lo[0] - pad[0], hi[0] + pad[0]); a.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-        proj.axes_labels(a)
-        a.legend(fontsize=6, loc="best", markerscale=2)
-        a.set_title(f"{title}: step {step}", fontsize=8)
-        h = history[history["step"] <= step] if len(history) else history
-        if len(history):
-            b.plot(history["step"], history["loss"], c="0.85", lw=1)
-        if len(h):
-            b.plot(h["step"], h["loss"], c="tab:red", lw=1.2)
-        b.set_xlabel("training step"); b.set_ylabel("answer loss (nats/token)")
-        b.set_title("training loss", fontsize=9)
-        fig.tight_layout()
-        frames.append(fig)
-    return frames
+    return scrubber_frames(proj, checkpoints, history, title=title)
 
 
 def placement_arrows(place, *, arm_titles: dict, yardstick=None, title: str = ""):

@@ -30,49 +30,62 @@ class Projection:
         ax.set_xlabel(f"PC1 ({100 * self.explained[0]:.1f}% of variance)")
         ax.set_ylabel(f"PC2 ({100 * self.explained[1]:.1f}% of variance)")
 
+    def draw_clouds(self, ax, label: str):
+        ax.scatter(*self.cloud.T, s=2, c="tab:blue", alpha=0.15, linewidths=0, label=label)
 
-def prior_posterior(proj: Projection, panels: list[tuple[str, torch.Tensor, torch.Tensor]], *,
-                    reference_name: str, ncols: int = 4, size: float = 3.2):
-    """One panel per run: ``(title, sampled [n, d], trained [n, d])`` over the reference cloud."""
+    def cloud_points(self) -> np.ndarray:
+        return self.cloud
+
+
+def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], *,
+                    reference_name: str = "", ncols: int = 4, size: float = 3.2, title: str = ""):
+    """One panel per run: ``(title, sampled [n, d], trained [n, d])`` over the reference cloud(s).
+
+    ``proj`` is any projection with ``__call__``, ``draw_clouds(ax, label)`` and ``axes_labels(ax)``
+    (:class:`Projection`, or :class:`priorlib.plots.domains.TwoClouds` for two domains)."""
     n = len(panels)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False,
                              sharex=True, sharey=True)
-    for ax, (title, sampled, trained) in zip(axes.flat, panels):
-        ax.scatter(*proj.cloud.T, s=2, c="tab:blue", alpha=0.15, linewidths=0, label=reference_name)
+    for ax, (panel_title, sampled, trained) in zip(axes.flat, panels):
+        proj.draw_clouds(ax, reference_name)
         s, t = proj(sampled), proj(trained)
         ax.scatter(*s.T, s=22, facecolors="none", edgecolors="tab:red", label="sampled (prior)")
         ax.scatter(*t.T, s=14, c="tab:red", label="trained (posterior)")
         for a, b in zip(s, t):
             ax.plot([a[0], b[0]], [a[1], b[1]], c="tab:red", lw=0.4, alpha=0.5)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         proj.axes_labels(ax)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="best", markerscale=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def scrubber_frames(proj: Projection, checkpoints: list[tuple[int, torch.Tensor]], history, *,
-                    reference_name: str, title: str):
+def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, *,
+                    reference_name: str = "", title: str):
     """One figure per checkpoint: prompts on the projection (left) and the loss curve so far (right)."""
     frames = []
     start = proj(checkpoints[0][1])
-    allp = np.concatenate([proj(t) for _, t in checkpoints] + [proj.cloud])
+    allp = np.concatenate([proj(t) for _, t in checkpoints] + [proj.cloud_points()])
     lo, hi = allp.min(0), allp.max(0)
+    pad = 0.03 * (hi - lo)
     for step, tensor in checkpoints:
         fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 3.4), gridspec_kw={"width_ratios": [1.1, 1]})
-        a.scatter(*proj.cloud.T, s=2, c="tab:blue", alpha=0.15, linewidths=0, label=reference_name)
+        proj.draw_clouds(a, reference_name)
         a.scatter(*start.T, s=22, facecolors="none", edgecolors="tab:red", label="step 0 (prior)")
         a.scatter(*proj(tensor).T, s=14, c="tab:red", label=f"step {step}")
-        a.set_xlim(lo[0], hi[0]); a.set_ylim(lo[1], hi[1])
+        a.set_xlim(lo[0] - pad[0], hi[0] + pad[0]); a.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         proj.axes_labels(a)
         a.legend(fontsize=7, loc="best", markerscale=2)
         a.set_title(f"{title}: prompts at step {step}", fontsize=9)
         h = history[history["step"] <= step] if len(history) else history
-        b.plot(history["step"], history["loss"], c="0.85", lw=1)
+        if len(history):
+            b.plot(history["step"], history["loss"], c="0.85", lw=1)
         if len(h):
             b.plot(h["step"], h["loss"], c="tab:red", lw=1.2)
         b.set_xlabel("training step"); b.set_ylabel("answer loss (nats/token)")
