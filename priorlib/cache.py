@@ -1,0 +1,137 @@
+"""A small content-addressed cache for expensive intermediates (captured activations, t-SNE maps).
+
+    out = cached("web-capture", {"model": "smollm2-135m", "n": 200, ...}, compute)
+
+``compute()`` returns a ``dict[str, Tensor | ndarray]``; the first call stores it and later calls with
+the *same* parameters load it, while any change of a parameter (the dict is serialised as sorted JSON
+and hashed with sha256) computes afresh. Nothing is pickled: torch tensors go into a ``.safetensors``
+file, numpy arrays into an ``.npz`` read with ``allow_pickle=False``, and a ``.json`` sidecar holding
+the parameters and the key list is written last, so an interrupted write never counts as a hit.
+
+Where: ``$PRIORLIB_ARTIFACTS`` if set, else ``$PRIORLIB_CACHE/artifacts`` (default
+``~/.cache/priorlib/artifacts``). ``PRIORLIB_NO_CACHE=1`` recomputes (and rewrites) every entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+__all__ = ["cached", "artifacts_dir", "params_key", "fingerprint"]
+
+_VERSION = 1  # bump when the on-disk layout changes
+
+
+def artifacts_dir() -> Path:
+    explicit = os.environ.get("PRIORLIB_ARTIFACTS", "").strip()
+    if explicit:
+        root = Path(explicit).expanduser()
+    else:
+        root = Path(os.environ.get("PRIORLIB_CACHE", Path.home() / ".cache" / "priorlib")) / "artifacts"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return sorted(value) if isinstance(value, (set, frozenset)) else list(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.dtype):
+        return str(value)
+    raise TypeError(f"cache parameters must be JSON-like; got {type(value).__name__}: {value!r}")
+
+
+def params_key(name: str, params: dict) -> str:
+    """sha256 of ``{"name", "params", "version"}`` as canonical JSON (sorted keys)."""
+    blob = json.dumps({"name": name, "params": params, "version": _VERSION}, sort_keys=True,
+                      default=_jsonable, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def fingerprint(*arrays) -> str:
+    """A short sha256 of array contents (dtype and shape included), to key results derived from data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _paths(name: str, key: str) -> tuple[Path, Path, Path]:
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    stem = artifacts_dir() / f"{safe}-{key[:24]}"
+    return stem.with_suffix(".json"), stem.with_suffix(".safetensors"), stem.with_suffix(".npz")
+
+
+def _load(meta_path: Path, st_path: Path, npz_path: Path) -> dict | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        out: dict = {}
+        if meta["torch_keys"]:
+            from safetensors.torch import load_file
+
+            out.update(load_file(str(st_path)))
+        if meta["numpy_keys"]:
+            with np.load(npz_path, allow_pickle=False) as z:
+                out.update({k: z[k] for k in z.files})
+        if set(out) != set(meta["torch_keys"]) | set(meta["numpy_keys"]):
+            return None
+        return {k: out[k] for k in meta["order"]}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _store(result: dict, params: dict, meta_path: Path, st_path: Path, npz_path: Path) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in result.items() if isinstance(v, torch.Tensor)}
+    arrays = {k: np.asarray(v) for k, v in result.items() if not isinstance(v, torch.Tensor)}
+    for k, a in arrays.items():
+        if a.dtype == object:
+            raise TypeError(f"cached: {k!r} is an object array; only numeric arrays and tensors are stored")
+    if tensors:
+        from safetensors.torch import save_file
+
+        tmp = st_path.with_name(st_path.name + ".tmp")
+        save_file(tensors, str(tmp))
+        tmp.replace(st_path)
+    if arrays:
+        tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(npz_path)
+    meta = {"params": params, "order": list(result), "torch_keys": sorted(tensors), "numpy_keys": sorted(arrays)}
+    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp.write_text(json.dumps(meta, sort_keys=True, default=_jsonable, indent=1))
+    tmp.replace(meta_path)  # written last: its presence marks a complete entry
+
+
+def cached(name: str, params: dict, compute: Callable[[], dict], *, verbose: bool = True) -> dict:
+    """``compute()`` once per distinct ``(name, params)``; later calls load the stored arrays.
+
+    Values must be torch tensors or numeric numpy arrays (Python scalars become 0-d arrays).
+    """
+    key = params_key(name, params)
+    meta_path, st_path, npz_path = _paths(name, key)
+    if os.environ.get("PRIORLIB_NO_CACHE", "") not in ("1", "true", "yes") and meta_path.exists():
+        hit = _load(meta_path, st_path, npz_path)
+        if hit is not None:
+            if verbose:
+                print(f"cache hit: {name} ({key[:12]})")
+            return hit
+    result = compute()
+    if not isinstance(result, dict):
+        raise TypeError(f"cached: compute() for {name!r} must return a dict, got {type(result).__name__}")
+    result = {k: v if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in result.items()}
+    _store(result, params, meta_path, st_path, npz_path)
+    if verbose:
+        print(f"cache store: {name} ({key[:12]})")
+    return result
