@@ -96,6 +96,10 @@ class TrainConfig:
         if any(w > 0 for w in vars(self.regularisers()).values()) and not (
                 self.method is Method.SOFT or self.token_prompt):
             raise ValueError("the prompt regularisers act on the token-level prompt, which this run does not have")
+        has_soft = self.method is Method.SOFT or self.token_prompt
+        if self.prior == "interpolation" and has_soft and self.soft_space == "tokens":
+            raise ValueError("the interpolation prior mixes two activation spaces: give it to the deep blocks "
+                             "(--deep-prior interpolation) or put the soft prompt in one (--soft-space layers.K.resid_post)")
         if self.interpolate_with not in ("web", "squad", "math"):
             raise ValueError(f"interpolate_with must be web, squad or math, got {self.interpolate_with!r}")
         if self.method is Method.DEEP and self.deep_mode == "carry" and not self.token_prompt:

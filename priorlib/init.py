@@ -48,6 +48,11 @@ def activation_reference(model, tok, texts: list[str], point: str, *, model_name
         tmp.rename(path)
     ref = Reference.from_activations(d["rows"].float(), name or f"{point} activations")
     ref.gaussian = stats.fit("ledoit-wolf" if stats.n < 10 * stats.dim else "none")
+
+    def embed_text(text: str) -> torch.Tensor:  # the `text` prior in activation space: the text's own states
+        got = capture(model, tok, [text], [point], reduce="trajectory", max_length=max_length, progress=False)
+        return got[got["points"][0]][0].float()  # [T, d]
+    ref.embed_text = embed_text
     return ref
 
 

@@ -117,6 +117,7 @@ def test_out_dir_holding_another_run_is_refused(tmp_path, tiny):
     ({"model": "gpt-17"}, "unknown model"),
     ({"task": "chess"}, "task must be one of"),
     ({"deep_mode": "sideways"}, "deep_mode"),
+    ({"prior": "interpolation"}, "mixes two activation spaces"),
 ])
 def test_config_rejects_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -140,3 +141,27 @@ def test_deep_only_training_with_frozen_cache_matches_uncached(tmp_path, tiny, m
     assert set(a) == {"deep.2", "deep.3"}
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("prior,params", [
+    ("isotropic", {"sigma": "0.02"}), ("xavier", {}), ("fitted-gaussian", {}), ("exclusion", {"c": "5"}),
+    ("interpolation", {"alpha": "uniform"}), ("vae", {"epochs": "2"}), ("vocab-sample", {}),
+    ("text", {"text": "Answer the question"}), ("low-density", {}),
+])
+def test_every_prior_trains_from_the_cli_config(tmp_path, tiny, prior, params):
+    """All nine priors are selectable by name with string params and give a run (deep prompts, so the
+    interpolation prior has its activation space)."""
+    over = dict(prior=prior, prior_params=params, steps=1, checkpoint_every=1, method="deep", deep_layers=(-1,),
+                reference_texts=8)
+    if prior == "interpolation":  # it mixes two activation spaces: the deep blocks' prior
+        over.update(prior="isotropic", prior_params={}, deep_prior=prior, deep_prior_params=params)
+    import priorlib.tasks as tasks
+    from priorlib.init import initial_prompts
+    t = make_trainer(tmp_path / prior, tiny, **over)
+    texts = [e.prompt for e in toy_examples(8, 3)]
+    soft, deep, info = initial_prompts(t.config, t.model, t.tok, texts_fn=lambda domain: texts)
+    assert soft.shape == (4, 64) and deep[3].shape == (4, 64)
+    assert torch.isfinite(soft).all() and torch.isfinite(deep[3]).all()
+    t._initial = (soft, deep, info)
+    t.fit()
+    assert len(list_checkpoints(tmp_path / prior)) == 2
