@@ -457,7 +457,8 @@ def verdicts_02(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Sett
     out = [
         ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
          f"Spearman ρ = {_fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
-         f"token embedding ({len(t)} runs)", None if not np.isfinite(rho) else bool(rho >= 0.7)),
+         f"token embedding ({len(t)} runs, all learning rates; agreement needs ρ ≥ 0.7)",
+         None if not np.isfinite(rho) else bool(rho >= 0.7)),
         ("Prompts stay near where their prior put them at the paper's learning rates",
          f"{_fmt(100 * stay, 3)}% of runs at the paper's rates moved less than the token embeddings' typical "
          f"neighbour gap ({gap:.3g}); median movement by lr: {moved_txt}",
@@ -542,15 +543,22 @@ def verdicts_04(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap
     num = {"separability": sep, "steps_to_target_deep_cut": st.to_dict(), "val_steps_to_target_deep_cut": vst.to_dict(),
            "cut_vs_carry_val_loss": cmp, "cut_vs_carry_f1": cmp_f1, "deep_share_moved_less_than_gap": stay,
            "activation_median_nn_l2": act_gap}
-    later = None if not (np.isfinite(s_fit) and np.isfinite(s_xav)) else bool(s_xav > s_fit)
+    v_fit, v_xav = float(vst.get("fitted-gaussian", np.nan)), float(vst.get("xavier", np.nan))
+    # the per-batch training loss is noisy enough to touch the target at once in short runs; then only the
+    # validation loss (a fixed held-out set) can tell the priors apart, so it decides
+    use_val = np.isfinite(v_fit) and np.isfinite(v_xav) and (not (np.isfinite(s_fit) and np.isfinite(s_xav))
+                                                             or s_fit == s_xav)
+    a_, b_ = (v_fit, v_xav) if use_val else (s_fit, s_xav)
+    later = None if not (np.isfinite(a_) and np.isfinite(b_)) else bool(b_ > a_)
+    num["converge_later_decided_by"] = "validation loss" if use_val else "training loss"
     out = [
         ("Web text and SQuAD activations form distinct clusters",
          "held-out accuracy of a linear classifier telling web-text from SQuAD tokens: "
          + ", ".join(f"{k}: {v:.3f}" for k, v in sep.items()), bool(acc >= 0.8)),
         ("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
-         f"deep 'cut' steps to the common training-loss target: fitted Gaussian {_fmt(s_fit)}, Xavier {_fmt(s_xav)} "
-         f"(validation-loss version: fitted {_fmt(float(vst.get('fitted-gaussian', np.nan)))}, "
-         f"Xavier {_fmt(float(vst.get('xavier', np.nan)))})", later),
+         f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {_fmt(v_fit)}, Xavier {_fmt(v_xav)}; "
+         f"to the training-loss target: fitted {_fmt(s_fit)}, Xavier {_fmt(s_xav)} "
+         f"(decided by the {num['converge_later_decided_by']})", later),
         ("'cut' and 'carry' deep prompts perform the same",
          f"final val loss cut {cmp['mean_a']:.3f} vs carry {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, "
          f"tolerance {tol:.3f}, Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs "
