@@ -48,7 +48,7 @@ def collect(book_dir: Path) -> list[dict]:
         results = meta.get("results") or {}
         manifest = meta.get("run_manifest") or {}
         chapters.append({"stem": path.stem, "profile": manifest.get("profile"),
-                         "rows": [normalise(r) for r in results.get("verdicts", [])]})
+                         "rows": [normalise(r) for r in results.get("verdicts", results.get("verdict", []))]})
     return chapters
 
 
