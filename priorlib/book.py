@@ -264,6 +264,7 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
         if transform is not None:
             transform(nb)
         nbformat.write(nb, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp made it private; the executed copy is a page of the book
         os.replace(tmp, dest)
         return manifest
     finally:

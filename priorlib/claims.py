@@ -13,9 +13,9 @@ HEADER = """# The paper's claims, checked
 
 Every observation the paper makes, chapter by chapter, next to what this book measured and a
 verdict. The table is generated from the executed notebooks (`priorlib book` rebuilds it), so every
-number here is the one printed in the chapter it links to. The web text that stands in for C4 is
-{web}. Rows from the `smoke` profile (a random miniature model) only check the plumbing and are
-marked as such: they are not evidence.
+number here is the one printed in the chapter it links to. Web text: {web}. Rows from the `smoke`
+profile (a random miniature model) only check the plumbing and are marked as such: they are not
+evidence. Each chapter's run manifest (its last cell) names the model and profile behind its rows.
 """
 
 _OBS = ("paper's observation", "observation", "claim", "paper")
@@ -59,7 +59,8 @@ def _cell(text: str) -> str:
 def render(chapters: list[dict], web: str) -> str:
     out = [HEADER.format(web=web)]
     for ch in chapters:
-        title = ch["stem"].replace("_", " ", 1)
+        num, _, name = ch["stem"].partition("_")
+        title = f"{num} · {name.replace('_', ' ')}"
         note = "" if ch["profile"] != "smoke" else " *(smoke profile: plumbing only, not evidence)*"
         out += [f"## [{title}]({ch['stem']}.ipynb){note}", ""]
         if not ch["rows"]:

@@ -20,7 +20,7 @@ def test_claims_page_lists_every_verdict_with_its_chapter(tmp_path):
     _nb(book / "03_c.ipynb", [])
     path = claims.write(tmp_path)
     text = path.read_text()
-    assert "[01 a](01_a.ipynb)" in text and "silhouette 0.41 \\| probe 99%" in text and "**yes**" in text
+    assert "[01 · a](01_a.ipynb)" in text and "silhouette 0.41 \\| probe 99%" in text and "**yes**" in text
     assert "F1 12.0 vs 30.5" in text and "**no**" in text and "smoke profile" in text
     assert "has not recorded its verdicts yet" in text
     assert "stand-in" in text or "stands in" in text
