@@ -72,7 +72,7 @@ class TrainConfig:
     math_per_module: int = 2000
     checkpoint_every: int = 50
     device: str = "cpu"
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "auto"   # auto: eager on CPU (faster there), sdpa on GPUs
 
     def __post_init__(self):
         self.task = _enum(Task, self.task, "task")
@@ -104,7 +104,8 @@ class TrainConfig:
             raise ValueError(f"interpolate_with must be web, squad or math, got {self.interpolate_with!r}")
         if self.method is Method.DEEP and self.deep_mode == "carry" and not self.token_prompt:
             raise ValueError("deep mode 'carry' needs the token-level prompt (token_prompt=True)")
-        from .models import check_model_name
+        from .models import check_model_name, resolve_attention
+        resolve_attention(self.attn_implementation, "cpu")  # a bad value fails here
         from .priors import parse_params
         check_model_name(self.model)
         self.prior_params = _typed(self.prior, self.prior_params, parse_params)
