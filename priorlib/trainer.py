@@ -136,7 +136,7 @@ class Trainer:
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
 
         frozen_below = self.lm.lower_layers_frozen_below()
-        reg = self._regulariser(state if ckpts else None)
+        reg = self._regulariser()
         self._frozen_cache: dict[int, torch.Tensor] = {}
         bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
                    total=cfg.steps, disable=not (self.progress and self.dist.main))
@@ -194,7 +194,7 @@ class Trainer:
         return metrics
 
     # ------------------------------------------------------------------ pieces
-    def _regulariser(self, resumed_state):
+    def _regulariser(self):
         from .regularisers import Regulariser
         weights = self.config.regularisers()
         if not weights.active:
