@@ -46,6 +46,28 @@ def rotary(model: nn.Module) -> nn.Module:
     return backbone(model).rotary_emb
 
 
+def rope_for(model: nn.Module, layer: int):
+    """``(x, position_ids) -> (cos, sin)`` for decoder layer ``layer``.
+
+    Llama has one rotary embedding; Gemma-3 has two (local, theta 1e4, for sliding-window layers and
+    global, theta 1e6, for full-attention layers), chosen by the layer's type.
+    """
+    import inspect
+
+    rope = rotary(model)
+    types = getattr(model.config, "layer_types", None)
+    if types is not None and "layer_type" in inspect.signature(rope.forward).parameters:
+        kind = types[layer]
+        return lambda x, pos: rope(x, pos, kind)
+    return rope
+
+
+def sliding_window(model: nn.Module) -> int | None:
+    """The smallest attention window of any layer (None: every layer attends to the whole sequence)."""
+    types = getattr(model.config, "layer_types", None) or ()
+    return getattr(model.config, "sliding_window", None) if "sliding_attention" in types else None
+
+
 def resolve_layers(model: nn.Module, indices) -> list[int]:
     """Turn layer indices (negative counts from the top) into sorted, unique, non-negative ones."""
     n = n_layers(model)

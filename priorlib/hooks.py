@@ -25,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import arch
+from .batching import bos_ids
 
 _POINT = re.compile(r"^(embed|final_norm|layers\.(-?\d+)\.(resid_pre|resid_post))$")
 
@@ -139,10 +140,22 @@ def tokenize_batch(tok, texts: list[str], max_length: int, device) -> tuple[torc
     return input_ids.to(device), mask.to(device)
 
 
+def with_bos(tok, input_ids: torch.Tensor) -> torch.Tensor:
+    """``[B, T] -> [B, b + T]``: the tokenizer's BOS token(s) in front (none for SmolLM2)."""
+    bos = bos_ids(tok)
+    if not bos:
+        return input_ids
+    head = torch.tensor(bos, dtype=input_ids.dtype, device=input_ids.device).expand(input_ids.shape[0], -1)
+    return torch.cat([head, input_ids], dim=1)
+
+
 def iter_activations(model: nn.Module, tok, texts: list[str], points: list[str], *, batch_size: int = 16,
                      max_length: int = 256, dtype: torch.dtype | None = torch.bfloat16,
                      progress: bool = True, desc: str = "capture") -> Iterator[tuple[dict, torch.Tensor, torch.Tensor, list[int]]]:
     """Yield ``(acts, mask, input_ids, indices)`` per batch; ``acts[name]`` is ``[B, T, d]`` float32.
+
+    A model with a BOS token sees it at position 0; its activations are dropped, so ``acts`` align
+    with the text tokens ``input_ids``.
 
     Texts are sorted by length into batches (less padding); ``indices`` maps rows back to ``texts``.
     The forward stops after the deepest requested point.
@@ -153,8 +166,9 @@ def iter_activations(model: nn.Module, tok, texts: list[str], points: list[str],
     for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
         input_ids, mask = tokenize_batch(tok, [texts[i] for i in idx], max_length, device)
         with no_grad_autocast(device, dtype), Trace(model, points, stop=True) as tr:
-            tr.run(input_ids=input_ids)
-        yield {k: v.float() for k, v in tr.activations.items()}, mask, input_ids, idx
+            tr.run(input_ids=with_bos(tok, input_ids))
+        nb = len(bos_ids(tok))  # the BOS position is run (the model needs it) but never returned
+        yield {k: v[:, nb:].float() for k, v in tr.activations.items()}, mask, input_ids, idx
 
 
 def capture(model: nn.Module, tok, texts: list[str], points: list[str], *, reduce: str = "tokens",

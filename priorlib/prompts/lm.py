@@ -21,7 +21,8 @@ class PromptedLM(nn.Module):
     ``state_dict()`` hold prompts only, and the model is shared, never copied.
     """
 
-    def __init__(self, model: nn.Module, soft: SoftPrompt | None = None, deep: DeepPrompt | None = None):
+    def __init__(self, model: nn.Module, soft: SoftPrompt | None = None, deep: DeepPrompt | None = None,
+                 bos_ids: tuple[int, ...] = ()):
         super().__init__()
         if soft is None and deep is None:
             raise ValueError("PromptedLM needs a soft prompt, a deep prompt, or both")
@@ -32,26 +33,28 @@ class PromptedLM(nn.Module):
         object.__setattr__(self, "model", model)  # not a submodule: frozen and shared
         self.soft = soft
         self.deep = deep
+        self.bos_ids = tuple(int(i) for i in bos_ids)  # put in front of everything (see batching.bos_ids)
         model.requires_grad_(False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, model: nn.Module, *, method: str = "soft", n_tokens: int = 20, deep_layers=(-3, -2, -1),
               deep_mode: str = "cut", token_prompt: bool = True, soft_init: torch.Tensor | None = None,
-              deep_init: dict[int, torch.Tensor] | None = None) -> "PromptedLM":
+              deep_init: dict[int, torch.Tensor] | None = None, bos_ids: tuple[int, ...] = ()) -> "PromptedLM":
+        """``bos_ids``: the model's BOS token(s), which then sit at position 0, before the soft prompt."""
         d = arch.d_model(model)
         if method == "soft":
-            return cls(model, SoftPrompt(SoftPromptConfig(n_tokens), d, soft_init))
+            return cls(model, SoftPrompt(SoftPromptConfig(n_tokens), d, soft_init), bos_ids=bos_ids)
         if method == "deep":
             cfg = DeepPromptConfig(n_tokens, tuple(deep_layers), deep_mode, token_prompt)
             soft = SoftPrompt(SoftPromptConfig(n_tokens), d, soft_init) if token_prompt else None
-            return cls(model, soft, DeepPrompt(cfg, model, deep_init))
+            return cls(model, soft, DeepPrompt(cfg, model, deep_init), bos_ids=bos_ids)
         raise ValueError(f"method must be 'soft' or 'deep', got {method!r}")
 
     @property
     def n_prefix(self) -> int:
-        """Prompt positions that sit in the sequence at the input (the soft prompt)."""
-        return self.soft.n_tokens if self.soft is not None else 0
+        """Positions in front of the text at the input: the BOS token(s), then the soft prompt."""
+        return len(self.bos_ids) + (self.soft.n_tokens if self.soft is not None else 0)
 
     # ------------------------------------------------------------------ prompt tensors
     def prompt_tensors(self) -> dict[str, torch.Tensor]:
@@ -76,8 +79,15 @@ class PromptedLM(nn.Module):
         return self.deep.attached(self.model) if self.deep is not None else nullcontext()
 
     def input_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
-        x = arch.embed(self.model)(input_ids)  # [B, T, d]
-        return self.soft.prepend(x) if self.soft is not None else x  # [B, P + T, d]
+        """``[BOS] + soft prompt + text``: ``[B, P + T, d]``."""
+        emb = arch.embed(self.model)
+        x = emb(input_ids)  # [B, T, d]
+        if self.soft is not None:
+            x = self.soft.prepend(x)  # [B, n + T, d]
+        if self.bos_ids:
+            bos = emb(torch.tensor(self.bos_ids, device=input_ids.device))  # [b, d]
+            x = torch.cat([bos.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1), x], dim=1)
+        return x
 
     def hidden(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Final-normed hidden states ``[B, P + T, d]`` (right padding needs no mask: attention is causal)."""
@@ -119,7 +129,7 @@ class PromptedLM(nn.Module):
         from ..hooks import Trace
         k = self.lower_layers_frozen_below()
         with Trace(self.model, [f"layers.{k}.resid_pre"], stop=True) as tr:
-            tr.run(input_ids=input_ids)
+            tr.run(inputs_embeds=self.input_embeds(input_ids))  # the text, after the BOS token if any
         return tr[f"layers.{k}.resid_pre"]
 
     def hidden_from_states(self, states: torch.Tensor) -> torch.Tensor:
@@ -129,15 +139,19 @@ class PromptedLM(nn.Module):
             raise ValueError("a token-level prompt reaches every layer: nothing below it can be cached")
         body = arch.backbone(self.model)
         B, T, _ = states.shape
+        window = arch.sliding_window(self.model)
+        if window is not None and T > window:
+            raise ValueError(f"cached deep prompts build a plain causal mask; {T} positions exceed the model's "
+                             f"sliding window of {window}")
         pos = torch.arange(T, device=states.device)[None]  # [1, T]
-        cos_sin = arch.rotary(self.model)(states, pos)
         mask = None  # sdpa: causal by itself (right padding never reaches a real token)
         if self.model.config._attn_implementation != "sdpa":
             tri = torch.ones(T, T, dtype=torch.bool, device=states.device).tril()
             mask = torch.where(tri, 0.0, torch.finfo(states.dtype).min).to(states.dtype)[None, None]
         h = states
         with self.attached():
-            for layer in arch.layers(self.model)[k:]:
+            for i, layer in enumerate(arch.layers(self.model)[k:], start=k):
+                cos_sin = arch.rope_for(self.model, i)(states, pos)
                 h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=cos_sin)
                 h = h[0] if isinstance(h, tuple) else h
         return arch.final_norm(self.model)(h)

@@ -69,14 +69,14 @@ class DeepPrompt(nn.Module):
     @contextmanager
     def attached(self, model: nn.Module):
         handles = []
-        rope = arch.rotary(model)
         blocks = arch.layers(model)
         n = self.n_tokens
         for i in self.layer_ids:
             w = self.block(i)
             decoding = {}
+            rope = arch.rope_for(model, i)
 
-            def pre(mod, args, kwargs, i=i, w=w, decoding=decoding):
+            def pre(mod, args, kwargs, i=i, w=w, decoding=decoding, rope=rope):
                 h = args[0] if args else kwargs["hidden_states"]  # [B, L, d]
                 cache = kwargs.get("cache")
                 dec = cache is not None and cache.get_seq_length(i) > 0
@@ -86,7 +86,14 @@ class DeepPrompt(nn.Module):
                         p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)
                         h = torch.cat([p, h[:, n:]], dim=1)
                 else:
-                    kwargs["attention_mask"] = _extend_mask(kwargs.get("attention_mask"), n, prefill=not dec)
+                    mask = kwargs.get("attention_mask")
+                    if dec and mask is not None:
+                        # the mask's columns follow the text's 2-D mask from column 0. Gemma sizes its
+                        # full-attention mask from the first full-attention layer's cache; when that is a
+                        # deep layer it counted the block too and padded masked columns at the end. Keep
+                        # the text's columns only; the block's visible columns go in front below.
+                        mask = mask[..., : cache.get_seq_length(i) + h.shape[1] - n]
+                    kwargs["attention_mask"] = _extend_mask(mask, n, prefill=not dec)
                     if not dec:
                         p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)
                         h = torch.cat([p, h], dim=1)  # [B, n + L, d]
