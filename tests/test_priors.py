@@ -46,8 +46,9 @@ def _params(name, ref_b):
 
 # ------------------------------------------------------------------ registry & validation
 
-def test_registry_has_the_nine():
-    assert list(PRIORS) == NINE
+def test_registry_has_the_nine_and_the_posterior_prior():
+    # the paper's nine, plus "posterior" (trained prompts of one task as the prior of another, notebook 08)
+    assert list(PRIORS) == NINE + ["posterior"]
 
 
 @pytest.mark.parametrize("name", NINE)

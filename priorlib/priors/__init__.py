@@ -4,13 +4,14 @@
     x = sample_prior("exclusion", 20, ref, torch.Generator().manual_seed(0), c=5.0)   # [20, d]
 
 Families (one file each): ``isotropic``, ``xavier``, ``fitted-gaussian`` (gaussian.py),
-``exclusion``, ``interpolation``, ``vae``, ``vocab-sample`` (vocab.py), ``text``, ``low-density``.
+``exclusion``, ``interpolation``, ``vae``, ``vocab-sample`` (vocab.py), ``text``, ``low-density``, and
+``posterior`` (posterior.py: prompts trained on one task, as a bank, become the prior of another).
 Diagnostics (where the draws land) are in ``priorlib.priors.diagnostics``.
 """
 from .base import (PRIORS, PriorSpec, as_generator, get_prior, make_params, parse_params,  # noqa: F401
                    register_prior, sample_prior)
 from .reference import Reference  # noqa: F401
-from . import gaussian, exclusion, interpolation, vae, vocab, text, lowdensity  # noqa: F401,E402  (registers)
+from . import gaussian, exclusion, interpolation, vae, vocab, text, lowdensity, posterior  # noqa: F401,E402  (registers)
 from .exclusion import exclusion_acceptance_rate  # noqa: F401
 
 __all__ = ["PRIORS", "PriorSpec", "Reference", "get_prior", "make_params", "parse_params", "register_prior",
