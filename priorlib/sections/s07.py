@@ -1,0 +1,430 @@
+"""Logic behind notebook 07 (issue 9): how regularisers move the trained soft prompt, and what that
+costs in task quality.
+
+The paper says it investigates "the influence of regularization techniques on the posterior" and
+shows nothing. Here one prior (``fitted-gaussian`` by default) trains soft prompts on SQuAD with one
+regulariser at a time, each at a few log-spaced weights, plus an unregularised baseline at several
+seeds (the noise yardstick). For every run we measure where the trained prompt ends (distances to
+the token-embedding cloud, see :func:`priorlib.experiments.placement_rows`) and how well it works
+(held-out loss, F1, EM, token precision and recall), then summarise each regulariser's curve and
+phrase the notebook's closing verdict rows.
+
+The regularisers (:mod:`priorlib.regularisers`; weight decay is AdamW's own):
+
+=================== ============================ ================================== =========
+name                TrainConfig field            target measure (where it acts)     direction
+=================== ============================ ================================== =========
+prior_l2            reg_prior_l2                 moved_l2 (from the prior sample)   down
+mahalanobis         reg_mahalanobis              median_mahalanobis                 down
+mahalanobis_hinge   reg_mahalanobis_hinge        median_mahalanobis                 up
+nearest_token       reg_nearest_token            median_nn_l2                       down
+weight_decay        weight_decay                 median_norm (row L2 norm)          down
+=================== ============================ ================================== =========
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import experiments as ex
+from . import s02_s04 as sec
+
+NOTEBOOK = "07_regularisation"
+
+
+@dataclass(frozen=True)
+class Regulariser:
+    name: str
+    field: str       # the TrainConfig field holding its weight
+    target: str      # the divergence measure it acts on directly
+    direction: int   # -1: a larger weight should lower the target (a pull); +1: raise it (a push)
+    title: str
+
+
+REGULARISERS = {r.name: r for r in (
+    Regulariser("prior_l2", "reg_prior_l2", "moved_l2", -1, "L2 pull to the prompt's own prior sample"),
+    Regulariser("mahalanobis", "reg_mahalanobis", "median_mahalanobis", -1,
+                "Mahalanobis pull into the token-embedding Gaussian"),
+    Regulariser("mahalanobis_hinge", "reg_mahalanobis_hinge", "median_mahalanobis", +1,
+                "hinge out of the Gaussian's 95% region"),
+    Regulariser("nearest_token", "reg_nearest_token", "median_nn_l2", -1,
+                "nearest-token distance ('waywardness')"),
+    Regulariser("weight_decay", "weight_decay", "median_norm", -1, "AdamW weight decay (towards 0)"),
+)}
+BASELINE = "none"  # the regulariser name of unregularised runs
+
+# Quality and divergence columns of :func:`sweep_rows` (all per run; divergence of the trained prompt).
+QUALITY = ("final_val_loss", "final_f1", "final_exact_match", "final_precision", "final_recall")
+DIVERGENCE = ("median_mahalanobis", "median_nn_l2", "median_nn_cos", "share_in_hdr", "moved_l2", "median_norm")
+UNITS = {"median_mahalanobis": "whitened units", "median_nn_l2": "embedding units", "median_nn_cos": "1 − cos",
+         "share_in_hdr": "fraction", "moved_l2": "embedding units", "median_norm": "embedding units",
+         "final_val_loss": "nats/token", "final_f1": "%", "final_exact_match": "%"}
+
+# Weights per profile, log-spaced (a decade apart) from "barely felt" to "dominates the answer loss".
+# Calibrated on SmolLM2-135M at the fitted-Gaussian prior sample and at the unregularised lr 5e-2 end
+# point (a probe of the gradients, not a run): the answer loss (1-3 nats) has a gradient of rms
+# ~8e-2 per coordinate at the prior sample and ~1e-2 at the end. AdamW follows whichever gradient is
+# larger per coordinate (its step size does not depend on scale), so what matters is each term's
+# gradient relative to the loss's, at weight 1:
+#   prior_l2       2 (p - p0) / n: 0 at the start, ~1.6x the loss's at the end (moved ~4): from
+#                  weight 10 it should hold the movement well under 1, at 100 pin it to the sample;
+#   mahalanobis    2 Sigma^-1 (p - mu) / (n d): 0.03x at the start (m ~ 24), 0.8x at the end (m ~ 57):
+#                  weight 10 caps the drift outwards, 100 pulls the prompt into the Gaussian's core;
+#   hinge          (r - m)+: the prior sample is barely inside the 95% radius (m ~ 24 vs r ~ 25), so
+#                  the term is 0.001x the loss's at weight 1 and vanishes once training leaves the
+#                  region (which unregularised lr 5e-2 runs do within a few steps): weights of
+#                  1e2-1e4 are needed for it to act at all, and even then only early;
+#   nearest_token  a unit vector per row / n: 0.03x at the start, 0.2x at the end: weight 10 balances
+#                  the loss at the end, 100 snaps rows onto token embeddings;
+#   weight_decay   decoupled, p <- p (1 - lr wd) per step: over 20 steps at lr 5e-2 (summed lr ~0.53)
+#                  wd 0.1 shrinks the start by ~5%, 1 by ~40%, 10 bounds each coordinate near 1/wd
+#                  (~0.1, the token embeddings' own scale); lr x wd must stay below 1.
+# The smoke profile keeps the smallest and largest weight of each (plumbing only).
+CPU_WEIGHTS = {"prior_l2": [1.0, 10.0, 100.0], "mahalanobis": [1.0, 10.0, 100.0],
+               "mahalanobis_hinge": [1e2, 1e3, 1e4], "nearest_token": [1.0, 10.0, 100.0],
+               "weight_decay": [0.1, 1.0, 10.0]}
+DEFAULTS = {
+    # sizes come from notebook 02's settings of the same profile (see :func:`settings`)
+    "smoke": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1],
+                  weights={k: [v[0], v[-1]] for k, v in CPU_WEIGHTS.items()}),
+    # lr 5e-2: at 5e-3 twenty steps move the prompt ~0.5 (notebook 02), leaving a regulariser
+    # nothing to hold back; at 5e-2 it moves ~4, more than a token-embedding row's norm (~3.2)
+    "cpu": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1], weights=CPU_WEIGHTS),
+    # 2000 steps at the paper's lr: one more decade on each side, three baseline seeds
+    "paper": dict(prior="fitted-gaussian", lr=1e-3, seeds=[0, 1, 2],
+                  weights={"prior_l2": [0.1, 1.0, 10.0, 100.0, 1000.0], "mahalanobis": [0.1, 1.0, 10.0, 100.0, 1000.0],
+                           "mahalanobis_hinge": [10.0, 1e2, 1e3, 1e4, 1e5],
+                           "nearest_token": [0.1, 1.0, 10.0, 100.0, 1000.0],
+                           "weight_decay": [0.01, 0.1, 1.0, 10.0, 100.0]}),
+}
+
+
+@dataclass
+class Settings(sec.Settings):
+    """Notebook 02's settings (same model, sizes and run keys) plus the regulariser sweep."""
+    weights: dict = field(default_factory=dict)  # regulariser name -> weights (> 0), swept at seeds[0]
+
+    @property
+    def prior(self) -> str:
+        return self.priors[0]
+
+    @property
+    def lr(self) -> float:
+        return self.learning_rates[0]
+
+    def configs(self) -> list:
+        """The unregularised baseline at every seed, then each regulariser at each weight (first seed)."""
+        base = self.base(prior=self.prior, lr=self.lr)
+        cells = [dict(seed=seed) for seed in self.seeds]
+        for name, ws in self.weights.items():
+            cells += [{"seed": self.seeds[0], REGULARISERS[name].field: float(w)} for w in ws]
+        d = base.to_dict()
+        return [ex.TrainConfig.from_dict({**d, **c}) for c in cells]
+
+    def grid_table(self) -> pd.DataFrame:
+        """One row per regulariser: its weights, the field it sets and the measure it should move."""
+        return pd.DataFrame([{"regulariser": n, "TrainConfig field": REGULARISERS[n].field,
+                              "weights": ", ".join(f"{w:g}" for w in ws), "acts on": REGULARISERS[n].target,
+                              "expected": "lower" if REGULARISERS[n].direction < 0 else "higher",
+                              "what it does": REGULARISERS[n].title} for n, ws in self.weights.items()])
+
+
+def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=None, weights=None, steps=None,
+             batch_size=None, n_tokens=None, max_length=None, eval_size=None, out_dir=None) -> Settings:
+    """Resolve the notebook's papermill parameters (``None``: the profile's default) and check them
+    before any compute. Sizes are notebook 02's for the same profile, so the unregularised seed-0
+    run is notebook 02's run of this prior and learning rate (reused from the run store)."""
+    if profile not in DEFAULTS:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(DEFAULTS)}")
+    d = DEFAULTS[profile]
+    weights = _check_weights(d["weights"] if weights is None else weights)
+    lr = float(d["lr"] if lr is None else lr)
+    seeds = [int(x) for x in (d["seeds"] if seeds is None else seeds)]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if lr * max(weights.get("weight_decay", [0.0])) >= 1:
+        raise ValueError(f"lr x weight_decay must stay below 1 (lr {lr:g}, largest weight decay "
+                         f"{max(weights['weight_decay']):g}): a larger decay step flips the prompt's sign")
+    s2 = sec.settings("02", profile, model=model, priors=[prior or d["prior"]], learning_rates=[lr], seeds=seeds,
+                      steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
+                      eval_size=eval_size,
+                      out_dir=out_dir or Path(__file__).resolve().parents[2] / "_build" / "results" / NOTEBOOK)
+    s = Settings(**{f.name: getattr(s2, f.name) for f in dataclasses.fields(sec.Settings)}, weights=weights)
+    s.notebook = "07"
+    s.base(prior=s.prior, lr=s.lr)  # an unknown prior or a bad size fails here, before the model loads
+    return s
+
+
+def _check_weights(weights) -> dict:
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"weights must be a non-empty mapping regulariser -> list of weights, got {weights!r}")
+    out = {}
+    for name, ws in weights.items():
+        if name not in REGULARISERS:
+            raise ValueError(f"unknown regulariser {name!r}; choose from {list(REGULARISERS)}")
+        ws = [ws] if isinstance(ws, (int, float)) else list(ws)
+        if not ws or not all(isinstance(w, (int, float)) and w > 0 and math.isfinite(w) for w in ws):
+            raise ValueError(f"weights of {name} must be positive numbers (0 is the shared baseline), got {ws!r}")
+        out[name] = sorted(float(w) for w in ws)
+    return out
+
+
+def regulariser_of(cfg) -> tuple[str, float]:
+    """``(name, weight)`` of the one regulariser a config switches on, ``("none", 0.0)`` for none."""
+    on = [(r.name, float(getattr(cfg, r.field))) for r in REGULARISERS.values() if getattr(cfg, r.field) > 0]
+    if len(on) > 1:
+        raise ValueError(f"config {cfg.key()} switches on several regularisers: {on}")
+    return on[0] if on else (BASELINE, 0.0)
+
+
+def shares_baseline_with_02(s: Settings) -> bool:
+    """Whether notebook 02 (its default grid for this profile) trains this notebook's seed-0 baseline."""
+    s2 = sec.settings("02", s.profile)
+    first = s.configs()[0].key()
+    return any(c.key() == first for c in sec.lr_seed_grid(s2, s2.base()))
+
+
+def sweep_sentence(s: Settings) -> str:
+    n = len(s.seeds) + sum(len(w) for w in s.weights.values())
+    return (f"Prior `{s.prior}`, lr {s.lr:g}, {s.steps} steps of batch {s.batch_size}: the unregularised "
+            f"baseline at seeds {s.seeds}, then each of {len(s.weights)} regularisers at "
+            f"{', '.join(str(len(w)) for w in s.weights.values())} weights (seed {s.seeds[0]}): {n} runs.")
+
+
+# --------------------------------------------------------------------------------------------- per run
+def sweep_rows(runs, reference) -> pd.DataFrame:
+    """One row per run: regulariser, weight, seed, quality (``QUALITY``, initial val loss), where the
+    trained prompt sits (``DIVERGENCE``; ``sampled_*``: the prior sample's value) and the final
+    unweighted value of the run's penalty term (NaN for the baseline and weight decay)."""
+    q = ex.run_rows(runs, fields=("seed",))
+    place = ex.placement_rows(runs, reference, fields=("seed",))  # sampled, trained per run, in run order
+    trained = place[place["when"] == "trained"].reset_index(drop=True)
+    sampled = place[place["when"] == "sampled"].reset_index(drop=True)
+    regs = [regulariser_of(r.config) for r in runs]
+    out = pd.DataFrame({"regulariser": [n for n, _ in regs], "weight": [w for _, w in regs], "seed": q["seed"]})
+    for c in ("initial_val_loss",) + QUALITY:
+        out[c] = q[c] if c in q else np.nan
+    norms = [_median_norms(r) for r in runs]  # (sampled, trained)
+    trained = trained.assign(median_norm=[b for _, b in norms])
+    sampled = sampled.assign(median_norm=[a for a, _ in norms])
+    for c in DIVERGENCE:
+        out[c] = trained[c].to_numpy()
+    for c in ("median_mahalanobis", "median_nn_l2", "median_norm", "share_in_hdr"):
+        out[f"sampled_{c}"] = sampled[c].to_numpy()
+    out["final_penalty"] = [_last_penalty(r, n) for r, (n, _) in zip(runs, regs)]
+    out["key"] = q["key"]
+    return out
+
+
+def _median_norms(run) -> tuple[float, float]:
+    ck = run.checkpoints()
+    return tuple(float(t["soft"].float().norm(dim=-1).median()) for t in (ck[0][1], ck[-1][1]))
+
+
+def _last_penalty(run, name: str) -> float:
+    h = run.history()
+    col = f"reg_{name}"
+    return float(h[col].iloc[-1]) if col in h and len(h) else float("nan")
+
+
+# --------------------------------------------------------------------------------------------- summaries
+def noise_tolerance(mean: float, sd: float, rel_tol: float = 0.05) -> float:
+    """``max(2 x seed sd, rel_tol x |mean|)``: the seed sd when there is one (two or more baseline seeds),
+    else the relative tolerance alone (the rule of notebooks 02-04, :func:`s02_s04.same_within_noise`)."""
+    tol = rel_tol * abs(float(mean))
+    return max(tol, 2.0 * float(sd)) if np.isfinite(sd) else tol
+
+
+def baseline_stats(table: pd.DataFrame, metric: str) -> dict:
+    """Mean, sd (ddof 1; NaN with one seed), min, max and n of ``metric`` over the baseline runs."""
+    v = table.loc[table["regulariser"] == BASELINE, metric].astype(float).dropna().to_numpy()
+    if not len(v):
+        raise ValueError("the table has no unregularised baseline run")
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),
+            "min": float(v.min()), "max": float(v.max()), "n": int(len(v))}
+
+
+def regularisers_in(table: pd.DataFrame) -> list[str]:
+    """The regularisers of the table, in ``REGULARISERS`` order."""
+    present = set(table["regulariser"])
+    return [n for n in REGULARISERS if n in present]
+
+
+def curves(table: pd.DataFrame, metrics=QUALITY + DIVERGENCE) -> pd.DataFrame:
+    """Per regulariser and weight, the mean of ``metrics`` over seeds; each curve starts at weight 0
+    with the baseline's mean, so it reads from "unregularised" to "strongest"."""
+    metrics = [m for m in metrics if m in table]
+    base = table[table["regulariser"] == BASELINE]
+    parts = []
+    for name in regularisers_in(table):
+        part = pd.concat([base.assign(regulariser=name, weight=0.0), table[table["regulariser"] == name]])
+        g = part.groupby("weight")[metrics].mean().reset_index()
+        g.insert(0, "regulariser", name)
+        g.insert(2, "n", part.groupby("weight").size().to_numpy())
+        parts.append(g)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["regulariser", "weight", *metrics])
+
+
+def curve_summary(table: pd.DataFrame, rel_tol: float = 0.05) -> pd.DataFrame:
+    """One row per regulariser: how far its largest weight moves its target measure from the baseline
+    (``delta``) against the baseline's noise (``tolerance``, :func:`noise_tolerance`), whether that is a
+    move in the expected direction (``moves``), the Spearman correlation of weight and target over
+    all its runs with the baseline runs as weight 0 (``rho``), the range of the target reached, and the
+    largest change of validation loss and F1 against the baseline (``quality_flat``: every weight's
+    validation loss within the baseline's tolerance)."""
+    q = baseline_stats(table, "final_val_loss")
+    q_tol = noise_tolerance(q["mean"], q["sd"], rel_tol)
+    f1 = baseline_stats(table, "final_f1")
+    base = table[table["regulariser"] == BASELINE]
+    rows = []
+    for name in regularisers_in(table):
+        r = REGULARISERS[name]
+        part = table[table["regulariser"] == name]
+        b = baseline_stats(table, r.target)
+        tol = noise_tolerance(b["mean"], b["sd"], rel_tol)
+        by_w = part.groupby("weight")[[r.target, "final_val_loss", "final_f1"]].mean().sort_index()
+        top = float(by_w[r.target].iloc[-1])
+        delta = top - b["mean"]
+        dq = by_w["final_val_loss"] - q["mean"]
+        worst_w = float(dq.abs().idxmax())
+        both = pd.concat([base, part])
+        rows.append({
+            "regulariser": name, "target": r.target, "direction": r.direction,
+            "weights": list(by_w.index), "largest_weight": float(by_w.index[-1]),
+            "target_baseline": b["mean"], "target_baseline_sd": b["sd"], "target_at_largest": top,
+            "delta": delta, "tolerance": tol, "moves": bool(r.direction * delta > tol),
+            "rho": sec.rank_correlation(both["weight"], both[r.target]),
+            "target_min": float(min(b["mean"], by_w[r.target].min())),
+            "target_max": float(max(b["mean"], by_w[r.target].max())),
+            "val_loss_at_largest": float(by_w["final_val_loss"].iloc[-1]),
+            "worst_val_loss_change": float(dq.loc[worst_w]), "worst_weight": worst_w,
+            "quality_tolerance": q_tol, "quality_flat": bool((dq.abs() <= q_tol).all()),
+            "f1_at_largest": float(by_w["final_f1"].iloc[-1]),
+            "f1_change_at_largest": float(by_w["final_f1"].iloc[-1] - f1["mean"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def inside_cloud(table: pd.DataFrame, hdr_radius: float, vocab_gap: float) -> pd.Series:
+    """Whether each trained prompt ends inside the token-embedding cloud: median Mahalanobis distance at
+    most the Gaussian's 95% radius, or median nearest-token L2 at most the vocabulary's own
+    neighbour gap (as close to a real token as tokens are to each other)."""
+    return (table["median_mahalanobis"] <= hdr_radius) | (table["median_nn_l2"] <= vocab_gap)
+
+
+# --------------------------------------------------------------------------------------------- verdicts
+def _fmt(x, nd: int = 3) -> str:
+    return sec._fmt(x, nd)
+
+
+def _run_name(name: str, w: float) -> str:
+    return f"{name} w={w:g}"
+
+
+def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float, vocab_gap: float,
+                rel_tol: float = 0.05) -> tuple[list, dict]:
+    """The closing rows of notebook 07 and the numbers behind them.
+
+    1. *Regularisation moves the posterior* (the paper "investigates" it and shows nothing): agrees if
+       every pull-type regulariser in the sweep (prior L2, Mahalanobis, nearest token, weight decay)
+       moves its target measure, at its largest weight, further than the baseline's tolerance
+       max(2 x seed sd, 5 %) in the pulling direction. The hinge is reported alongside.
+    2. *Quality is flat across where the prompts end up* (the paper's implicit claim): agrees if every
+       regularised run's final validation loss is within max(2 x baseline seed sd, 5 %) of the baseline
+       mean.
+    3. *Prompts can be held inside the token-embedding cloud at no cost in quality*: among regularised
+       runs that end inside the cloud (:func:`inside_cloud`), agrees if at least one is within that
+       tolerance; not tested if none ends inside.
+    """
+    q = baseline_stats(table, "final_val_loss")
+    q_tol = noise_tolerance(q["mean"], q["sd"], rel_tol)
+    reg = table[table["regulariser"] != BASELINE].reset_index(drop=True)
+    num: dict = {"baseline_val_loss": q, "val_loss_tolerance": q_tol, "baseline_f1": baseline_stats(table, "final_f1"),
+                 "hdr_radius": hdr_radius, "vocab_median_nn_l2": vocab_gap, "rel_tol": rel_tol,
+                 "curves": summary.to_dict(orient="records")}
+    sd_txt = f"{len(table[table['regulariser'] == BASELINE])} baseline seeds"
+
+    # 1 -- does each regulariser move what it acts on?
+    pull = summary[summary["direction"] < 0]
+    parts = []
+    for _, r in summary.iterrows():
+        mark = "moved" if r["moves"] else "not beyond noise"
+        parts.append(f"{r['regulariser']} (w={r['largest_weight']:g}): {r['target']} {r['target_baseline']:.3g} → "
+                     f"{r['target_at_largest']:.3g} (tolerance {r['tolerance']:.2g}, ρ(weight, {r['target']}) = "
+                     f"{_fmt(r['rho'], 2)}; {mark})")
+    hinge = summary[summary["regulariser"] == "mahalanobis_hinge"]
+    hinge_note = ""
+    if len(hinge) and hinge["target_baseline"].iloc[0] > hdr_radius:
+        hinge_note = (f" The hinge only acts inside the 95% radius ({hdr_radius:.3g}); unregularised prompts already "
+                      f"end at {hinge['target_baseline'].iloc[0]:.3g}, so it can act only in the first steps, while the prompt is "
+                      "still inside.")
+    n_moves = int(pull["moves"].sum())
+    moves = None if not len(pull) else bool(n_moves == len(pull))
+    num.update(pull_regularisers_moving=n_moves, pull_regularisers=len(pull))
+    row1 = ("Regularisation moves the posterior (the paper says it investigated this but shows no result)",
+            f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on beyond the noise at their "
+            f"largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type regulariser "
+            f"moves its measure towards its anchor by more than max(2 × seed sd, {100 * rel_tol:g}%) of the "
+            f"unregularised runs ({sd_txt}).", moves)
+
+    # 2 -- is quality flat over where prompts end?
+    dq = reg["final_val_loss"] - q["mean"]
+    within = dq.abs() <= q_tol
+    worst = int(dq.abs().idxmax()) if len(reg) else None
+    num.update(n_regularised=len(reg), n_within_tolerance=int(within.sum()),
+               val_loss_range=[float(reg["final_val_loss"].min()), float(reg["final_val_loss"].max())] if len(reg) else None,
+               mahalanobis_range=[float(table["median_mahalanobis"].min()), float(table["median_mahalanobis"].max())],
+               nn_l2_range=[float(table["median_nn_l2"].min()), float(table["median_nn_l2"].max())],
+               rho_mahalanobis_val_loss=sec.rank_correlation(table["median_mahalanobis"], table["final_val_loss"]),
+               rho_moved_val_loss=sec.rank_correlation(table["moved_l2"], table["final_val_loss"]))
+    if worst is None:
+        row2 = ("Quality is flat across where the prompts end up (the paper's implicit claim)",
+                "no regularised runs", None)
+    else:
+        w = reg.loc[worst]
+        num["worst_run"] = {"regulariser": w["regulariser"], "weight": float(w["weight"]),
+                            "val_loss_change": float(dq[worst])}
+        row2 = ("Quality is flat across where the prompts end up (the paper's implicit claim)",
+                f"trained prompts ended at median Mahalanobis distance {num['mahalanobis_range'][0]:.3g}–"
+                f"{num['mahalanobis_range'][1]:.3g} and nearest-token L2 {num['nn_l2_range'][0]:.3g}–{num['nn_l2_range'][1]:.3g}; "
+                f"final validation loss {num['val_loss_range'][0]:.3f}–{num['val_loss_range'][1]:.3f} nats against the "
+                f"unregularised {q['mean']:.3f} (sd {_fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
+                f"regularised runs within the tolerance {q_tol:.3f} (max(2 × seed sd, {100 * rel_tol:g}%)); worst: "
+                f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
+                f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "
+                f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every regularised run is within the tolerance.",
+                bool(within.all()))
+
+    # 3 -- can the prompt be kept inside the pretrained cloud for free?
+    inside = inside_cloud(reg, hdr_radius, vocab_gap) if len(reg) else pd.Series(dtype=bool)
+    ins = reg[inside]
+    ok = ins[(ins["final_val_loss"] - q["mean"]).abs() <= q_tol]
+    num.update(inside_runs=[_run_name(a, b) for a, b in zip(ins["regulariser"], ins["weight"])],
+               inside_runs_within_tolerance=[_run_name(a, b) for a, b in zip(ok["regulariser"], ok["weight"])],
+               baseline_inside=bool(inside_cloud(table[table["regulariser"] == BASELINE], hdr_radius, vocab_gap).all()))
+    listing = "; ".join(f"{_run_name(a, b)}: Mahalanobis {m:.3g}, nearest-token L2 {n:.3g}, val loss {v:.3f} "
+                        f"({v - q['mean']:+.3f})" for a, b, m, n, v in zip(ins["regulariser"], ins["weight"],
+                                                                        ins["median_mahalanobis"], ins["median_nn_l2"],
+                                                                        ins["final_val_loss"]))
+    base_where = ("the unregularised prompts end inside too" if num["baseline_inside"] else
+                  "the unregularised prompts end outside")
+    row3 = ("Where the prompts end up can be chosen without losing quality: they can be held inside the "
+            "token-embedding cloud at baseline quality",
+            (f"{len(ins)} of {len(reg)} regularised runs end inside the cloud (median Mahalanobis ≤ {hdr_radius:.3g}, the "
+             f"95% radius, or median nearest-token L2 ≤ {vocab_gap:.3g}, the vocabulary's own neighbour gap; "
+             f"{base_where}); {len(ok)} of them within the validation-loss tolerance {q_tol:.3f}"
+             + (f": {listing}" if len(ins) else "") + ". Rule: agrees if at least one run inside is within the "
+             "tolerance; not tested if none ends inside."),
+            None if not len(ins) else bool(len(ok) > 0))
+    return [row1, row2, row3], num
+
+
+# --------------------------------------------------------------------------------------------- output
+def write_results(s: Settings, results: dict):
+    """``<out_dir>/results.json`` (see :func:`s02_s04.write_results`)."""
+    return sec.write_results(s, results)

@@ -1,0 +1,197 @@
+"""Notebook 07 (regularisation vs posterior and quality): the logic in ``priorlib.sections.s07`` on
+synthetic tables (fast), and the notebook executed end to end with ``-p profile smoke`` (slow)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from priorlib.sections import s02_s04 as sec
+from priorlib.sections import s07
+
+REPO = Path(__file__).resolve().parents[1]
+RADIUS, GAP = 25.0, 2.0
+
+
+# ----------------------------------------------------------------------------------------------- settings
+def test_settings_share_notebook_02_sizes_and_baseline_run():
+    s = s07.settings("cpu")
+    s2 = sec.settings("02", "cpu")
+    assert (s.model, s.steps, s.batch_size, s.max_length, s.eval_size) == \
+        (s2.model, s2.steps, s2.batch_size, s2.max_length, s2.eval_size)
+    cfgs = s.configs()
+    assert len(cfgs) == len(s.seeds) + sum(len(w) for w in s.weights.values()) <= 20
+    assert len({c.key() for c in cfgs}) == len(cfgs)
+    keys02 = {c.key() for c in sec.lr_seed_grid(s2, s2.base()) if c.prior == s.prior and c.lr == s.lr}
+    base_keys = {c.key() for c in cfgs if s07.regulariser_of(c)[0] == s07.BASELINE}
+    assert keys02 and keys02 <= base_keys  # notebook 02's run is this notebook's seed-0 baseline
+    for c in cfgs:
+        name, w = s07.regulariser_of(c)
+        if name != s07.BASELINE:
+            assert c.seed == s.seeds[0] and w in s.weights[name]
+    assert str(s.out_dir).endswith("07_regularisation") and s.notebook == "07"
+    assert s07.shares_baseline_with_02(s) and not s07.shares_baseline_with_02(s07.settings("smoke"))
+
+
+def test_settings_reject_bad_parameters_before_any_compute():
+    with pytest.raises(ValueError, match="unknown regulariser"):
+        s07.settings("smoke", weights={"dropout": [1.0]})
+    with pytest.raises(ValueError, match="positive"):
+        s07.settings("smoke", weights={"prior_l2": [0.0, 1.0]})
+    with pytest.raises(ValueError, match="below 1"):
+        s07.settings("smoke", lr=0.1, weights={"weight_decay": [10.0]})
+    with pytest.raises(ValueError, match="unknown profile"):
+        s07.settings("gpu")
+    with pytest.raises(ValueError):
+        s07.settings("smoke", prior="no-such-prior")
+    s = s07.settings("smoke", weights={"nearest_token": 3}, seeds=[4])
+    assert s.weights == {"nearest_token": [3.0]} and len(s.configs()) == 2
+    assert s.configs()[1].reg_nearest_token == 3.0 and s.configs()[1].seed == 4
+
+
+def test_regulariser_of_reads_the_one_switched_on():
+    s = s07.settings("smoke")
+    base = s.base(prior=s.prior, lr=s.lr)
+    assert s07.regulariser_of(base) == ("none", 0.0)
+    assert s07.regulariser_of(base.from_dict({**base.to_dict(), "weight_decay": 0.5})) == ("weight_decay", 0.5)
+    with pytest.raises(ValueError, match="several"):
+        s07.regulariser_of(base.from_dict({**base.to_dict(), "weight_decay": 0.5, "reg_prior_l2": 1.0}))
+
+
+# ----------------------------------------------------------------------------------------------- summaries
+def _table(val_shift: float = 0.0, hinge_moves: bool = False) -> pd.DataFrame:
+    """Baseline (2 seeds: val loss 1.0 / 1.1, Mahalanobis 55 / 57, nn 4.5 / 4.6, moved 4 / 4.2, norm 5 / 5.2)
+    and three weights per regulariser; each pull halves its target per decade; ``val_shift`` is added
+    to the val loss of the largest weights."""
+    rows = []
+    base = dict(median_mahalanobis=55.0, median_nn_l2=4.5, median_nn_cos=0.55, share_in_hdr=0.0, moved_l2=4.0,
+                median_norm=5.0, final_val_loss=1.0, final_f1=40.0, final_exact_match=20.0, final_precision=40.0,
+                final_recall=40.0)
+    for seed, bump in ((0, 0.0), (1, 1.0)):
+        rows.append(dict(base, regulariser="none", weight=0.0, seed=seed, median_mahalanobis=55.0 + 2 * bump,
+                         median_nn_l2=4.5 + 0.1 * bump, moved_l2=4.0 + 0.2 * bump, median_norm=5.0 + 0.2 * bump,
+                         final_val_loss=1.0 + 0.1 * bump))
+    for name, r in s07.REGULARISERS.items():
+        for k, w in enumerate((1.0, 10.0, 100.0)):
+            row = dict(base, regulariser=name, weight=w, seed=0)
+            if r.direction < 0:
+                row[r.target] = base[r.target] * 0.5 ** (k + 1)
+            elif hinge_moves:
+                row[r.target] = base[r.target] + 10.0 * (k + 1)
+            if k == 2:
+                row["final_val_loss"] += val_shift
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_noise_tolerance_and_baseline_stats():
+    t = _table()
+    b = s07.baseline_stats(t, "final_val_loss")
+    assert b["mean"] == pytest.approx(1.05) and b["sd"] == pytest.approx(0.1 / math.sqrt(2)) and b["n"] == 2
+    assert s07.noise_tolerance(b["mean"], b["sd"]) == pytest.approx(2 * 0.1 / math.sqrt(2))
+    assert s07.noise_tolerance(2.0, float("nan")) == pytest.approx(0.1)  # one seed: 5% only
+    assert s07.noise_tolerance(2.0, 0.001) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="baseline"):
+        s07.baseline_stats(t[t["regulariser"] != "none"], "final_val_loss")
+
+
+def test_curves_start_at_the_baseline_mean():
+    c = s07.curves(_table())
+    assert list(c["regulariser"].unique()) == list(s07.REGULARISERS)
+    nt = c[c["regulariser"] == "nearest_token"].sort_values("weight")
+    assert list(nt["weight"]) == [0.0, 1.0, 10.0, 100.0] and list(nt["n"]) == [2, 1, 1, 1]
+    assert nt["median_nn_l2"].iloc[0] == pytest.approx(4.55)
+    assert nt["median_nn_l2"].iloc[-1] == pytest.approx(4.5 / 8)
+
+
+def test_curve_summary_detects_moves_directions_and_quality():
+    summ = s07.curve_summary(_table(val_shift=0.5)).set_index("regulariser")
+    assert list(summ.index) == list(s07.REGULARISERS)
+    pl = summ.loc["prior_l2"]
+    assert pl["target"] == "moved_l2" and pl["target_baseline"] == pytest.approx(4.1)
+    assert pl["target_at_largest"] == pytest.approx(0.5) and pl["delta"] == pytest.approx(-3.6)
+    assert pl["moves"] and pl["rho"] == pytest.approx(-1.0, abs=0.15)
+    assert pl["target_min"] == pytest.approx(0.5) and pl["target_max"] == pytest.approx(4.1)
+    # the +0.5 nats at the largest weight is beyond 2 x sd (0.141): not flat
+    assert not pl["quality_flat"] and pl["worst_weight"] == 100.0
+    assert pl["worst_val_loss_change"] == pytest.approx(1.5 - 1.05)
+    # the hinge did not move its target: it is a push, and flat data do not count as one
+    assert not summ.loc["mahalanobis_hinge", "moves"]
+    assert s07.curve_summary(_table(hinge_moves=True)).set_index("regulariser").loc["mahalanobis_hinge", "moves"]
+    flat = s07.curve_summary(_table(val_shift=0.05))
+    assert flat["quality_flat"].all()
+
+
+def test_inside_cloud_uses_either_criterion():
+    t = pd.DataFrame({"median_mahalanobis": [20.0, 40.0, 40.0], "median_nn_l2": [5.0, 1.0, 3.0]})
+    assert list(s07.inside_cloud(t, RADIUS, GAP)) == [True, True, False]
+
+
+def test_verdicts_07_rules():
+    t = _table(val_shift=0.5)
+    rows, num = s07.verdicts_07(t, s07.curve_summary(t), hdr_radius=RADIUS, vocab_gap=GAP)
+    assert len(rows) == 3 and all(len(r) == 3 for r in rows)
+    assert rows[0][2] is True and num["pull_regularisers_moving"] == 4 == num["pull_regularisers"]
+    assert "hinge only acts inside the 95% radius" in rows[0][1] and "Rule:" in rows[0][1]
+    assert rows[1][2] is False and num["n_within_tolerance"] == 10 and num["n_regularised"] == 15
+    assert num["worst_run"]["weight"] == 100.0 and "+0.450" in rows[1][1]
+    # inside the cloud: Mahalanobis pulls to 55/8 < 25 at w 10 and 100 (w 1: 27.5 > 25), the nearest-token
+    # pull to 4.5/4 = 1.125 and 0.5625 < 2 at w 10 and 100; the w=10 ones are at baseline quality
+    assert sorted(num["inside_runs"]) == sorted(["mahalanobis w=10", "mahalanobis w=100",
+                                                 "nearest_token w=10", "nearest_token w=100"])
+    assert sorted(num["inside_runs_within_tolerance"]) == ["mahalanobis w=10", "nearest_token w=10"]
+    assert rows[2][2] is True and not num["baseline_inside"]
+    # quality flat and nothing inside the cloud
+    t2 = _table(val_shift=0.0)
+    t2.loc[t2["regulariser"].isin(["mahalanobis", "nearest_token"]), ["median_mahalanobis", "median_nn_l2"]] = [55.0, 4.5]
+    rows, num = s07.verdicts_07(t2, s07.curve_summary(t2), hdr_radius=RADIUS, vocab_gap=GAP)
+    assert rows[1][2] is True and rows[2][2] is None and num["inside_runs"] == []
+    assert rows[0][2] is False  # Mahalanobis and nearest token no longer move their targets
+    table = sec.verdict(rows)
+    assert list(table["agrees?"]) == ["no", "yes", "not tested"]
+
+
+def test_figures_draw_from_synthetic_tables():
+    import matplotlib.pyplot as plt
+    from priorlib.plots import regularisation as rp
+    t = _table(val_shift=0.3)
+    fig = rp.tradeoff(s07.curves(t), t, refs={"median_mahalanobis": [(RADIUS, "radius"), (24.0, "prior")]})
+    assert len(fig.axes) == 8 and fig.axes[0].get_xlabel().startswith("median Mahalanobis")
+    plt.close(fig)
+    fig = rp.divergence_vs_weight(t, s07.curve_summary(t))
+    assert len(fig.axes) == 5 and fig.axes[0].get_xscale() == "log"
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- notebook
+@pytest.mark.slow
+def test_notebook_07_smoke(tmp_path, monkeypatch):
+    import papermill as pm
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    pm.execute_notebook(str(REPO / "notebooks" / "07_regularisation.ipynb"), str(tmp_path / "07.ipynb"),
+                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
+                        cwd=str(REPO / "notebooks"), progress_bar=False)
+    res = json.loads((out / "results.json").read_text())
+    assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama" and res["notebook"] == "07"
+    s = res["settings"]
+    assert res["n_runs"] == len(res["runs"]) == len(s["seeds"]) + sum(len(w) for w in s["weights"].values())
+    assert {r["regulariser"] for r in res["runs"]} == {"none", *s["weights"]}
+    for r in res["runs"]:
+        for c in ("final_val_loss", "median_mahalanobis", "median_nn_l2", "moved_l2", "median_norm"):
+            assert r[c] is not None and math.isfinite(r[c]), (c, r)
+        assert 0 <= r["final_f1"] <= 100 and 0 <= r["share_in_hdr"] <= 1
+        if r["regulariser"] not in ("none", "weight_decay"):
+            assert r["final_penalty"] is not None and r["final_penalty"] >= 0
+    # the strongest L2 pull to the prior sample holds the prompt closer to it than the weakest does
+    pl = sorted((r["weight"], r["moved_l2"]) for r in res["runs"] if r["regulariser"] == "prior_l2")
+    assert pl[-1][1] < pl[0][1]
+    assert len(res["summary"]) == len(s["weights"])
+    v = res["verdicts"]
+    assert len(v) == 3 and all(set(x) == {"paper's observation", "what we measured", "agrees?"} for x in v)
+    assert all(x["agrees?"] in ("yes", "no", "not tested") for x in v)
+    assert all("Rule:" in x["what we measured"] for x in v)
