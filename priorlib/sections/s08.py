@@ -1,0 +1,470 @@
+"""Notebook 08 (issue 9): posteriors as priors. The paper closes with the hypothesis that controllable
+posteriors could serve as priors for new tasks; this tests it.
+
+Source
+  SQuAD soft prompts from the ``fitted-gaussian`` prior at lr 5e-2, with notebook 02's sizes
+  (``s02_s04.settings("02", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
+  through the run store). At 5e-2 the prompts move a lot in 20 steps (notebook 02: median L2 about 4
+  against an embedding row norm of about 3.2); at 5e-3 they barely move and the test would be vacuous.
+  The trained (last-checkpoint) prompts of every source seed form the *bank* (``priors.posterior``).
+  :func:`bank_shift` says how far the bank moved from the prior it started from.
+
+Target
+  MATH arithmetic, soft prompts, from the ``posterior`` prior fitted to the bank (``gaussian``, ``vae``)
+  or copied from it (``copy``: target seed k starts from source prompt k mod P), and from the controls:
+  ``fitted-gaussian`` (the source's own prior: separates "trained on SQuAD" from "drawn from the same
+  distribution"), ``vocab-sample`` and ``isotropic``. :func:`transfer_rows` and :func:`arm_summary`
+  measure steps to a common training-loss target, validation-loss curves, final loss and accuracy;
+  :func:`verdicts_08` turns them into the closing table.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import experiments as ex
+from ..config import TrainConfig
+from . import s02_s04 as sec
+
+NOTEBOOK = "08_posterior_transfer"
+SOURCE_PRIOR = "fitted-gaussian"
+SOURCE_LR = 5e-2
+POSTERIOR_ARMS = ("posterior-gaussian", "posterior-vae", "posterior-copy")
+FITTED_ARMS = ("posterior-gaussian", "posterior-vae")  # priors fitted to the bank (the hypothesis proper)
+CONTROL_ARMS = ("fitted-gaussian", "vocab-sample", "isotropic")
+ARMS = POSTERIOR_ARMS + CONTROL_ARMS
+ARM_TITLES = {
+    "posterior-gaussian": "Gaussian fitted to the SQuAD posterior",
+    "posterior-vae": "VAE trained on the SQuAD posterior",
+    "posterior-copy": "copy of a trained SQuAD prompt (warm start)",
+    "fitted-gaussian": "Gaussian fitted to the token embeddings (the source's prior)",
+    "vocab-sample": "random token embeddings",
+    "isotropic": "isotropic N(0, 0.02²)",
+}
+# the bank counts as moved when its vectors travelled further than the token embeddings' neighbour gap,
+# and as a distribution of its own when a linear classifier tells trained from sampled vectors this well
+DISTINCT_ACCURACY = 0.75
+
+# MATH sizes per profile. cpu (timing probe, SmolLM2-135M, one thread on a shared 2-core machine): 0.6-0.74 s
+# per step at batch 8 (MATH problems are ~27 tokens), and a 25-step run with 6 evaluations took 31 s; with 20
+# steps one run takes about 26 s, so the 18 target runs take about 8 minutes and the notebook about 10. The
+# validation loss fell from 3.05 to 1.71 nats/token by step 20 at lr 5e-3 in that probe.
+TARGET = {
+    "smoke": dict(seeds=[0, 1], source_seeds=[0, 1], steps=4, batch_size=4, lr=5e-3, eval_size=4, max_length=64,
+                  max_new_tokens=2, eval_every=2, vae_epochs=20),
+    "cpu": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2, 3], steps=20, batch_size=8, lr=5e-3, eval_size=24,
+                max_length=96, max_new_tokens=6, eval_every=4, vae_epochs=300),
+    "paper": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2, 3, 4], steps=400, batch_size=8, lr=1e-3, eval_size=200,
+                  max_length=128, max_new_tokens=8, eval_every=25, vae_epochs=300),
+}
+
+
+# ------------------------------------------------------------------------------------------ setup
+@dataclass
+class Setup:
+    """What notebook 08 runs: the SQuAD source (notebook 02's settings) and the MATH target grid."""
+    profile: str
+    source: sec.Settings
+    source_lr: float
+    source_seeds: list
+    target: TrainConfig  # the MATH base config (prior set per arm)
+    arms: list
+    seeds: list
+    vae_epochs: int
+    out_dir: Path
+    bank: str | None = None  # set by :func:`make_bank`
+    n_source_prompts: int = 0
+    configs: list = field(default_factory=list)
+
+    def source_configs(self) -> list[TrainConfig]:
+        """The SQuAD runs, built exactly as notebook 02's grid builds its cells (same keys)."""
+        d = self.source.base().to_dict()
+        return [TrainConfig.from_dict({**d, "prior": SOURCE_PRIOR, "lr": self.source_lr, "seed": k})
+                for k in self.source_seeds]
+
+    def describe(self) -> str:
+        b, s = self.target, self.source
+        return (f"profile **{self.profile}**, model `{b.model}`. Source: {len(self.source_seeds)} SQuAD runs "
+                f"(seeds {self.source_seeds}) from `{SOURCE_PRIOR}` at lr {self.source_lr:g}, {s.steps} steps of "
+                f"batch {s.batch_size} (notebook 02's sizes). Target: MATH arithmetic, {b.n_tokens} soft-prompt "
+                f"vectors, {b.steps} steps of batch {b.batch_size} at lr {b.lr:g} (linear warm-up "
+                f"{b.warmup_steps} steps, then linear decay), {b.eval_size} held-out problems evaluated every "
+                f"{b.eval_every} steps, greedy answers of up to {b.max_new_tokens} tokens; arms {self.arms}, "
+                f"seeds {self.seeds}")
+
+
+def setup(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_seeds=None, source_lr=None,
+          steps=None, batch_size=None, lr=None, eval_size=None, max_new_tokens=None, vae_epochs=None,
+          out_dir=None) -> Setup:
+    """Resolve the notebook's papermill parameters (``None``: the profile's default) into a :class:`Setup`."""
+    if profile not in TARGET:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(TARGET)}")
+    t = TARGET[profile]
+    arms = list(arms) if arms is not None else list(ARMS)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
+    seeds = [int(x) for x in (seeds if seeds is not None else t["seeds"])]
+    source_seeds = [int(x) for x in (source_seeds if source_seeds is not None else t["source_seeds"])]
+    if not arms or not seeds or len(source_seeds) < 2:
+        raise ValueError("arms and seeds must not be empty, and the bank needs at least two source seeds")
+    source_lr = float(source_lr if source_lr is not None else SOURCE_LR)
+    if not source_lr > 0:
+        raise ValueError(f"source_lr must be > 0, got {source_lr}")
+    vae_epochs = int(vae_epochs if vae_epochs is not None else t["vae_epochs"])
+    if vae_epochs < 1:
+        raise ValueError(f"vae_epochs must be >= 1, got {vae_epochs}")
+    src = sec.settings("02", profile, model=model)
+    steps_ = int(steps if steps is not None else t["steps"])
+    every = min(t["eval_every"], steps_)
+    target = ex.base_config(
+        profile, model=src.model, task="math", method="soft", n_tokens=src.n_tokens, steps=steps_,
+        batch_size=batch_size if batch_size is not None else t["batch_size"],
+        lr=float(lr if lr is not None else t["lr"]),
+        eval_size=eval_size if eval_size is not None else t["eval_size"], max_length=t["max_length"],
+        max_new_tokens=max_new_tokens if max_new_tokens is not None else t["max_new_tokens"],
+        eval_every=every, checkpoint_every=every, warmup_steps=max(1, steps_ // 10), prior="isotropic")
+    if out_dir is None:
+        out_dir = Path(__file__).resolve().parents[2] / "_build" / "results" / NOTEBOOK
+    return Setup(profile, src, source_lr, source_seeds, target, arms, seeds, vae_epochs, Path(out_dir))
+
+
+def arm_fields(arm: str, bank: str, seed: int, n_source_prompts: int, vae_epochs: int) -> dict:
+    """Config fields of ``arm`` for target seed ``seed`` (prior params as strings, JSON in the run store)."""
+    if arm in CONTROL_ARMS:
+        return {"prior": arm, "prior_params": {}}
+    fit = arm.removeprefix("posterior-")
+    params = {"bank": bank, "fit": fit}
+    if fit == "vae":
+        params["epochs"] = str(int(vae_epochs))
+    if fit == "copy":  # different target seeds start from different trained prompts
+        params["source"] = str(int(seed) % int(n_source_prompts))
+    return {"prior": "posterior", "prior_params": params}
+
+
+def arm_of(config: TrainConfig) -> str:
+    """The arm name of a target config."""
+    if config.prior == "posterior":
+        return "posterior-" + str(config.prior_params.get("fit", "gaussian"))
+    return config.prior
+
+
+def target_configs(s: Setup) -> list[TrainConfig]:
+    """Every arm x seed on the target (needs the bank: run :func:`make_bank` first)."""
+    if s.bank is None:
+        raise ValueError("no bank yet: call make_bank(setup, source_runs) first")
+    d = s.target.to_dict()
+    s.configs = [TrainConfig.from_dict({**d, "seed": seed,
+                                        **arm_fields(a, s.bank, seed, s.n_source_prompts, s.vae_epochs)})
+                 for a in s.arms for seed in s.seeds]
+    return s.configs
+
+
+# ------------------------------------------------------------------------------------------ source
+def trained_prompts(runs, key: str = "soft") -> torch.Tensor:
+    """Last-checkpoint prompts of ``runs``: ``[P, n, d]``."""
+    return torch.stack([r.checkpoints()[-1][1][key].float() for r in runs])
+
+
+def sampled_prompts(runs, key: str = "soft") -> torch.Tensor:
+    """Step-0 prompts (the prior's draws) of ``runs``: ``[P, n, d]``."""
+    return torch.stack([r.checkpoints()[0][1][key].float() for r in runs])
+
+
+def make_bank(s: Setup, runs) -> str:
+    """Save the trained source prompts as a posterior bank; returns (and records in ``s``) its hash."""
+    from ..priors.posterior import save_bank
+    x = trained_prompts(runs)  # [P, n, d]
+    meta = {"task": "squad", "prior": SOURCE_PRIOR, "lr": s.source_lr, "model": s.source.model,
+            "seeds": [r.config.seed for r in runs], "runs": [r.config.key() for r in runs]}
+    s.bank = save_bank(x, meta)
+    s.n_source_prompts = x.shape[0]
+    return s.bank
+
+
+def bank_shift(runs, reference, *, gap: float, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """How far the SQuAD posterior moved from its prior, on all source runs pooled.
+
+    Returns ``(numbers, per-run placement)``: median Mahalanobis distance to the token-embedding Gaussian
+    of the sampled and of the trained vectors, median movement (L2) against the token embeddings'
+    neighbour gap ``gap``, median norms, and the held-out accuracy of a linear classifier telling
+    sampled from trained vectors (0.5: same distribution). ``moved``: median movement > ``gap``;
+    ``distinct``: classifier accuracy >= :data:`DISTINCT_ACCURACY`.
+    """
+    place = sec.placement(runs, reference)
+    a = sampled_prompts(runs).reshape(-1, reference.dim)  # [N, d]
+    b = trained_prompts(runs).reshape(-1, reference.dim)  # [N, d]
+    g = reference.fit()
+    out = {"n_vectors": int(b.shape[0]), "n_runs": len(runs), "token_neighbour_gap": float(gap),
+           "median_mahalanobis_sampled": float(g.mahalanobis(a).median()),
+           "median_mahalanobis_trained": float(g.mahalanobis(b).median()),
+           "median_mahalanobis_tokens": float(g.mahalanobis(reference.vectors[:4096]).median()),
+           "median_moved_l2": float((b - a).norm(dim=-1).median()),
+           "median_norm_sampled": float(a.norm(dim=-1).median()), "median_norm_trained": float(b.norm(dim=-1).median()),
+           "median_norm_tokens": float(reference.vectors.norm(dim=-1).median()),
+           "classifier_accuracy": sec.separability(a, b, seed=seed)}
+    out["moved"] = bool(out["median_moved_l2"] > gap)
+    out["distinct"] = bool(out["classifier_accuracy"] >= DISTINCT_ACCURACY)
+    return out, place
+
+
+def shift_sentence(shift: dict) -> str:
+    """The caption of :func:`bank_shift`, including the vacuity warning when the bank did not move."""
+    txt = (f"The {shift['n_vectors']} trained vectors moved a median L2 of **{shift['median_moved_l2']:.3g}** from "
+           f"their prior draws (token embeddings' neighbour gap {shift['token_neighbour_gap']:.3g}; median row "
+           f"norm of the token embeddings {shift['median_norm_tokens']:.3g}, of the prompts "
+           f"{shift['median_norm_sampled']:.3g} → {shift['median_norm_trained']:.3g}). Their median Mahalanobis "
+           f"distance to the token-embedding Gaussian went from {shift['median_mahalanobis_sampled']:.3g} (sampled) "
+           f"to **{shift['median_mahalanobis_trained']:.3g}** (trained; token embeddings themselves: "
+           f"{shift['median_mahalanobis_tokens']:.3g}). A linear classifier tells trained from sampled vectors "
+           f"with **{100 * shift['classifier_accuracy']:.0f}%** held-out accuracy (50%: indistinguishable).")
+    if not shift["moved"]:
+        return txt + (" **The posterior did not move beyond the neighbour gap: the transfer test below is vacuous** "
+                      "(a posterior prior is then just its source prior).")
+    if not shift["distinct"]:
+        return txt + (" The prompts moved, but as a cloud they are hard to tell from their prior: the fitted "
+                      "posterior priors (Gaussian, VAE) are close to the source prior, only the copy arm differs.")
+    return txt + " The posterior is a distribution of its own, so the transfer test is not vacuous."
+
+
+def vae_on_bank(s: Setup, seed: int = 0) -> dict:
+    """Collapse diagnostics of the VAE the ``posterior-vae`` arm samples from (cached, trained once)."""
+    from ..priors.posterior import PosteriorParams, load_bank
+    from ..priors.vae import load_or_train_vae, vae_diagnostics
+    from .s05_s06 import collapse_kind
+    bank = load_bank(s.bank)
+    p = PosteriorParams(bank=s.bank, fit="vae", epochs=s.vae_epochs).vae_params()
+    d = vae_diagnostics(load_or_train_vae(bank.reference(), p), bank.vectors, torch.Generator().manual_seed(seed))
+    return {"active_units": d["active_units"], "latent_dim": d["latent_dim"], "variance_ratio": d["variance_ratio"],
+            "recon_mse": d["recon_mse"], "kl_total": float(d["kl_per_dim"].sum()), "epochs": p.epochs,
+            "collapse": collapse_kind(d["active_units"], d["latent_dim"], d["variance_ratio"]),
+            "kl_per_dim": [float(v) for v in d["kl_per_dim"]]}
+
+
+# ------------------------------------------------------------------------------------------ target
+def transfer_rows(runs) -> tuple[pd.DataFrame, dict]:
+    """One row per target run (arm, seed, initial/final val loss and accuracy, steps to the targets)
+    and the targets: training loss = the worst final 5-step-mean training loss over all runs, validation
+    loss = the worst final validation loss, so every run reaches both and the steps compare."""
+    rows = ex.run_rows(runs, fields=("seed",))
+    rows.insert(0, "arm", [arm_of(r.config) for r in runs])
+    target = ex.add_steps_to_target(rows, runs)
+    rows["steps_to_target"] = pd.to_numeric(rows["steps_to_target"], errors="coerce").astype(float)
+    vtarget, vsteps = sec.val_steps_to_target(runs)
+    rows["val_steps_to_target"] = vsteps
+    rows["val_loss_drop"] = rows["initial_val_loss"] - rows["final_val_loss"]
+    return rows, {"train_loss_target": float(target), "val_loss_target": float(vtarget)}
+
+
+SUMMARY_METRICS = ("steps_to_target", "val_steps_to_target", "initial_val_loss", "final_val_loss", "final_accuracy")
+
+
+def arm_stats(rows: pd.DataFrame, metric: str) -> dict[str, dict]:
+    """``{arm: {"mean", "sd", "min", "max", "n"}}`` of ``metric`` over seeds (sd 0 with one seed)."""
+    out = {}
+    for arm, v in rows.groupby("arm", sort=False)[metric]:
+        v = v.astype(float).dropna()
+        out[arm] = {"mean": float(v.mean()) if len(v) else float("nan"),
+                    "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "min": float(v.min()) if len(v) else float("nan"),
+                    "max": float(v.max()) if len(v) else float("nan"), "n": int(len(v))}
+    return out
+
+
+def arm_summary(rows: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
+    """Per arm: each metric as ``mean ± sd (min–max)`` over seeds."""
+    metrics = [m for m in metrics if m in rows]
+    table = {}
+    for m in metrics:
+        for arm, st in arm_stats(rows, m).items():
+            table.setdefault(arm, {"arm": arm, "seeds": st["n"]})[m] = \
+                f"{st['mean']:.3g} ± {st['sd']:.2g} ({st['min']:.3g}–{st['max']:.3g})"
+    return pd.DataFrame(list(table.values()))
+
+
+def train_curves(runs, smooth: int = 5) -> pd.DataFrame:
+    """Long table ``arm, seed, step, loss`` of the ``smooth``-step mean training loss (nats/token)."""
+    out = []
+    for r in runs:
+        h = r.history()
+        out.append(pd.DataFrame({"arm": arm_of(r.config), "seed": r.config.seed, "step": h["step"],
+                                 "loss": h["loss"].rolling(smooth, min_periods=1).mean()}))
+    return pd.concat(out, ignore_index=True)
+
+
+def val_curves(runs) -> pd.DataFrame:
+    """Long table ``arm, seed, step, val_loss`` of every evaluation (nats/token)."""
+    out = []
+    for r in runs:
+        e = r.evals().sort_values("step")
+        out.append(pd.DataFrame({"arm": arm_of(r.config), "seed": r.config.seed, "step": e["step"],
+                                 "val_loss": e["val_loss"]}))
+    return pd.concat(out, ignore_index=True)
+
+
+def copy_sources(runs, bank: str) -> dict[int, int | None]:
+    """``{target seed: source prompt}`` the copy arm started from (read off the step-0 checkpoint)."""
+    from ..priors.posterior import load_bank
+    b = load_bank(bank)
+    out = {}
+    for r in runs:
+        if arm_of(r.config) != "posterior-copy":
+            continue
+        x0 = r.checkpoints()[0][1]["soft"].float()
+        hit = [k for k in range(b.n_prompts) if torch.equal(b.prompt(k)[: len(x0)], x0)]
+        out[r.config.seed] = hit[0] if hit else None
+    return out
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+def _same(a: dict, b: dict) -> bool | None:
+    """Two arms' means count as the same when they differ by at most twice the larger seed sd (needs 2 seeds)."""
+    if min(a["n"], b["n"]) < 2:
+        return None
+    return abs(a["mean"] - b["mean"]) <= 2 * max(a["sd"], b["sd"])
+
+
+def _ms(st: dict, fixed: bool = False) -> str:
+    """``mean ± sd``: losses with three decimals (``fixed``), step counts with three significant digits."""
+    return f"{st['mean']:.3f} ± {st['sd']:.3f}" if fixed else f"{st['mean']:.3g} ± {st['sd']:.2g}"
+
+
+def _faster(steps: dict, arm: str, ref: str) -> bool | None:
+    """``arm`` needs fewer steps than ``ref`` by more than twice the larger seed sd (None: < 2 seeds)."""
+    same = _same(steps[arm], steps[ref])
+    return None if same is None else bool(not same and steps[arm]["mean"] < steps[ref]["mean"])
+
+
+def _all(values) -> bool | None:
+    values = list(values)
+    return None if not values or any(v is None for v in values) else all(values)
+
+
+def steps_metric(rows: pd.DataFrame) -> str:
+    """The steps-to-target measure that decides: the training loss, unless it cannot tell runs apart
+    (every run reached the target at the same step: a noisy per-batch loss can touch it at once), then
+    the validation loss, which is measured on one fixed held-out set."""
+    s = rows["steps_to_target"].astype(float)
+    return "val_steps_to_target" if s.nunique(dropna=True) <= 1 else "steps_to_target"
+
+
+def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tuple[list, dict]:
+    """Closing rows of notebook 08 and the numbers behind them.
+
+    0. *Precondition*: the SQuAD prompts left their prior (median movement > the token neighbour gap).
+    1. *Posteriors are usable priors for another task*: every seed of each fitted posterior arm
+       (Gaussian, VAE) lowers the validation loss, and the arm's mean final validation loss is at most
+       the worst control's mean + sd (the rule of notebook 05).
+    2. *A posterior prior speeds up learning vs the prior it came from*: each fitted posterior arm reaches
+       the common loss target in fewer steps than ``fitted-gaussian``, by more than twice the larger seed
+       sd (see :func:`steps_metric` for which loss decides).
+    3. *The warm start (copy) speeds up learning vs the source prior*: the same rule for ``posterior-copy``.
+    4. *The VAE prior collapses* (paper §4.6), here trained on the bank: notebook 06's rule.
+    """
+    from .s05_s06 import COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO
+    arms = list(dict.fromkeys(rows["arm"]))
+    loss, acc = arm_stats(rows, "final_val_loss"), arm_stats(rows, "final_accuracy") if "final_accuracy" in rows else {}
+    metric = steps_metric(rows)
+    steps = arm_stats(rows, metric)
+    fitted = [a for a in FITTED_ARMS if a in arms]
+    controls = [a for a in CONTROL_ARMS if a in arms]
+    num = {"final_val_loss": loss, "final_accuracy": acc, "steps": steps, "steps_metric": metric, **targets,
+           "shift": shift, "vae": {k: v for k, v in vae.items() if k != "kl_per_dim"}}
+    which = "validation" if metric == "val_steps_to_target" else "5-step-mean training"
+    tgt = targets["val_loss_target" if metric == "val_steps_to_target" else "train_loss_target"]
+    rule = f"steps to the {which} loss target {tgt:.3f} (the worst final value over all runs)"
+    acc_txt = ""
+    if acc:
+        acc_txt = "; final accuracy " + ", ".join(f"{a} {acc[a]['mean']:.1f} ± {acc[a]['sd']:.1f}%" for a in arms)
+        if all(st["max"] == 0 for st in acc.values()):
+            acc_txt += " (0 for every run: accuracy cannot tell the priors apart here, the loss decides)"
+    out = [(
+        "Soft prompts trained at a high learning rate leave their prior (precondition of the transfer test; "
+        "not a claim of the paper)",
+        f"median movement {shift['median_moved_l2']:.3g} vs token neighbour gap {shift['token_neighbour_gap']:.3g}; "
+        f"median Mahalanobis to the token Gaussian {shift['median_mahalanobis_sampled']:.3g} → "
+        f"{shift['median_mahalanobis_trained']:.3g}; sampled-vs-trained classifier "
+        f"{100 * shift['classifier_accuracy']:.0f}% ({shift['n_vectors']} vectors)", bool(shift["moved"]))]
+    if fitted and controls:
+        worst = max(loss[c]["mean"] + loss[c]["sd"] for c in controls)
+        falls = {a: bool((rows.loc[rows["arm"] == a, "val_loss_drop"] > 0).all()) for a in fitted}
+        usable = all(falls[a] and loss[a]["mean"] <= worst for a in fitted)
+        out.append((
+            "Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
+            "final validation loss " + "; ".join(f"{a} {_ms(loss[a], True)}" for a in fitted) + " vs controls "
+            + "; ".join(f"{c} {_ms(loss[c], True)}" for c in controls)
+            + f" (usable: every seed's loss falls and the mean ends at or below the worst control's mean + sd, "
+              f"{worst:.3f})" + acc_txt, usable if shift["moved"] else None))
+    else:
+        out.append(("Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
+                    "needs a fitted posterior arm and a control arm", None))
+    if "fitted-gaussian" in arms and fitted:
+        verdict = _all(_faster(steps, a, "fitted-gaussian") for a in fitted)
+        out.append((
+            "A posterior prior speeds up learning a new task vs the prior it came from",
+            rule + ": " + "; ".join(f"{a} {_ms(steps[a])}" for a in fitted)
+            + f" vs fitted-gaussian {_ms(steps['fitted-gaussian'])} (faster: fewer steps by more than twice the "
+              "larger seed sd, for every fitted posterior arm)", verdict if shift["moved"] else None))
+    if "fitted-gaussian" in arms and "posterior-copy" in arms:
+        out.append((
+            "A trained prompt from another task is a faster start than a fresh draw from its prior (warm start)",
+            rule + f": posterior-copy {_ms(steps['posterior-copy'])} vs fitted-gaussian "
+            f"{_ms(steps['fitted-gaussian'])}; final validation loss {_ms(loss['posterior-copy'], True)} vs "
+            f"{_ms(loss['fitted-gaussian'], True)}", _faster(steps, "posterior-copy", "fitted-gaussian")
+            if shift["moved"] else None))
+    collapsed = vae["collapse"] != "none"
+    out.append((
+        "The VAE prior collapsed (paper §4.6; here a VAE trained on the SQuAD posterior bank)",
+        f"{vae['active_units']} of {vae['latent_dim']} latent units active, decoded samples keep "
+        f"{vae['variance_ratio']:.2f} of the bank's variance ({vae['epochs']} epochs on {shift['n_vectors']} "
+        f"vectors; collapsed: active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
+        bool(collapsed)))
+    return out, num
+
+
+def closing_note(rows: pd.DataFrame, numbers: dict, shift: dict) -> str:
+    """The transfer result in words, with its spread over seeds."""
+    metric = numbers["steps_metric"]
+    steps, loss = numbers["steps"], numbers["final_val_loss"]
+    which = "validation" if metric == "val_steps_to_target" else "training"
+    n = int(rows.groupby("arm").size().min())
+    lines = [f"Over {n} seed(s) per arm, steps to the common {which}-loss target (mean ± sd, min–max):"]
+    for a in steps:
+        st, ls = steps[a], loss[a]
+        lines.append(f"- **{a}**: {st['mean']:.3g} ± {st['sd']:.2g} steps ({st['min']:.3g}–{st['max']:.3g}); "
+                     f"final validation loss {ls['mean']:.3f} ± {ls['sd']:.3f} ({ls['min']:.3f}–{ls['max']:.3f})")
+    fast = min(steps, key=lambda a: steps[a]["mean"])
+    lines.append("")
+    lines.append(f"Fastest on average: **{fast}**. " + (
+        "The SQuAD posterior did not move away from its prior, so this comparison cannot test the hypothesis."
+        if not shift["moved"] else
+        "Differences count only when they exceed twice the larger seed sd; with this few seeds, smaller "
+        "differences are noise."))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ output
+def write_results(s: Setup, results: dict) -> Path:
+    """``<out_dir>/results.json``: the setup plus ``results`` (NaN as null, tables as records)."""
+    out = Path(s.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    d = {"notebook": NOTEBOOK, "profile": s.profile, "model": s.target.model, "bank": s.bank,
+         "setup": {"source_lr": s.source_lr, "source_seeds": s.source_seeds, "arms": s.arms, "seeds": s.seeds,
+                   "vae_epochs": s.vae_epochs, "source": sec._clean(s.source.table()),
+                   "target": s.target.to_dict()},
+         **results}
+    path = out / "results.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(sec._clean(d), indent=1, allow_nan=False, default=str))
+    tmp.replace(path)
+    return path
+
+
+def fmt(x, nd: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.{nd}g}"

@@ -1,0 +1,200 @@
+"""Notebook 08 (posterior as prior): its logic on synthetic inputs, and a smoke run of the notebook."""
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from priorlib.priors import Reference
+from priorlib.priors import posterior as post
+from priorlib.sections import s02_s04 as sec
+from priorlib.sections import s08 as S
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def bank(tmp_path, monkeypatch):
+    """A saved bank of 4 prompts x 5 vectors (d = 8) in a private cache."""
+    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))
+    post._LOADED.clear()
+    yield post.save_bank(torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(0)), {"t": 1})
+    post._LOADED.clear()
+
+
+# ------------------------------------------------------------------------------------------ setup
+def test_source_seed_0_is_notebook_02s_run():
+    """The cpu source at lr 5e-2, seed 0, has the very key of notebook 02's fitted-gaussian cell."""
+    s = S.setup("cpu", out_dir="/tmp/priorlib-test-s08")
+    src = s.source_configs()
+    assert [c.seed for c in src] == [0, 1, 2, 3] and {c.lr for c in src} == {5e-2}
+    assert all(c.task.value == "squad" and c.prior == "fitted-gaussian" and c.steps == 20 for c in src)
+    s02 = sec.settings("02", "cpu")
+    keys_02 = {c.key(): c for c in sec.lr_seed_grid(s02, s02.base())}
+    assert src[0].key() in keys_02 and keys_02[src[0].key()].lr == 5e-2
+    t = s.target
+    assert t.task.value == "math" and t.method.value == "soft" and t.model == "smollm2-135m"
+    assert (t.steps, t.batch_size, t.eval_every, t.checkpoint_every, t.n_tokens) == (20, 8, 4, 4, 20)
+    assert s.seeds == [0, 1, 2] and s.arms == list(S.ARMS)
+
+
+def test_setup_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="unknown arm"):
+        S.setup("smoke", arms=["posterior-flow"])
+    with pytest.raises(ValueError, match="at least two source seeds"):
+        S.setup("smoke", source_seeds=[0])
+    with pytest.raises(ValueError, match="unknown profile"):
+        S.setup("gpu")
+    with pytest.raises(ValueError, match="no bank yet"):
+        S.target_configs(S.setup("smoke"))
+
+
+def test_target_grid_arms_and_copy_sources(bank):
+    s = S.setup("smoke", seeds=[0, 1, 2, 5], vae_epochs=7)
+    s.bank, s.n_source_prompts = bank, 4
+    cfgs = S.target_configs(s)
+    assert len(cfgs) == len(S.ARMS) * 4 and len({c.key() for c in cfgs}) == len(cfgs)
+    assert [S.arm_of(c) for c in cfgs[::4]] == list(S.ARMS)
+    vae = [c for c in cfgs if S.arm_of(c) == "posterior-vae"][0]
+    assert vae.prior_params == {"bank": bank, "fit": "vae", "epochs": "7"}
+    copy = {c.seed: c.prior_params["source"] for c in cfgs if S.arm_of(c) == "posterior-copy"}
+    assert copy == {0: "0", 1: "1", 2: "2", 5: "1"}  # seed k -> source prompt k mod 4
+    assert all(c.prior_params == {} for c in cfgs if c.prior in S.CONTROL_ARMS)
+
+
+# ------------------------------------------------------------------------------------------ source
+def _fake_runs(sampled: torch.Tensor, trained: torch.Tensor):
+    """Objects with what ``bank_shift`` reads: config fields and checkpoints (step 0 and last)."""
+    return [SimpleNamespace(config=SimpleNamespace(prior="fitted-gaussian", lr=5e-2, seed=k),
+                            checkpoints=lambda a=a, b=b: [(0, {"soft": a}), (20, {"soft": b})])
+            for k, (a, b) in enumerate(zip(sampled, trained))]
+
+
+def test_bank_shift_tells_a_moved_posterior_from_one_that_stayed():
+    g = torch.Generator().manual_seed(0)
+    ref = Reference(torch.randn(600, 8, generator=g), "toy")
+    sampled = ref.fit().sample(60, g).float().reshape(3, 20, 8)  # [P, n, d]
+    moved, _ = S.bank_shift(_fake_runs(sampled, sampled + 3.0), ref, gap=0.5)
+    assert moved["moved"] and moved["distinct"] and moved["classifier_accuracy"] > 0.95
+    assert moved["median_moved_l2"] == pytest.approx(3.0 * math.sqrt(8), rel=1e-4)
+    assert moved["median_mahalanobis_trained"] > 2 * moved["median_mahalanobis_sampled"]
+    still, place = S.bank_shift(_fake_runs(sampled, sampled + 1e-3), ref, gap=0.5)
+    assert not still["moved"] and still["classifier_accuracy"] < 0.75 and not still["distinct"]
+    assert "vacuous" in S.shift_sentence(still) and "not vacuous" in S.shift_sentence(moved)
+    assert len(place) == 6 and set(place["when"]) == {"sampled", "trained"}
+
+
+# ------------------------------------------------------------------------------------------ target
+def _rows(steps: dict, loss: dict, drop: float = 1.0) -> pd.DataFrame:
+    """Three seeds per arm: ``steps[arm]`` and ``loss[arm]`` are the per-seed values."""
+    out = []
+    for arm in steps:
+        for seed, (st, ls) in enumerate(zip(steps[arm], loss[arm])):
+            out.append({"arm": arm, "seed": seed, "steps_to_target": float(st), "val_steps_to_target": float(st),
+                        "final_val_loss": ls, "initial_val_loss": ls + drop, "val_loss_drop": drop,
+                        "final_accuracy": 0.0})
+    return pd.DataFrame(out)
+
+
+SHIFT = {"moved": True, "distinct": True, "median_moved_l2": 4.0, "token_neighbour_gap": 0.5,
+         "median_mahalanobis_sampled": 24.0, "median_mahalanobis_trained": 60.0, "classifier_accuracy": 1.0,
+         "n_vectors": 80}
+VAE = {"active_units": 2, "latent_dim": 16, "variance_ratio": 0.1, "epochs": 300, "collapse": "both"}
+TARGETS = {"train_loss_target": 1.5, "val_loss_target": 1.6}
+
+
+def test_arm_stats_and_summary():
+    rows = _rows({"a": [2, 4, 6], "b": [5, 5, 5]}, {"a": [1.0, 1.2, 1.4], "b": [2.0, 2.0, 2.0]})
+    st = S.arm_stats(rows, "steps_to_target")
+    assert st["a"] == {"mean": 4.0, "sd": 2.0, "min": 2.0, "max": 6.0, "n": 3}
+    assert st["b"]["sd"] == 0.0
+    summ = S.arm_summary(rows).set_index("arm")
+    assert summ.loc["a", "steps_to_target"] == "4 ± 2 (2–6)" and summ.loc["a", "seeds"] == 3
+
+
+def test_steps_metric_falls_back_to_validation_when_training_ties():
+    rows = _rows({"a": [1, 1, 1], "b": [1, 1, 1]}, {"a": [1, 1, 1], "b": [1, 1, 1]})
+    assert S.steps_metric(rows) == "val_steps_to_target"
+    assert S.steps_metric(_rows({"a": [1, 2, 3]}, {"a": [1, 1, 1]})) == "steps_to_target"
+
+
+def test_verdicts_when_the_posterior_helps():
+    steps = {"posterior-gaussian": [3, 4, 5], "posterior-vae": [4, 4, 4], "posterior-copy": [2, 2, 3],
+             "fitted-gaussian": [12, 13, 14], "vocab-sample": [10, 12, 14], "isotropic": [15, 15, 16]}
+    loss = {a: [1.0, 1.1, 1.2] for a in steps}
+    rows = _rows(steps, loss)
+    out, num = S.verdicts_08(SHIFT, VAE, rows, TARGETS)
+    assert [r[2] for r in out] == [True, True, True, True, True]
+    assert num["steps"]["fitted-gaussian"]["mean"] == 13.0 and num["steps_metric"] == "steps_to_target"
+    assert "0 for every run" in out[1][1]  # all accuracies 0: said so
+    note = S.closing_note(rows, num, SHIFT)
+    assert "posterior-copy**: 2.33 ± 0.58 steps (2–3)" in note and "Fastest on average: **posterior-copy**" in note
+
+
+def test_verdicts_when_it_does_not_or_cannot_tell():
+    steps = {"posterior-gaussian": [10, 14, 18], "posterior-vae": [20, 20, 21], "posterior-copy": [12, 12, 12],
+             "fitted-gaussian": [12, 13, 14], "vocab-sample": [10, 12, 14], "isotropic": [15, 15, 16]}
+    loss = {**{a: [1.0, 1.1, 1.2] for a in steps}, "posterior-vae": [3.0, 3.0, 3.0]}
+    rows = _rows(steps, loss)
+    out, _ = S.verdicts_08(SHIFT, {**VAE, "collapse": "none"}, rows, TARGETS)
+    assert [r[2] for r in out] == [True, False, False, False, False]
+    # a posterior that never left its prior makes the transfer rows untestable
+    out, _ = S.verdicts_08({**SHIFT, "moved": False}, VAE, rows, TARGETS)
+    assert [r[2] for r in out] == [False, None, None, None, True]
+    # one seed: no spread, no 'faster' verdict
+    one = rows[rows["seed"] == 0]
+    out, _ = S.verdicts_08(SHIFT, VAE, one, TARGETS)
+    assert out[2][2] is None and out[3][2] is None
+
+
+def test_write_results_is_strict_json(tmp_path):
+    s = S.setup("smoke", out_dir=tmp_path)
+    p = S.write_results(s, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "ok": np.bool_(True)})
+    got = json.loads(p.read_text())
+    assert got["x"] is None and got["t"] == [{"a": 1.0}, {"a": None}] and got["ok"] is True
+    assert got["notebook"] == S.NOTEBOOK and got["setup"]["target"]["task"] == "math"
+
+
+def test_plots_have_labelled_axes():
+    from priorlib.plots import transfer as tp
+    curves = pd.DataFrame({"arm": ["a"] * 4 + ["b"] * 4, "seed": [0, 0, 1, 1] * 2, "step": [1, 2] * 4,
+                           "loss": [3.0, 2.0, 3.2, 2.2, 3.0, 2.5, 3.1, 2.6]})
+    fig = tp.arm_curves(curves, "loss", ylabel="loss (nats/token)", title="t", target=2.6)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "training step" and "nats" in ax.get_ylabel()
+    assert np.allclose(ax.lines[0].get_ydata(), [3.1, 2.1])  # the mean over seeds
+    rows = _rows({"a": [1, 2, 3], "b": [2, 2, 2]}, {"a": [1, 1, 1], "b": [2, 2, 2]})
+    fig = tp.seed_dots(rows, [("steps_to_target", "steps"), ("final_val_loss", "loss")], title="t")
+    assert [a.get_ylabel() for a in fig.axes] == ["steps", "loss"]
+
+
+# ------------------------------------------------------------------------------------------ notebook
+@pytest.mark.slow
+def test_notebook_08_smoke(tmp_path, monkeypatch):
+    import papermill as pm
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))  # banks and VAEs: fresh
+    out = tmp_path / "out"
+    pm.execute_notebook(str(REPO / "notebooks" / "08_posterior_transfer.ipynb"), str(tmp_path / "08.ipynb"),
+                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
+                        cwd=str(REPO / "notebooks"), progress_bar=False)
+    res = json.loads((out / "results.json").read_text())
+    for key in ("bank", "shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
+        assert key in res, key
+    assert (tmp_path / "cache" / "posteriors" / f"{res['bank']}.safetensors").exists()
+    assert {r["arm"] for r in res["runs"]} == set(S.ARMS) and len(res["runs"]) == len(S.ARMS) * 2
+    for r in res["runs"]:
+        for c in ("initial_val_loss", "final_val_loss", "steps_to_target", "val_steps_to_target"):
+            assert r[c] is not None and math.isfinite(r[c]), (c, r)
+    assert res["shift"]["n_vectors"] == 2 * 20 and 0.0 <= res["shift"]["classifier_accuracy"] <= 1.0
+    assert res["copy_sources"] == {"0": 0, "1": 1}  # the copy arm started from the trained prompts
+    assert 0 <= res["vae_on_bank"]["active_units"] <= res["vae_on_bank"]["latent_dim"]
+    assert len(res["verdicts"]) == 5 and {v["agrees?"] for v in res["verdicts"]} <= {"yes", "no", "not tested"}
+    # the summary's means are the runs' means
+    for row in res["summary"]:
+        vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == row["arm"]]
+        assert float(row["final_val_loss"].split(" ± ")[0]) == pytest.approx(np.mean(vals), rel=1e-2)
