@@ -789,12 +789,17 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[dict]:
          "paper": "a single unimodal cloud at every layer",
          "measured": f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal",
          "agrees": bool(q4["n_bimodal"] == 0)},
-        {"question": "5 task clusters",
-         "paper": "MATH far from web text, SQuAD close to it (T5-base)",
-         "measured": f"silhouette MATH vs NLP {q5['silhouette_math_vs_nlp']:.2f}, SQuAD vs web "
-                     f"{q5['silhouette_squad_vs_web']:.2f} (last layer)",
-         "agrees": bool(q5["silhouette_math_vs_nlp"] > q5["silhouette_squad_vs_web"])},
+        verdict_q5(q5),
     ]
+
+
+def verdict_q5(q5: dict) -> dict:
+    """The task-cluster row: at the last layer MATH is further from NLP than SQuAD is from web text."""
+    return {"question": "5 task clusters",
+            "paper": "MATH far from web text, SQuAD close to it (T5-base)",
+            "measured": f"silhouette MATH vs NLP {q5['silhouette_math_vs_nlp']:.2f}, SQuAD vs web "
+                        f"{q5['silhouette_squad_vs_web']:.2f} (last layer)",
+            "agrees": bool(q5["silhouette_math_vs_nlp"] > q5["silhouette_squad_vs_web"])}
 
 
 def fmt_p(p: float) -> str:

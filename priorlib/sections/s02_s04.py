@@ -23,7 +23,8 @@ from .. import experiments as ex
 PAPER_LRS = (5e-4, 1e-3, 5e-3)
 PAPER_MODEL = "Llama-3.2-1B"
 MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M-Instruct", "tiny-random-llama": "a 4-layer random Llama (d=64)",
-               "llama-3.2-1b": "Llama-3.2-1B", "gemma3-270m": "Gemma-3-270M"}
+               "llama-3.2-1b": "Llama-3.2-1B", "gemma3-270m": "Gemma-3-270M",
+               "tiny-random-gemma3": "a 4-layer random Gemma-3 (d=64)"}
 NOTEBOOKS = {"02": "02_lr_priors", "03": "03_exclusion", "04": "04_activation_spaces"}  # results go where `priorlib book` looks
 TOKEN_PRIORS = ("isotropic", "xavier", "fitted-gaussian", "vocab-sample")
 

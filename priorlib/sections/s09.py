@@ -1,0 +1,271 @@
+"""Notebook 09: the key claims rerun on a second model.
+
+The main model of this book (SmolLM2-135M-Instruct on a CPU, Llama-3.2-1B on a GPU) is checked
+against Gemma-3-270M, a base model of a different family: 18 layers, d = 640, a 262k vocabulary,
+input embeddings multiplied by sqrt(d) inside the embedding module, a BOS token the model relies
+on, and alternating sliding-window / full-attention layers.
+
+For each model the notebook runs the very same experiments, with the very same rules:
+
+- notebook 02's grid (soft prompts on SQuAD, the four token-space priors, one learning rate, several
+  seeds) and its three verdicts (:func:`priorlib.sections.s02_s04.verdicts_02`): the prior decides
+  where trained prompts end; prompts stay near their prior at the paper's rates; final quality is
+  the same across priors;
+- notebook 01's task clusters (:func:`priorlib.atlas.question5`) and its verdict.
+
+On the main model the runs have the same configs as notebook 02's, so they come from the run store
+when notebook 02 has run. :func:`claim_table` puts both models' verdicts side by side.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import experiments as ex
+from . import s02_s04 as s02
+
+STEM = "09_second_model"
+# (main model, second model) per profile
+PAIRS = {"smoke": ("tiny-random-llama", "tiny-random-gemma3"),
+         "cpu": ("smollm2-135m", "gemma3-270m"),
+         "paper": ("llama-3.2-1b", "gemma3-270m")}
+# one learning rate from the paper's set; notebook 02 replicates its seeds at this one on the cpu profile
+LEARNING_RATE = {"smoke": 5e-3, "cpu": 5e-3, "paper": 1e-3}
+CLAIMS = ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
+          "Prompts stay near where their prior put them at the paper's learning rates",
+          "Final quality is the same whichever prior starts the prompt",
+          "Tasks form clusters: MATH apart from NLP, SQuAD close to web text")
+
+
+@dataclass
+class Setup:
+    profile: str
+    models: tuple[str, ...]
+    priors: list[str]
+    lr: float
+    seeds: list[int]
+    overrides: dict
+    out_dir: Path
+    settings: dict[str, s02.Settings] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        s = self.settings[self.models[0]]
+        rows = {"models": ", ".join(self.models), "priors": ", ".join(self.priors), "learning rate": f"{self.lr:g}",
+                "seeds": str(self.seeds), "steps": s.steps, "batch size": s.batch_size, "prompt tokens": s.n_tokens,
+                "max length": s.max_length, "held-out SQuAD questions": s.eval_size,
+                **{k: v for k, v in s.run_overrides.items()}}
+        return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def setup(profile: str = "cpu", *, models=None, priors=None, learning_rate=None, seeds=None, steps=None,
+          batch_size=None, eval_size=None, out_dir=None) -> Setup:
+    """Resolve the notebook's parameters (None: the profile's default); bad values fail here, before any compute."""
+    if profile not in PAIRS:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PAIRS)}")
+    from ..models import check_model_name
+    models = tuple(models) if models is not None else PAIRS[profile]
+    if len(models) != 2 or models[0] == models[1]:
+        raise ValueError(f"models must be two different registry models, got {list(models)}")
+    for m in models:
+        check_model_name(m)
+    lr = float(learning_rate) if learning_rate is not None else LEARNING_RATE[profile]
+    out = Path(out_dir) if out_dir else Path(__file__).resolve().parents[2] / "_build" / "results" / STEM
+    su = Setup(profile, models, [], lr, [], {}, out)
+    for m in models:
+        su.settings[m] = s02.settings("02", profile, model=m, priors=priors, learning_rates=[lr], seeds=seeds,
+                                      steps=steps, batch_size=batch_size, eval_size=eval_size, out_dir=out)
+    first = su.settings[models[0]]
+    su.priors, su.seeds = list(first.priors), list(first.seeds)
+    return su
+
+
+def model_title(name: str) -> str:
+    return s02.MODEL_NAMES.get(name, name)
+
+
+# ------------------------------------------------------------------------------------------ per model
+def embedding_facts(model, reference) -> dict:
+    """How the prompt space relates to the stored embedding weight (Gemma scales by sqrt(d))."""
+    from .. import arch
+    emb = arch.embed(model)
+    scale = float(getattr(emb, "embed_scale", torch.tensor(1.0)))
+    raw = emb.weight.float().norm(dim=-1).median()
+    return {"vocab": len(reference), "dim": reference.dim, "embed_scale": scale,
+            "median_row_norm_prompt_space": float(reference.vectors.norm(dim=-1).median()),
+            "median_row_norm_weight": float(raw), "layers": int(model.config.num_hidden_layers)}
+
+
+def run_model(name: str, su: Setup, *, log=print) -> dict:
+    """Everything one model contributes: notebook 02's grid and verdicts, notebook 01's task clusters."""
+    from .. import atlas
+    from ..batching import bos_ids
+    from ..priors import Reference
+
+    t0 = time.perf_counter()
+    S = su.settings[name]
+    model, tok = s02.load(S)
+    ref = Reference.from_embeddings(model, tok)
+    facts = embedding_facts(model, ref)
+    facts["bos"] = bool(bos_ids(tok))
+    baseline = s02.reference_baseline(ref)
+    from ..plots.posterior import Projection
+    proj = Projection(ref.vectors)  # for the scrubber: a PCA of the prompt space, fitted on a row sample
+    configs = s02.lr_seed_grid(S, S.base())
+    runs = ex.run_all(configs, model=model, tokenizer=tok, progress=True)
+    train_seconds = time.perf_counter() - t0
+    place = s02.placement(runs, ref)
+    rows, qtable, target = s02.quality(runs)
+    verdicts, numbers = s02.verdicts_02(rows, place, baseline, S)
+
+    cfg = atlas.resolve_config(su.profile, model=name)
+    inputs = atlas.load_inputs(cfg, tok)
+    points = atlas.hook_points(model, cfg.layers)
+    caps = atlas.capture_all(model, tok, inputs, points, cfg)
+    q5 = atlas.question5(caps, inputs, points, cfg)
+    v5 = atlas.verdict_q5(q5)
+    verdicts = list(verdicts) + [(CLAIMS[3], v5["measured"], v5["agrees"])]
+    del model, caps, ref
+    gc.collect()
+    log(f"{name}: {len(runs)} runs and the task clusters in {time.perf_counter() - t0:.0f} s")
+    return {"name": name, "title": model_title(name), "settings": S, "facts": facts, "baseline": baseline,
+            "runs": runs, "projection": proj, "rows": rows, "quality": qtable, "target": target, "placement": place,
+            "verdicts": verdicts, "numbers": numbers, "q5": q5, "web_source": inputs["web_source"],
+            "train_seconds": train_seconds, "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------ comparison
+def position_rows(results: list[dict]) -> pd.DataFrame:
+    """Sampled and trained median nearest-token distance per run, in units of each model's own
+    neighbour gap between token embeddings (so the two models share one scale)."""
+    out = []
+    for r in results:
+        gap = float(r["baseline"]["median_nn_l2"])
+        p = r["placement"].copy()
+        p.insert(0, "model", r["title"])
+        p["nn_l2_in_gaps"] = p["median_nn_l2"] / gap
+        p["moved_in_gaps"] = p["moved_l2"] / gap
+        out.append(p)
+    return pd.concat(out, ignore_index=True)
+
+
+def position_summary(pos: pd.DataFrame) -> pd.DataFrame:
+    """Per model and prior: mean over seeds of the trained distance (in gaps) and of the movement."""
+    t = pos[pos["when"] == "trained"]
+    g = t.groupby(["model", "prior"])
+    out = g[["nn_l2_in_gaps", "median_mahalanobis", "share_in_hdr", "moved_in_gaps"]].mean()
+    out["seeds"] = g.size()
+    return out.round(3).reset_index()
+
+
+def prior_effect_ratio(pos: pd.DataFrame) -> dict[str, float]:
+    """Per model: spread of the trained distance *between* priors over its spread *within* a prior
+    (between seeds). Much larger than 1: the prior, not the seed, decides where the prompt ends."""
+    out = {}
+    for m, d in pos[pos["when"] == "trained"].groupby("model"):
+        means = d.groupby("prior")["nn_l2_in_gaps"].mean()
+        within = d.groupby("prior")["nn_l2_in_gaps"].std(ddof=1).dropna()
+        w = float(np.sqrt((within ** 2).mean())) if len(within) else float("nan")
+        out[m] = float(means.std(ddof=1) / w) if w and np.isfinite(w) and w > 0 else float("nan")
+    return out
+
+
+def quality_rows(results: list[dict]) -> pd.DataFrame:
+    out = []
+    for r in results:
+        q = r["rows"].copy()
+        q.insert(0, "model", r["title"])
+        out.append(q)
+    return pd.concat(out, ignore_index=True)
+
+
+def cluster_rows(results: list[dict]) -> pd.DataFrame:
+    """Per model and layer: the task-cluster scores, with depth as a share of the model's layers."""
+    out = []
+    for r in results:
+        t = r["q5"]["table"].copy()
+        t.insert(0, "model", r["title"])
+        t["relative_depth"] = t["depth"] / max(1, int(t["depth"].max()))
+        out.append(t)
+    return pd.concat(out, ignore_index=True)
+
+
+def _agree_word(v) -> str:
+    return {True: "yes", False: "no", None: "not tested"}[v]
+
+
+def both_word(a, b, names: tuple[str, str]) -> str:
+    """``both`` / ``<model> only`` / ``neither`` / ``not tested``."""
+    if a is None or b is None:
+        return "not tested"
+    if a and b:
+        return "both"
+    if a or b:
+        return f"{names[0] if a else names[1]} only"
+    return "neither"
+
+
+def claim_table(results: list[dict]) -> pd.DataFrame:
+    """One row per claim: each model's measurement and verdict, and whether it holds on both."""
+    a, b = results
+    names = (a["title"], b["title"])
+    rows = []
+    for (obs, ma, va), (obs_b, mb, vb) in zip(a["verdicts"], b["verdicts"]):
+        if obs != obs_b:
+            raise ValueError(f"the two models' verdicts are not aligned: {obs!r} vs {obs_b!r}")
+        rows.append({"claim": obs, f"{names[0]}": f"{ma} → {_agree_word(va)}",
+                     f"{names[1]}": f"{mb} → {_agree_word(vb)}", "holds on": both_word(va, vb, names)})
+    return pd.DataFrame(rows)
+
+
+def verdicts_09(results: list[dict]) -> list[tuple[str, str, str]]:
+    """Rows for the claims page: ``(claim, both models' measurements, holds on ...)``."""
+    table = claim_table(results)
+    names = [r["title"] for r in results]
+    return [(f"{row['claim']} (on both models)", f"{names[0]}: {row[names[0]]}. {names[1]}: {row[names[1]]}.",
+             row["holds on"]) for _, row in table.iterrows()]
+
+
+def scale_sentence(facts: dict, title: str) -> str:
+    if math.isclose(facts["embed_scale"], 1.0):
+        return (f"{title}: {facts['vocab']:,} token embeddings of dimension {facts['dim']}, used as stored "
+                f"(median row norm {facts['median_row_norm_prompt_space']:.3g}).")
+    return (f"{title}: {facts['vocab']:,} token embeddings of dimension {facts['dim']}. The embedding module "
+            f"multiplies each row by {facts['embed_scale']:.3g} (√{facts['dim']}), so the prompt space — where "
+            f"soft prompts sit and where the priors are fitted — has a median row norm of "
+            f"{facts['median_row_norm_prompt_space']:.3g}, against {facts['median_row_norm_weight']:.3g} for the "
+            f"stored weight." + (" A BOS token sits in front of every sequence, before the soft prompt."
+                                 if facts.get("bos") else ""))
+
+
+def results_json(su: Setup, results: list[dict], seconds: float) -> dict:
+    return {"notebook": "09", "profile": su.profile, "models": list(su.models), "priors": su.priors,
+            "learning_rate": su.lr, "seeds": su.seeds,
+            "per_model": {r["name"]: {"facts": r["facts"], "baseline": r["baseline"], "quality": r["quality"],
+                                      "runs": r["rows"].drop(columns=["key"]), "placement": r["placement"],
+                                      "numbers": r["numbers"],
+                                      "q5": {k: r["q5"][k] for k in ("silhouette_math_vs_nlp", "silhouette_squad_vs_web",
+                                                                     "probe_math_vs_nlp", "probe_squad_vs_web",
+                                                                     "share_layers_math_further")},
+                                      "verdicts": ex.verdict_table(r["verdicts"]),
+                                      "seconds": r["seconds"]} for r in results},
+            "claim_table": claim_table(results),
+            "verdicts": [{"paper's observation": o, "what we measured": m, "agrees?": v}
+                         for o, m, v in verdicts_09(results)],
+            "seconds": seconds}
+
+
+def write_results(su: Setup, results: list[dict], seconds: float) -> Path:
+    import json
+    su.out_dir.mkdir(parents=True, exist_ok=True)
+    path = su.out_dir / "results.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(s02._clean(results_json(su, results, seconds)), indent=1, allow_nan=False))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,108 @@
+"""Notebook 09 (the key claims on a second model): its logic, and a smoke run on two tiny random models
+(a Llama and a Gemma-3, so the Gemma code paths run in CI)."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from priorlib.sections import s09
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_setup_validates_before_compute():
+    su = s09.setup("smoke", out_dir="/tmp/priorlib-test-s09")
+    assert su.models == ("tiny-random-llama", "tiny-random-gemma3")
+    assert s09.setup("cpu", out_dir="/tmp/priorlib-test-s09").models == ("smollm2-135m", "gemma3-270m")
+    for m in su.models:  # both models get notebook 02's grid at one learning rate
+        S = su.settings[m]
+        assert S.learning_rates == [s09.LEARNING_RATE["smoke"]] and S.model == m
+    with pytest.raises(ValueError, match="two different"):
+        s09.setup("smoke", models=["tiny-random-llama", "tiny-random-llama"])
+    with pytest.raises(ValueError, match="unknown model"):
+        s09.setup("smoke", models=["tiny-random-llama", "nope"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        s09.setup("laptop")
+
+
+def test_main_model_configs_are_notebook_02s():
+    """On the main model the cpu grid is a subset of notebook 02's, so the runs come from the run store."""
+    from priorlib.sections import s02_s04 as s02
+    su = s09.setup("cpu", out_dir="/tmp/priorlib-test-s09")
+    S2 = s02.settings("02", "cpu")
+    keys02 = {c.key() for c in s02.lr_seed_grid(S2, S2.base())}
+    S9 = su.settings["smollm2-135m"]
+    keys09 = {c.key() for c in s02.lr_seed_grid(S9, S9.base())}
+    assert len(keys09) == 8 and keys09 <= keys02
+
+
+def test_both_word():
+    names = ("A", "B")
+    assert s09.both_word(True, True, names) == "both"
+    assert s09.both_word(True, False, names) == "A only"
+    assert s09.both_word(False, True, names) == "B only"
+    assert s09.both_word(False, False, names) == "neither"
+    assert s09.both_word(None, True, names) == "not tested"
+
+
+def _pos(model, spread_between, spread_within, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, prior in enumerate(["a", "b", "c"]):
+        for s in range(3):
+            v = 1 + spread_between * k + spread_within * rng.standard_normal()
+            rows.append({"model": model, "prior": prior, "seed": s, "when": "trained", "nn_l2_in_gaps": v})
+    return rows
+
+
+def test_prior_effect_ratio_separates_prior_from_seed_effects():
+    pos = pd.DataFrame(_pos("decided by prior", 1.0, 0.01) + _pos("decided by seed", 0.0, 1.0))
+    r = s09.prior_effect_ratio(pos)
+    assert r["decided by prior"] > 30
+    assert r["decided by seed"] < 3
+
+
+def _result(title, agrees):
+    return {"title": title, "verdicts": [(c, f"measured {i}", a) for i, (c, a) in enumerate(zip(s09.CLAIMS, agrees))]}
+
+
+def test_claim_table_and_verdict_rows():
+    res = [_result("A", [True, False, True, None]), _result("B", [True, True, False, True])]
+    t = s09.claim_table(res)
+    assert list(t["holds on"]) == ["both", "B only", "A only", "not tested"]
+    rows = s09.verdicts_09(res)
+    assert len(rows) == 4 and rows[0][0].endswith("(on both models)")
+    assert "A: measured 0 → yes" in rows[0][1] and "B: measured 0 → yes" in rows[0][1]
+    bad = [_result("A", [True] * 4), {"title": "B", "verdicts": [("other claim", "x", True)] * 4}]
+    with pytest.raises(ValueError, match="not aligned"):
+        s09.claim_table(bad)
+
+
+@pytest.mark.slow
+def test_notebook_09_smoke(tmp_path, monkeypatch):
+    import papermill as pm
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+    out = tmp_path / "out"
+    pm.execute_notebook(str(REPO / "notebooks" / "09_second_model.ipynb"), str(tmp_path / "09.ipynb"),
+                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
+                        cwd=str(REPO / "notebooks"), progress_bar=False)
+    res = json.loads((out / "results.json").read_text())
+    assert res["models"] == ["tiny-random-llama", "tiny-random-gemma3"]
+    gem = res["per_model"]["tiny-random-gemma3"]
+    assert gem["facts"]["embed_scale"] == pytest.approx(8.0) and gem["facts"]["bos"] is True
+    assert gem["facts"]["median_row_norm_prompt_space"] == pytest.approx(8 * gem["facts"]["median_row_norm_weight"],
+                                                                          rel=1e-3)
+    llama = res["per_model"]["tiny-random-llama"]
+    assert llama["facts"]["embed_scale"] == 1.0 and llama["facts"]["bos"] is False
+    for m in res["per_model"].values():
+        assert {r["prior"] for r in m["runs"]} == set(res["priors"])
+        assert all(r["final_val_loss"] is not None and math.isfinite(r["final_val_loss"]) for r in m["runs"])
+        assert len(m["placement"]) == 2 * len(m["runs"])
+        assert len(m["verdicts"]) == 4
+    assert len(res["claim_table"]) == len(res["verdicts"]) == 4
+    assert {v["agrees?"] for v in res["verdicts"]} <= {"both", "neither", "not tested",
+                                                      "a 4-layer random Llama (d=64) only",
+                                                      "a 4-layer random Gemma-3 (d=64) only"}
