@@ -50,18 +50,26 @@ def domain_texts(name: str, n: int, seed: int = DATA_SEED) -> list[str]:
 
 
 @torch.no_grad()
-def validation_loss(lm, encoded, batch_size: int, pad_id: int, autocast) -> float:
-    """Token-weighted mean answer loss over ``encoded`` (fixed held-out set)."""
-    total, count = 0.0, 0
+def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> dict[str, float]:
+    """Over the fixed held-out set ``encoded``: the token-weighted mean answer loss (``val_loss``, nats)
+    and the share of answer tokens the prompted model predicts greedily given the gold tokens before
+    them (``val_token_accuracy``, percent; a finer signal than exact match where few answers are right)."""
+    total, count, correct = 0.0, 0, 0
     order = sorted(range(len(encoded)), key=lambda i: encoded[i].length)
     dev = next(lm.parameters()).device
     for s in range(0, len(order), batch_size):
         ids, labels = collate([encoded[i] for i in order[s: s + batch_size]], pad_id)
         with autocast():
-            loss, n = lm.answer_loss(ids.to(dev), labels.to(dev))
-        total += float(loss)
+            loss, n, ok = lm.answer_scores(ids.to(dev), labels.to(dev))
+        total += loss
         count += n
-    return total / count
+        correct += ok
+    return {"val_loss": total / count, "val_token_accuracy": 100.0 * correct / count}
+
+
+def validation_loss(lm, encoded, batch_size: int, pad_id: int, autocast) -> float:
+    """Token-weighted mean answer loss over ``encoded`` (see :func:`validation_scores`)."""
+    return validation_scores(lm, encoded, batch_size, pad_id, autocast)["val_loss"]
 
 
 @torch.no_grad()

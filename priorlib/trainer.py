@@ -243,8 +243,8 @@ class Trainer:
             self.dist.barrier()
             return {}
         cfg = self.config
-        m = {"step": step, "val_loss": tasks.validation_loss(self.lm, val_encoded,
-                                                              cfg.batch_size, self.tok.pad_token_id, self.autocast)}
+        m = {"step": step, **tasks.validation_scores(self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id,
+                                                      self.autocast)}
         if generate:
             scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
                                                     max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens,

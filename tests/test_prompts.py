@@ -164,3 +164,23 @@ def test_batched_generation_equals_one_by_one(fixture, method, mode, request):
     single = [lm.generate(s, max_new_tokens=6, stop_ids=stop) for s in seqs]
     assert batched == single
     assert len(batched[0]) == k  # stopped early
+
+
+def test_answer_scores_count_teacher_forced_greedy_hits(tiny):
+    """Token accuracy: the answer tokens whose argmax prediction (given the gold prefix) is the gold token."""
+    model, tok = tiny
+    ids, _ = _ids(tok, TEXTS[:1])
+    lm = PromptedLM.build(model, method="soft", n_tokens=2)
+    with torch.no_grad():
+        lm.soft.weight.normal_(0, 0.5)
+    logits = arch.lm_head(model)(lm.hidden(ids))[0, 2:]  # [T, V]: row t predicts token t + 1
+    pred = logits.argmax(-1)
+    labels = torch.full_like(ids, -100)
+    labels[0, 3:8] = ids[0, 3:8]
+    want_hits = int((pred[2:7] == ids[0, 3:8]).sum())
+    loss, n, hits = lm.answer_scores(ids, labels)
+    assert n == 5 and hits == want_hits
+    torch.testing.assert_close(torch.tensor(loss), lm.answer_loss(ids, labels)[0].detach())
+    # labels set to the model's own greedy predictions are all hits
+    labels[0, 3:8] = pred[2:7]
+    assert lm.answer_scores(ids, labels)[2] == 5

@@ -105,6 +105,11 @@ class PromptedLM(nn.Module):
 
     def loss_from_hidden(self, h: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The answer-token loss given final-normed hidden states ``h [B, P + T, d]``."""
+        logits, target = self.answer_logits(h, labels)
+        return F.cross_entropy(logits, target, reduction="sum"), len(target)
+
+    def answer_logits(self, h: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [N, V] float32, targets [N])`` at the N answer tokens of ``labels``."""
         B, L, d = h.shape
         b, t = (labels != IGNORE).nonzero(as_tuple=True)
         if len(b) == 0:
@@ -112,8 +117,15 @@ class PromptedLM(nn.Module):
         if (t == 0).any():
             raise ValueError("an answer token at position 0 has no context to be predicted from")
         rows = h.reshape(B * L, d).index_select(0, b * L + self.n_prefix + t - 1)  # [N, d]
-        logits = arch.lm_head(self.model)(rows).float()  # [N, V]
-        return F.cross_entropy(logits, labels[b, t], reduction="sum"), len(b)
+        return arch.lm_head(self.model)(rows).float(), labels[b, t]
+
+    @torch.no_grad()
+    def answer_scores(self, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[float, int, int]:
+        """``(summed loss, answer tokens, tokens whose greedy prediction is the gold token)`` under
+        teacher forcing: the token accuracy counts each answer token given the gold ones before it."""
+        logits, target = self.answer_logits(self.hidden(input_ids), labels)
+        loss = F.cross_entropy(logits, target, reduction="sum")
+        return float(loss), len(target), int((logits.argmax(-1) == target).sum())
 
     # ------------------------------------------------------------------ frozen-prefix cache
     def lower_layers_frozen_below(self) -> int:
