@@ -38,8 +38,8 @@ def test_source_seed_0_is_notebook_02s_run():
     assert src[0].key() in keys_02 and keys_02[src[0].key()].lr == 5e-2
     t = s.target
     assert t.task.value == "math" and t.method.value == "soft" and t.model == "smollm2-135m"
-    assert (t.steps, t.batch_size, t.eval_every, t.checkpoint_every, t.n_tokens) == (20, 8, 4, 4, 20)
-    assert s.seeds == [0, 1, 2] and s.arms == list(S.ARMS)
+    assert (t.steps, t.batch_size, t.eval_every, t.checkpoint_every, t.n_tokens) == (30, 8, 5, 5, 20)
+    assert s.seeds == [0, 1, 2, 3, 4] and s.arms == list(S.ARMS)
 
 
 def test_setup_rejects_bad_parameters():
