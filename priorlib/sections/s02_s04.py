@@ -194,8 +194,8 @@ def quality(runs, fields=("prior", "lr", "seed"), by=("prior", "lr"), with_varia
     vtarget, vsteps = val_steps_to_target(runs)
     rows["val_steps_to_target"] = vsteps
     table = ex.quality_table(rows, by=list(by), metrics=("final_val_loss", "final_f1", "final_exact_match",
-                                                         "initial_val_loss", "steps_to_target",
-                                                         "val_steps_to_target"))
+                                                         "final_precision", "final_recall", "initial_val_loss",
+                                                         "steps_to_target", "val_steps_to_target"))
     rows.attrs["val_target"] = vtarget
     return rows, table, target
 
