@@ -5,11 +5,9 @@ Notebooks call these; they hold no logic of their own.
 """
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm

@@ -11,7 +11,6 @@ Activation references are cached on disk (safetensors, keyed by model, point and
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file

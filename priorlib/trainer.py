@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import arch
 from .batching import BucketSampler, bos_ids, collate, encode
 from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
-from .config import Precision, Task, TrainConfig
+from .config import Precision, TrainConfig
 from .distributed import Dist
 from .prompts import PromptedLM
 from . import tasks

@@ -1,5 +1,4 @@
 """Model registry: offline loading, clear errors, and the real SmolLM2 model's known continuation."""
-import os
 import time
 
 import pytest

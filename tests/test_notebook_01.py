@@ -1,8 +1,6 @@
 """Runs notebook 01 end to end with the smoke profile (tiny random Llama) and checks what it recorded."""
 import json
 import math
-import os
-import sys
 from pathlib import Path
 
 import pytest

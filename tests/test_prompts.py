@@ -33,7 +33,6 @@ def _reference_deep_cut(model, soft, deep_blocks, ids):
     """Slow reference: run layer by layer, concatenating the block before layer k and cutting after it."""
     body = arch.backbone(model)
     x = body.embed_tokens(ids)
-    n = soft.shape[0]
     h = torch.cat([soft.expand(ids.shape[0], -1, -1), x], 1)  # [B, n + T, d]
     pos = torch.arange(h.shape[1])[None]
     for i, layer in enumerate(body.layers):

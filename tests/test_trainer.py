@@ -157,7 +157,6 @@ def test_every_prior_trains_from_the_cli_config(tmp_path, tiny, prior, params):
                 reference_texts=8)
     if prior == "interpolation":  # it mixes two activation spaces: the deep blocks' prior
         over.update(prior="isotropic", prior_params={}, deep_prior=prior, deep_prior_params=params)
-    import priorlib.tasks as tasks
     from priorlib.init import initial_prompts
     t = make_trainer(tmp_path / prior, tiny, **over)
     texts = [e.prompt for e in toy_examples(8, 3)]

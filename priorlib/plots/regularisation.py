@@ -74,7 +74,7 @@ def tradeoff(curves, table, *, measures=("median_mahalanobis", "median_nn_l2", "
             if j == 0:
                 ax.set_ylabel(LABELS.get(q, q), fontsize=8)
             ax.tick_params(labelsize=7)
-    handles, labels = {}, {}
+    handles = {}
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

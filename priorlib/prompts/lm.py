@@ -149,7 +149,6 @@ class PromptedLM(nn.Module):
         k = self.lower_layers_frozen_below()
         if k == 0:
             raise ValueError("a token-level prompt reaches every layer: nothing below it can be cached")
-        body = arch.backbone(self.model)
         B, T, _ = states.shape
         window = arch.sliding_window(self.model)
         if window is not None and T > window:
