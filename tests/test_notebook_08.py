@@ -131,6 +131,11 @@ def test_verdicts_when_the_posterior_helps():
     assert [r[2] for r in out] == [True, True, True, True, True]
     assert num["steps"]["fitted-gaussian"]["mean"] == 13.0 and num["steps_metric"] == "steps_to_target"
     assert "0 for every run" in out[1][1]  # all accuracies 0: said so
+    # the teacher-forced token accuracy, when recorded, is reported beside exact match
+    tok_rows = rows.assign(final_val_token_accuracy=[40.0 + i for i in range(len(rows))])
+    out_t, num_t = S.verdicts_08(SHIFT, VAE, tok_rows, TARGETS)
+    assert "answer-token accuracy under teacher forcing posterior-gaussian 41.0 ± 1.0%" in out_t[1][1]
+    assert "final accuracy" in out_t[1][1] and num_t["final_val_token_accuracy"]["isotropic"]["mean"] == 56.0
     note = S.closing_note(rows, num, SHIFT)
     assert "posterior-copy**: 2.33 ± 0.58 steps (2–3)" in note and "Fastest on average: **posterior-copy**" in note
 

@@ -386,7 +386,7 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
         acc_txt += ("; answer-token accuracy under teacher forcing " +
                     ", ".join(f"{a} {tok[a]['mean']:.1f} ± {tok[a]['sd']:.1f}%" for a in arms))
     if acc:
-        acc_txt = "; final accuracy " + ", ".join(f"{a} {acc[a]['mean']:.1f} ± {acc[a]['sd']:.1f}%" for a in arms)
+        acc_txt += "; final accuracy " + ", ".join(f"{a} {acc[a]['mean']:.1f} ± {acc[a]['sd']:.1f}%" for a in arms)
         if all(st["max"] == 0 for st in acc.values()):
             acc_txt += " (0 for every run: accuracy cannot tell the priors apart here, the loss decides)"
     out = [(
@@ -427,7 +427,7 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
     out.append((
         "The VAE prior collapsed (paper §4.6; here a VAE trained on the SQuAD posterior bank)",
         f"{vae['active_units']} of {vae['latent_dim']} latent units active, decoded samples keep "
-        f"{vae['variance_ratio']:.2f} of the bank's variance ({vae['epochs']} epochs on {shift['n_vectors']} "
+        f"{vae['variance_ratio']:.3f} of the bank's variance ({vae['epochs']} epochs on {shift['n_vectors']} "
         f"vectors; collapsed: active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
         bool(collapsed)))
     return out, num
