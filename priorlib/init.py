@@ -29,7 +29,11 @@ MAX_ROWS = 20_000
 def activation_reference(model, tok, texts: list[str], point: str, *, model_name: str, max_length: int = 256,
                          name: str | None = None) -> Reference:
     """Activations at ``point`` on ``texts``: a row subsample (<= 20k) plus a Gaussian fitted to *all* tokens."""
-    h = hashlib.sha256(f"{model_name}|{point}|{max_length}|{len(texts)}".encode())
+    # the attention kernel and the weights' dtype change bf16 activations in the last bits, and so the fit:
+    # they are part of the key (an sdpa-era cache must not stand in for an eager run)
+    attn = getattr(model.config, "_attn_implementation", None)
+    dtype = next(model.parameters()).dtype
+    h = hashlib.sha256(f"{model_name}|{point}|{max_length}|{len(texts)}|{attn}|{dtype}".encode())
     for t in texts:
         h.update(t.encode())
     path = cache_dir() / "references" / f"{h.hexdigest()[:20]}.safetensors"
