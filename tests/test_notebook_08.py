@@ -203,3 +203,17 @@ def test_notebook_08_smoke(tmp_path, monkeypatch):
     for row in res["summary"]:
         vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == row["arm"]]
         assert float(row["final_val_loss"].split(" ± ")[0]) == pytest.approx(np.mean(vals), rel=1e-2)
+
+
+def test_early_loss_names_only_arms_clearly_below_the_reference():
+    rows = []
+    for arm, vals in {"fitted-gaussian": [2.0, 2.1, 2.2], "fast": [1.5, 1.55, 1.6], "close": [1.95, 2.05, 2.1]}.items():
+        for seed, v in enumerate(vals):
+            rows += [{"arm": arm, "seed": seed, "step": 0, "val_loss": 3.0},
+                     {"arm": arm, "seed": seed, "step": 10, "val_loss": v},
+                     {"arm": arm, "seed": seed, "step": 30, "val_loss": v - 0.3}]
+    e = S.early_loss(pd.DataFrame(rows))
+    assert e["step"] == 10 and e["of"] == 30
+    assert e["val_loss"]["fast"]["mean"] == pytest.approx(1.55)
+    assert e["lower_than_ref"] == ["fast"]
+    assert "not a test" in S.early_loss_sentence(e) and S.early_loss_sentence(e).endswith("sd: fast.")

@@ -308,6 +308,32 @@ def val_curves(runs) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def early_loss(curves: pd.DataFrame, ref: str = "fitted-gaussian", fraction: float = 1 / 3) -> dict:
+    """An exploratory speed measure, chosen after the steps-to-target comparison came out inside the noise:
+    the validation loss at the first evaluation at or after ``fraction`` of training, per arm (mean, sd
+    over seeds), and which arms are below ``ref`` by more than twice the larger seed sd there. It is
+    reported beside the verdicts, not as one of them: a measure picked after seeing the data is not a test.
+    """
+    last = int(curves["step"].max())
+    steps = sorted(int(x) for x in curves["step"].unique() if x >= fraction * last)
+    step = steps[0] if steps else last
+    at = curves[curves["step"] == step].rename(columns={"val_loss": "v"})
+    stats = arm_stats(at, "v")
+    lower = [a for a in stats if a != ref and ref in stats and _same(stats[a], stats[ref]) is False
+             and stats[a]["mean"] < stats[ref]["mean"]]
+    return {"step": step, "of": last, "val_loss": stats, "ref": ref, "lower_than_ref": lower}
+
+
+def early_loss_sentence(e: dict) -> str:
+    st, ref = e["val_loss"], e["ref"]
+    order = sorted(st, key=lambda a: st[a]["mean"])
+    return (f"**Exploratory** (chosen after the steps-to-target comparison was inconclusive, so not a test): at step "
+            f"{e['step']} of {e['of']} the validation loss is " + "; ".join(
+                f"{a} {st[a]['mean']:.3f} ± {st[a]['sd']:.3f}" for a in order) +
+            f". Below {ref} by more than twice the larger seed sd: "
+            + (", ".join(e["lower_than_ref"]) if e["lower_than_ref"] else "none") + ".")
+
+
 def copy_sources(runs, bank: str) -> dict[int, int | None]:
     """``{target seed: source prompt}`` the copy arm started from (read off the step-0 checkpoint)."""
     from ..priors.posterior import load_bank
