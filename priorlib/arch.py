@@ -5,6 +5,9 @@ changes here and nowhere else.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from torch import nn
 
@@ -46,20 +49,23 @@ def rotary(model: nn.Module) -> nn.Module:
     return backbone(model).rotary_emb
 
 
-def rope_for(model: nn.Module, layer: int):
-    """``(x, position_ids) -> (cos, sin)`` for decoder layer ``layer``.
+@functools.lru_cache(maxsize=None)
+def _rope_takes_layer_type(rope_class: type) -> bool:
+    return "layer_type" in inspect.signature(rope_class.forward).parameters
 
-    Llama has one rotary embedding; Gemma-3 has two (local, theta 1e4, for sliding-window layers and
-    global, theta 1e6, for full-attention layers), chosen by the layer's type.
-    """
-    import inspect
 
-    rope = rotary(model)
+def rope_kind(model: nn.Module, layer: int) -> str | None:
+    """Which rotary embedding layer ``layer`` uses: its layer type where the model has one rotary
+    embedding per type (Gemma-3: local, theta 1e4, for sliding-window layers; global, theta 1e6, for
+    full-attention layers), else None (Llama: one for all)."""
     types = getattr(model.config, "layer_types", None)
-    if types is not None and "layer_type" in inspect.signature(rope.forward).parameters:
-        kind = types[layer]
-        return lambda x, pos: rope(x, pos, kind)
-    return rope
+    return types[layer] if types is not None and _rope_takes_layer_type(type(rotary(model))) else None
+
+
+def rope_for(model: nn.Module, layer: int):
+    """``(x, position_ids) -> (cos, sin)`` for decoder layer ``layer`` (see :func:`rope_kind`)."""
+    rope, kind = rotary(model), rope_kind(model, layer)
+    return rope if kind is None else (lambda x, pos: rope(x, pos, kind))
 
 
 def sliding_window(model: nn.Module) -> int | None:

@@ -152,8 +152,7 @@ def iter_padded(model, tok, texts: list[str], points: list[str], *, max_length: 
     input shape, and with every batch a new length that compilation cost more than the forward itself;
     a handful of shapes removes it. Padding after the real tokens never changes them (causal attention).
     """
-    from .batching import bos_ids
-    from .hooks import Trace, no_grad_autocast, with_bos
+    from .hooks import text_activations
 
     device = next(model.parameters()).device
     dtype = torch.bfloat16
@@ -167,10 +166,8 @@ def iter_padded(model, tok, texts: list[str], points: list[str], *, max_length: 
         ids = torch.full((batch_size, T), pad, dtype=torch.long)
         for row, i in enumerate(idx):
             ids[row, : len(enc[i])] = torch.tensor(enc[i])
-        with no_grad_autocast(device, dtype), Trace(model, points, stop=True) as tr:
-            tr.run(input_ids=with_bos(tok, ids.to(device)))
-        nb = len(bos_ids(tok))  # BOS is run at position 0 but not returned: acts align with the text tokens
-        acts = {k: v[: len(idx), nb:].float().cpu() for k, v in tr.activations.items()}
+        acts = {k: v[: len(idx)].float().cpu()
+                for k, v in text_activations(model, tok, ids.to(device), points, dtype).items()}
         yield acts, [len(enc[i]) for i in idx], idx
 
 

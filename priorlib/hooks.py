@@ -149,6 +149,18 @@ def with_bos(tok, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.cat([head, input_ids], dim=1)
 
 
+def text_activations(model: nn.Module, tok, input_ids: torch.Tensor, points: list[str],
+                     dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """Activations ``{point: [B, T, d]}`` of the text ``input_ids [B, T]``, forward stopped after the
+    deepest point. The model's BOS token (if it has one) is run at position 0 but not returned, so rows
+    align with ``input_ids``."""
+    device = input_ids.device
+    with no_grad_autocast(device, dtype), Trace(model, points, stop=True) as tr:
+        tr.run(input_ids=with_bos(tok, input_ids))
+    nb = len(bos_ids(tok))
+    return {k: v[:, nb:] for k, v in tr.activations.items()}
+
+
 def iter_activations(model: nn.Module, tok, texts: list[str], points: list[str], *, batch_size: int = 16,
                      max_length: int = 256, dtype: torch.dtype | None = torch.bfloat16,
                      progress: bool = True, desc: str = "capture") -> Iterator[tuple[dict, torch.Tensor, torch.Tensor, list[int]]]:
@@ -165,10 +177,8 @@ def iter_activations(model: nn.Module, tok, texts: list[str], points: list[str],
     batches = [order[s: s + batch_size] for s in range(0, len(order), batch_size)]
     for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
         input_ids, mask = tokenize_batch(tok, [texts[i] for i in idx], max_length, device)
-        with no_grad_autocast(device, dtype), Trace(model, points, stop=True) as tr:
-            tr.run(input_ids=with_bos(tok, input_ids))
-        nb = len(bos_ids(tok))  # the BOS position is run (the model needs it) but never returned
-        yield {k: v[:, nb:].float() for k, v in tr.activations.items()}, mask, input_ids, idx
+        acts = text_activations(model, tok, input_ids, points, dtype)
+        yield {k: v.float() for k, v in acts.items()}, mask, input_ids, idx
 
 
 def capture(model: nn.Module, tok, texts: list[str], points: list[str], *, reduce: str = "tokens",

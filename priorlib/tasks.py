@@ -67,10 +67,6 @@ def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> di
     return {"val_loss": total / count, "val_token_accuracy": 100.0 * correct / count}
 
 
-def validation_loss(lm, encoded, batch_size: int, pad_id: int, autocast) -> float:
-    """Token-weighted mean answer loss over ``encoded`` (see :func:`validation_scores`)."""
-    return validation_scores(lm, encoded, batch_size, pad_id, autocast)["val_loss"]
-
 
 @torch.no_grad()
 def generation_scores(lm, tok, exs, task: Task, *, max_length: int, max_new_tokens: int, autocast,

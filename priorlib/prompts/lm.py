@@ -161,9 +161,12 @@ class PromptedLM(nn.Module):
             mask = torch.where(tri, 0.0, torch.finfo(states.dtype).min).to(states.dtype)[None, None]
         h = states
         with self.attached():
+            rope: dict = {}  # one (cos, sin) per rotary embedding, shared by the layers that use it
             for i, layer in enumerate(arch.layers(self.model)[k:], start=k):
-                cos_sin = arch.rope_for(self.model, i)(states, pos)
-                h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=cos_sin)
+                kind = arch.rope_kind(self.model, i)
+                if kind not in rope:
+                    rope[kind] = arch.rope_for(self.model, i)(states, pos)
+                h = layer(h, attention_mask=mask, position_ids=pos, position_embeddings=rope[kind])
                 h = h[0] if isinstance(h, tuple) else h
         return arch.final_norm(self.model)(h)
 

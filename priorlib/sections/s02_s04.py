@@ -381,6 +381,9 @@ def norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --------------------------------------------------------------------------------------------- output
 def _clean(x):
+    """Plain JSON values: tables as records, numpy and torch scalars and arrays as Python ones, NaN as None."""
+    if isinstance(x, torch.Tensor):
+        return _clean(x.tolist())
     if isinstance(x, dict):
         return {str(k): _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -398,15 +401,21 @@ def _clean(x):
     return x
 
 
-def write_results(s: Settings, results: dict) -> Path:
-    """``<out_dir>/results.json``: settings plus ``results`` (NaN written as null)."""
-    out = Path(s.out_dir)
+def save_results(out_dir, results: dict) -> Path:
+    """``<out_dir>/results.json``, written atomically as strict JSON (see :func:`_clean`); every
+    notebook's results go through here, and ``priorlib book`` attaches them to the executed notebook."""
+    from ..checkpoint import atomic_write_text
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    d = {"notebook": s.notebook, "profile": s.profile, "model": s.model,
-         "settings": {k: v for k, v in asdict(s).items()}, **results}
     path = out / "results.json"
-    path.write_text(json.dumps(_clean(d), indent=1, allow_nan=False))
+    atomic_write_text(path, json.dumps(_clean(results), indent=1, allow_nan=False))
     return path
+
+
+def write_results(s: Settings, results: dict) -> Path:
+    """``<out_dir>/results.json``: settings plus ``results``."""
+    return save_results(s.out_dir, {"notebook": s.notebook, "profile": s.profile, "model": s.model,
+                                    "settings": asdict(s), **results})
 
 
 def verdict(rows: list[tuple[str, str, bool | None]]) -> pd.DataFrame:

@@ -595,25 +595,6 @@ def verdict_06(findings: dict, df: pd.DataFrame, n_seeds: int):
 
 
 # ------------------------------------------------------------------------------------ results.json
-def _jsonable(v):
-    if isinstance(v, pd.DataFrame):
-        return json.loads(v.to_json(orient="records"))
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, torch.Tensor):
-        return v.tolist()
-    if isinstance(v, Path):
-        return str(v)
-    raise TypeError(f"not JSON: {type(v).__name__}")
-
-
 def write_results(out_dir: Path, results: dict) -> Path:
-    path = Path(out_dir) / "results.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=_jsonable))
-    tmp.replace(path)
-    return path
+    from .s02_s04 import save_results
+    return save_results(out_dir, results)

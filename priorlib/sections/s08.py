@@ -19,7 +19,6 @@ Target
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -485,18 +484,12 @@ def closing_note(rows: pd.DataFrame, numbers: dict, shift: dict) -> str:
 # ------------------------------------------------------------------------------------------ output
 def write_results(s: Setup, results: dict) -> Path:
     """``<out_dir>/results.json``: the setup plus ``results`` (NaN as null, tables as records)."""
-    out = Path(s.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     d = {"notebook": NOTEBOOK, "profile": s.profile, "model": s.target.model, "bank": s.bank,
          "setup": {"source_lr": s.source_lr, "source_seeds": s.source_seeds, "arms": s.arms, "seeds": s.seeds,
                    "vae_epochs": s.vae_epochs, "source": sec._clean(s.source.table()),
                    "target": s.target.to_dict()},
          **results}
-    path = out / "results.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(sec._clean(d), indent=1, allow_nan=False, default=str))
-    tmp.replace(path)
-    return path
+    return sec.save_results(s.out_dir, d)
 
 
 def fmt(x, nd: int = 3) -> str:

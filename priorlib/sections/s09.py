@@ -51,7 +51,6 @@ class Setup:
     priors: list[str]
     lr: float
     seeds: list[int]
-    overrides: dict
     out_dir: Path
     settings: dict[str, s02.Settings] = field(default_factory=dict)
 
@@ -77,7 +76,7 @@ def setup(profile: str = "cpu", *, models=None, priors=None, learning_rate=None,
         check_model_name(m)
     lr = float(learning_rate) if learning_rate is not None else LEARNING_RATE[profile]
     out = Path(out_dir) if out_dir else Path(__file__).resolve().parents[2] / "_build" / "results" / STEM
-    su = Setup(profile, models, [], lr, [], {}, out)
+    su = Setup(profile, models, [], lr, [], out)
     for m in models:
         su.settings[m] = s02.settings("02", profile, model=m, priors=priors, learning_rates=[lr], seeds=seeds,
                                       steps=steps, batch_size=batch_size, eval_size=eval_size, out_dir=out)
@@ -262,10 +261,4 @@ def results_json(su: Setup, results: list[dict], seconds: float) -> dict:
 
 
 def write_results(su: Setup, results: list[dict], seconds: float) -> Path:
-    import json
-    su.out_dir.mkdir(parents=True, exist_ok=True)
-    path = su.out_dir / "results.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(s02._clean(results_json(su, results, seconds)), indent=1, allow_nan=False))
-    tmp.replace(path)
-    return path
+    return s02.save_results(su.out_dir, results_json(su, results, seconds))
