@@ -1,3 +1,4 @@
+import json
 import os
 from pathlib import Path
 
@@ -31,3 +32,31 @@ def tiny_eager():
 def smollm():
     from priorlib.models import load_model
     return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma():
+    """(model, tokenizer) of the 4-layer random Gemma-3 (BOS token, sqrt(d)-scaled embeddings), sdpa."""
+    from priorlib.models import load_model
+    return load_model("tiny-random-gemma3")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma_eager():
+    from priorlib.models import load_model
+    return load_model("tiny-random-gemma3", attn_implementation="eager")
+
+
+@pytest.fixture
+def smoke_notebook(tmp_path, monkeypatch):
+    """``run(name) -> results.json``: execute ``notebooks/<name>.ipynb`` with papermill in the smoke
+    profile, with a fresh run store under ``tmp_path``."""
+    def run(name: str, **parameters) -> dict:
+        import papermill as pm
+        monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+        out = tmp_path / "out"
+        pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                            parameters={"profile": "smoke", "out_dir": str(out), **parameters},
+                            kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+        return json.loads((out / "results.json").read_text())
+    return run

@@ -5,8 +5,9 @@ import torch
 from priorlib.prompts import PromptedLM
 
 
-@pytest.mark.parametrize("fixture", ["tiny", "tiny_eager"])
+@pytest.mark.parametrize("fixture", ["tiny", "tiny_eager", "tiny_gemma", "tiny_gemma_eager"])
 def test_cached_lower_layers_give_identical_gradients(fixture, request):
+    from priorlib.batching import bos_ids
     model, tok = request.getfixturevalue(fixture)
     from priorlib.hooks import tokenize_batch
     ids, mask = tokenize_batch(tok, ["Paris is the capital of France, and Rome", "Two plus two is four"], 64, "cpu")
@@ -14,7 +15,8 @@ def test_cached_lower_layers_give_identical_gradients(fixture, request):
     labels[0, 5:8] = ids[0, 5:8]
     labels[1, 3:5] = ids[1, 3:5]
     torch.manual_seed(0)
-    lm = PromptedLM.build(model, method="deep", n_tokens=4, deep_layers=(-2, -1), token_prompt=False)
+    lm = PromptedLM.build(model, method="deep", n_tokens=4, deep_layers=(-2, -1), token_prompt=False,
+                          bos_ids=bos_ids(tok))
     with torch.no_grad():
         for p in lm.parameters():
             p.normal_(0, 0.3)

@@ -2,9 +2,7 @@
 synthetic tables (fast), and the notebook executed end to end with ``-p profile smoke`` (slow)."""
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,7 +10,6 @@ import pytest
 from priorlib.sections import s02_s04 as sec
 from priorlib.sections import s07
 
-REPO = Path(__file__).resolve().parents[1]
 RADIUS, GAP = 25.0, 2.0
 
 
@@ -168,14 +165,8 @@ def test_figures_draw_from_synthetic_tables():
 
 # ----------------------------------------------------------------------------------------------- notebook
 @pytest.mark.slow
-def test_notebook_07_smoke(tmp_path, monkeypatch):
-    import papermill as pm
-    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
-    out = tmp_path / "out"
-    pm.execute_notebook(str(REPO / "notebooks" / "07_regularisation.ipynb"), str(tmp_path / "07.ipynb"),
-                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
-                        cwd=str(REPO / "notebooks"), progress_bar=False)
-    res = json.loads((out / "results.json").read_text())
+def test_notebook_07_smoke(smoke_notebook):
+    res = smoke_notebook("07_regularisation")
     assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama" and res["notebook"] == "07"
     s = res["settings"]
     assert res["n_runs"] == len(res["runs"]) == len(s["seeds"]) + sum(len(w) for w in s["weights"].values())

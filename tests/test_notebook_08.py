@@ -1,7 +1,6 @@
 """Notebook 08 (posterior as prior): its logic on synthetic inputs, and a smoke run of the notebook."""
 import json
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,8 +12,6 @@ from priorlib.priors import Reference
 from priorlib.priors import posterior as post
 from priorlib.sections import s02_s04 as sec
 from priorlib.sections import s08 as S
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -179,15 +176,9 @@ def test_plots_have_labelled_axes():
 
 # ------------------------------------------------------------------------------------------ notebook
 @pytest.mark.slow
-def test_notebook_08_smoke(tmp_path, monkeypatch):
-    import papermill as pm
-    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))  # banks and VAEs: fresh
-    out = tmp_path / "out"
-    pm.execute_notebook(str(REPO / "notebooks" / "08_posterior_transfer.ipynb"), str(tmp_path / "08.ipynb"),
-                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
-                        cwd=str(REPO / "notebooks"), progress_bar=False)
-    res = json.loads((out / "results.json").read_text())
+    res = smoke_notebook("08_posterior_transfer")
     for key in ("bank", "shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
         assert key in res, key
     assert (tmp_path / "cache" / "posteriors" / f"{res['bank']}.safetensors").exists()

@@ -1,16 +1,12 @@
 """Notebook 09 (the key claims on a second model): its logic, and a smoke run on two tiny random models
 (a Llama and a Gemma-3, so the Gemma code paths run in CI)."""
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from priorlib.sections import s09
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_setup_validates_before_compute():
@@ -82,14 +78,8 @@ def test_claim_table_and_verdict_rows():
 
 
 @pytest.mark.slow
-def test_notebook_09_smoke(tmp_path, monkeypatch):
-    import papermill as pm
-    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
-    out = tmp_path / "out"
-    pm.execute_notebook(str(REPO / "notebooks" / "09_second_model.ipynb"), str(tmp_path / "09.ipynb"),
-                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
-                        cwd=str(REPO / "notebooks"), progress_bar=False)
-    res = json.loads((out / "results.json").read_text())
+def test_notebook_09_smoke(smoke_notebook):
+    res = smoke_notebook("09_second_model")
     assert res["models"] == ["tiny-random-llama", "tiny-random-gemma3"]
     gem = res["per_model"]["tiny-random-gemma3"]
     assert gem["facts"]["embed_scale"] == pytest.approx(8.0) and gem["facts"]["bos"] is True

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +11,6 @@ import pytest
 import torch
 
 from priorlib.sections import s02_s04 as sec
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -146,15 +140,6 @@ def test_write_results_turns_nan_into_null(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------- notebooks
-def _execute(name: str, tmp_path: Path) -> dict:
-    out_dir = tmp_path / "out"
-    env = dict(os.environ, PRIORLIB_RUNS=str(tmp_path / "runs"))
-    cmd = [sys.executable, "-m", "papermill", str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / "out.ipynb"),
-           "-p", "profile", "smoke", "-p", "out_dir", str(out_dir), "-k", "python3", "--cwd", str(REPO / "notebooks")]
-    subprocess.run(cmd, check=True, env=env, cwd=REPO, capture_output=True, timeout=600)
-    return json.loads((out_dir / "results.json").read_text())
-
-
 def _finite(x) -> bool:
     return x is not None and math.isfinite(float(x))
 
@@ -170,8 +155,8 @@ def _check_common(res: dict, n_verdicts: int):
 
 
 @pytest.mark.slow
-def test_notebook_02_smoke(tmp_path):
-    res = _execute("02_lr_priors", tmp_path)
+def test_notebook_02_smoke(smoke_notebook):
+    res = smoke_notebook("02_lr_priors")
     s = res["settings"]
     _check_common(res, 3)
     assert len(res["quality"]) == len(s["priors"]) * len(s["learning_rates"])  # one row per prior x lr
@@ -185,8 +170,8 @@ def test_notebook_02_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebook_03_smoke(tmp_path):
-    res = _execute("03_exclusion", tmp_path)
+def test_notebook_03_smoke(smoke_notebook):
+    res = smoke_notebook("03_exclusion")
     _check_common(res, 4)
     d = res["density"]
     assert 0 < d["acceptance_rate"] <= 1 and _finite(d["hdr_radius"])
@@ -196,8 +181,8 @@ def test_notebook_03_smoke(tmp_path):
 
 
 @pytest.mark.slow
-def test_notebook_04_smoke(tmp_path):
-    res = _execute("04_activation_spaces", tmp_path)
+def test_notebook_04_smoke(smoke_notebook):
+    res = smoke_notebook("04_activation_spaces")
     _check_common(res, 4)
     from priorlib.data import web_source_name
     assert res["web_source"] == web_source_name()

@@ -1,7 +1,6 @@
 """Notebooks 05 (MATH clusters, interpolation prior) and 06 (VAE prior): their logic, and a smoke run of each."""
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,8 +8,6 @@ import pytest
 import torch
 
 from priorlib.sections import s05_s06 as S
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------ logic
@@ -107,16 +104,6 @@ def test_write_results_is_json(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ notebooks
-def _execute(name: str, tmp_path: Path, monkeypatch) -> dict:
-    import papermill as pm
-    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
-    out = tmp_path / "out"
-    pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
-                        parameters={"profile": "smoke", "out_dir": str(out)}, kernel_name="python3",
-                        cwd=str(REPO / "notebooks"), progress_bar=False)
-    return json.loads((out / "results.json").read_text())
-
-
 def _finite(records, cols):
     for r in records:
         for c in cols:
@@ -124,8 +111,8 @@ def _finite(records, cols):
 
 
 @pytest.mark.slow
-def test_notebook_05_smoke(tmp_path, monkeypatch):
-    res = _execute("05_math_interpolation", tmp_path, monkeypatch)
+def test_notebook_05_smoke(smoke_notebook):
+    res = smoke_notebook("05_math_interpolation")
     for key in ("clusters", "cluster_summary", "cluster_controls", "runs", "quality", "placement", "yardstick",
                 "verdict", "wall_s", "web_source"):
         assert key in res, key
@@ -148,8 +135,8 @@ def test_notebook_05_smoke(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_notebook_06_smoke(tmp_path, monkeypatch):
-    res = _execute("06_vae", tmp_path, monkeypatch)
+def test_notebook_06_smoke(smoke_notebook):
+    res = smoke_notebook("06_vae")
     for key in ("sweep", "collapse", "runs", "quality", "placement", "verdict", "wall_s", "reference_rows"):
         assert key in res, key
     grid = res["sweep_grid"]
