@@ -1,7 +1,7 @@
 """Data parallelism without a framework: ``torchrun`` / ``accelerate launch`` set RANK and WORLD_SIZE,
 each rank takes its share of every global batch, and gradients are summed with ``all_reduce``.
 
-    accelerate launch --num_processes 2 -m priorlib.cli train ... --batch-size 16   # 16 = global batch
+    accelerate launch --num_processes 2 -m priorlib.compendium.cli train ... --batch-size 16   # 16 = global batch
 
 Rank 0 alone writes the run folder and evaluates; the result equals one process with the same
 global batch up to the order of floating-point sums.

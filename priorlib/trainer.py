@@ -225,7 +225,7 @@ class Trainer:
         return out
 
     def _draw_initial(self):
-        from .init import initial_prompts
+        from .initial import initial_prompts
         return initial_prompts(self.config, self.model, self.tok)
 
     def _split(self, tensors: dict) -> tuple:

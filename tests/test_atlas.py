@@ -1,11 +1,12 @@
-"""Unit tests of priorlib.atlas and priorlib.cache on synthetic data with fixed seeds."""
+"""Unit tests of chapter 01_proof_of_concept and priorlib.cache on synthetic data with fixed seeds."""
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from priorlib import atlas
+from priorlib.compendium import chapter
+atlas = chapter("01_proof_of_concept")
 from priorlib.cache import artifacts_dir, cached, params_key
 
 

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 from fixture_book import FIXTURES, make_book  # noqa: E402
 
-from priorlib import book, cli, manifest, sweep  # noqa: E402
+from priorlib.compendium import book, cli, manifest, sweep  # noqa: E402
 
 FIXTURE = FIXTURES / "01_fixture.ipynb"
 FAILING = FIXTURES / "failing.ipynb"

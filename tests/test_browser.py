@@ -52,7 +52,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from priorlib import book
+    from priorlib.compendium import book
 
     root = make_book(tmp_path_factory.mktemp("browserbook"), {"01_fixture.ipynb": FIXTURES / "01_fixture.ipynb"})
     book.execute_all(book.find_notebooks(root / "notebooks"), root / "book",

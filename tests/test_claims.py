@@ -1,7 +1,7 @@
 
 import nbformat
 
-from priorlib import claims
+from priorlib.compendium import claims
 
 
 def _nb(path, verdicts, profile="cpu"):

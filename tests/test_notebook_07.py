@@ -1,4 +1,4 @@
-"""Notebook 07 (regularisation vs posterior and quality): the logic in ``priorlib.sections.s07`` on
+"""Notebook 07 (regularisation vs posterior and quality): the logic in chapter ``07_regularisation`` on
 synthetic tables (fast), and the notebook executed end to end with ``-p profile smoke`` (slow)."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from priorlib.sections import s02_s04 as sec
-from priorlib.sections import s07
+from priorlib.compendium import runs as sec
+from priorlib.compendium import chapter
+s07 = chapter("07_regularisation")
 
 RADIUS, GAP = 25.0, 2.0
 
@@ -153,7 +154,7 @@ def test_verdicts_07_rules():
 
 def test_figures_draw_from_synthetic_tables():
     import matplotlib.pyplot as plt
-    from priorlib.plots import regularisation as rp
+    from priorlib.compendium.plots import regularisation as rp
     t = _table(val_shift=0.3)
     fig = rp.tradeoff(s07.curves(t), t, refs={"median_mahalanobis": [(RADIUS, "radius"), (24.0, "prior")]})
     assert len(fig.axes) == 8 and fig.axes[0].get_xlabel().startswith("median Mahalanobis")

@@ -10,8 +10,9 @@ import torch
 
 from priorlib.priors import Reference
 from priorlib.priors import posterior as post
-from priorlib.sections import s02_s04 as sec
-from priorlib.sections import s08 as S
+from priorlib.compendium import runs as sec
+from priorlib.compendium import chapter
+S = chapter("08_posterior_transfer")
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_write_results_is_strict_json(tmp_path):
 
 
 def test_plots_have_labelled_axes():
-    from priorlib.plots import transfer as tp
+    from priorlib.compendium.plots import transfer as tp
     curves = pd.DataFrame({"arm": ["a"] * 4 + ["b"] * 4, "seed": [0, 0, 1, 1] * 2, "step": [1, 2] * 4,
                            "loss": [3.0, 2.0, 3.2, 2.2, 3.0, 2.5, 3.1, 2.6]})
     fig = tp.arm_curves(curves, "loss", ylabel="loss (nats/token)", title="t", target=2.6)

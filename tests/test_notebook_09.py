@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from priorlib.sections import s09
+from priorlib.compendium import chapter
+s09 = chapter("09_second_model")
 
 
 def test_setup_validates_before_compute():
@@ -26,7 +27,7 @@ def test_setup_validates_before_compute():
 
 def test_main_model_configs_are_notebook_02s():
     """On the main model the cpu grid is a subset of notebook 02's, so the runs come from the run store."""
-    from priorlib.sections import s02_s04 as s02
+    from priorlib.compendium import runs as s02
     su = s09.setup("cpu", out_dir="/tmp/priorlib-test-s09")
     S2 = s02.settings("02", "cpu")
     keys02 = {c.key() for c in s02.lr_seed_grid(S2, S2.base())}

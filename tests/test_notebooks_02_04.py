@@ -1,4 +1,4 @@
-"""Notebooks 02-04: the logic in ``priorlib.sections.s02_s04`` (fast) and each notebook executed
+"""Notebooks 02-04: the logic in ``priorlib.compendium.runs`` (fast) and each notebook executed
 end to end with ``-p profile smoke`` (slow: a kernel, the tiny model and a handful of training runs)."""
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
-from priorlib.sections import s02_s04 as sec
+from priorlib.compendium import runs as sec
+from priorlib.compendium import chapter
+
+C02, C03, C04 = (chapter(n) for n in ("02_lr_priors", "03_exclusion", "04_activation_spaces"))
 
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -41,7 +44,7 @@ def test_lr_seed_grid_replicates_only_at_the_chosen_rate():
 
 def test_notebook_04_token_baseline_shares_run_keys_with_notebook_02():
     """The soft/fitted-Gaussian baseline of 04 is the same run as 02's at lr 5e-3 (reused, not retrained)."""
-    from priorlib import experiments as ex
+    from priorlib.compendium import experiments as ex
     s2, s4 = sec.settings("02", "cpu"), sec.settings("04", "cpu")
     keys2 = {c.key() for c in sec.lr_seed_grid(s2, s2.base())}
     keys4 = {c.key() for c in ex.grid(s4.base(), variant=[dict(prior="fitted-gaussian", method="soft",
@@ -86,15 +89,15 @@ def test_rank_correlation_and_separability():
     assert math.isnan(sec.rank_correlation([1, 2], [1, 2]))
     g = torch.Generator().manual_seed(0)
     a = torch.randn(400, 8, generator=g)
-    assert sec.separability(a, a + 10.0, n=400) > 0.95
-    assert sec.separability(a[:200], a[200:], n=200) < 0.7
+    assert C04.separability(a, a + 10.0, n=400) > 0.95
+    assert C04.separability(a[:200], a[200:], n=200) < 0.7
 
 
 def test_exclusion_density_on_a_gaussian_reference():
     from priorlib.priors import Reference
     g = torch.Generator().manual_seed(0)
     ref = Reference(torch.randn(5000, 16, generator=g), "toy")
-    d = sec.exclusion_density(ref, c=5.0, n=500)
+    d = C03.exclusion_density(ref, c=5.0, n=500)
     sm = d["summary"]
     assert d["acceptance_rate"] == pytest.approx(d["acceptance_rate_analytic"], abs=0.02)
     assert sm["exclusion"]["median"] > 2 * sm["vocabulary"]["median"]
@@ -117,12 +120,12 @@ def _rows_place(n_seeds=2):
 def test_verdicts_02_from_synthetic_numbers():
     rows, place = _rows_place()
     s = sec.settings("02", "cpu", learning_rates=[5e-4, 5e-3])
-    out, num = sec.verdicts_02(rows, place, {"median_nn_l2": 0.5}, s)
+    out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s)
     assert [v for *_, v in out] == [True, True, True]
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0
     table = sec.verdict(out)
     assert list(table.columns) == ["paper's observation", "what we measured", "agrees?"]
-    _, num = sec.verdicts_02(rows, place, {"median_nn_l2": 0.05}, s)
+    _, num = C02.verdicts(rows, place, {"median_nn_l2": 0.05}, s)
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 0.0
 
 
@@ -199,5 +202,5 @@ def test_notebook_04_smoke(smoke_notebook):
 def test_robust_rows_drops_the_largest_norms():
     x = torch.ones(100, 4)
     x[0] *= 1000
-    rows, info = sec.robust_rows(x, q=0.98)
+    rows, info = C04.robust_rows(x, q=0.98)
     assert len(rows) == 99 and info["dropped"] == 1 and info["max_over_median_norm"] == pytest.approx(1000)

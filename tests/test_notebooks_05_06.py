@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
-from priorlib.sections import s05_s06 as S
+from priorlib.compendium import arms as A
+from priorlib.compendium import chapter
+
+S5, S6 = chapter("05_math_interpolation"), chapter("06_vae")
 
 
 # ------------------------------------------------------------------------------------------ logic
@@ -21,42 +24,42 @@ def _means(shift_math: float, shift_squad: float, n: int = 30, d: int = 12, laye
 
 
 def test_cluster_scores_separate_only_what_is_separated():
-    sc = S.cluster_scores(_means(shift_math=4.0, shift_squad=0.0))
+    sc = S5.cluster_scores(_means(shift_math=4.0, shift_squad=0.0))
     assert list(sc["layer"]) == [0, 1]
     assert (sc["silhouette_math_vs_nlp"] > 0.3).all()
     assert (sc["silhouette_squad_vs_web"].abs() < 0.1).all()
     assert (sc["probe_math_vs_nlp"] > 0.95).all()
     assert (sc["probe_squad_vs_web"] < 0.8).all()
     assert np.allclose(sc["chance_math_vs_nlp"], 2 / 3) and np.allclose(sc["chance_squad_vs_web"], 0.5)
-    summ = S.cluster_summary(sc, deep_layers=[1])
+    summ = S5.cluster_summary(sc, deep_layers=[1])
     assert summ["layers_math_more_separated"] == 2 and summ["n_layers"] == 2
     assert summ["silhouette_math_vs_nlp_deep"] == pytest.approx(float(sc["silhouette_math_vs_nlp"].iloc[1]))
 
 
 def test_setup_grid_and_arms():
-    s = S.setup("05", "smoke", seeds=[0, 1], out_dir="/tmp/priorlib-test-s05")
-    assert len(s.configs) == len(S.DEFAULT_ARMS["05"]) * 2
-    assert [S.arm_of(c) for c in s.configs[::2]] == list(S.DEFAULT_ARMS["05"])
+    s = S6.setup("05", "smoke", seeds=[0, 1], out_dir="/tmp/priorlib-test-s05")
+    assert len(s.configs) == len(A.DEFAULT_ARMS["05"]) * 2
+    assert [S6.arm_of(c) for c in s.configs[::2]] == list(A.DEFAULT_ARMS["05"])
     for c in s.configs:
         assert c.task.value == "math" and c.method.value == "deep" and c.deep_mode == "cut" and c.token_prompt
-        assert c.prior == S.TOKEN_PRIOR  # every arm shares the token-level prompt's prior
-    interp = [c for c in s.configs if S.arm_of(c) == "interp-uniform"][0]
+        assert c.prior == A.TOKEN_PRIOR  # every arm shares the token-level prompt's prior
+    interp = [c for c in s.configs if S6.arm_of(c) == "interp-uniform"][0]
     assert interp.deep_prior == "interpolation" and interp.interpolate_with == "web"
     assert len({c.key() for c in s.configs}) == len(s.configs)
-    s6 = S.setup("06", "smoke", steps=8, out_dir="/tmp/priorlib-test-s06")
+    s6 = S6.setup("06", "smoke", steps=8, out_dir="/tmp/priorlib-test-s06")
     assert s6.base.steps == 8 and s6.base.checkpoint_every == 2 and not s6.base.token_prompt
-    assert {S.arm_of(c) for c in s6.configs} == set(S.DEFAULT_ARMS["06"])
+    assert {S6.arm_of(c) for c in s6.configs} == set(A.DEFAULT_ARMS["06"])
     with pytest.raises(ValueError, match="unknown prior arm"):
-        S.setup("05", "smoke", priors=["nope"])
+        S6.setup("05", "smoke", priors=["nope"])
 
 
 def test_collapse_rule_and_findings():
-    assert S.is_collapsed(1, 16, 0.9) and S.is_collapsed(10, 16, 0.1) and not S.is_collapsed(8, 16, 0.5)
+    assert S6.is_collapsed(1, 16, 0.9) and S6.is_collapsed(10, 16, 0.1) and not S6.is_collapsed(8, 16, 0.5)
     sweep = pd.DataFrame([
         {"beta": b, "var_match": v, "active_units": a, "latent_dim": 16, "variance_ratio": r, "recon_mse": 0.5,
-         "kl_total": 1.0, "collapsed": S.is_collapsed(a, 16, r)}
+         "kl_total": 1.0, "collapsed": S6.is_collapsed(a, 16, r)}
         for b, v, a, r in [(0.25, 0.0, 12, 0.8), (1.0, 0.0, 3, 0.1), (4.0, 0.0, 0, 0.0), (1.0, 10.0, 6, 0.9)]])
-    f = S.collapse_findings(sweep)
+    f = S6.collapse_findings(sweep)
     assert f["n_collapsed"] == 2 and f["n_settings"] == 4
     assert f["plain"]["collapsed"] and f["smallest_collapsing_beta_without_penalty"] == 1.0
     assert (1.0, 10.0) not in f["collapsed_settings"]
@@ -66,7 +69,7 @@ def test_vae_sweep_on_a_small_reference():
     from priorlib.priors import Reference
     g = torch.Generator().manual_seed(0)
     ref = Reference.from_activations(torch.randn(400, 8, generator=g) * torch.linspace(0.5, 2, 8), "toy")
-    sweep = S.vae_sweep(ref, betas=(0.5, 8.0), var_matches=(0.0,), epochs=3)
+    sweep = S6.vae_sweep(ref, betas=(0.5, 8.0), var_matches=(0.0,), epochs=3)
     assert len(sweep) == 2
     assert sweep["active_units"].between(0, sweep["latent_dim"].iloc[0]).all()
     assert np.isfinite(sweep[["variance_ratio", "recon_mse", "kl_total"]].to_numpy()).all()
@@ -76,10 +79,10 @@ def test_vae_sweep_on_a_small_reference():
 
 def test_sample_spread_and_same():
     x = torch.zeros(5, 3)
-    assert S.sample_spread(x) == 0.0
-    assert S.sample_spread(torch.eye(3)) == pytest.approx(math.sqrt(2))
-    assert S._same((1.0, 0.1), (1.15, 0.05), 2) and not S._same((1.0, 0.01), (1.2, 0.02), 2)
-    assert S._same((1.0, 0.0), (1.0, 0.0), 1) is None
+    assert S6.sample_spread(x) == 0.0
+    assert S6.sample_spread(torch.eye(3)) == pytest.approx(math.sqrt(2))
+    assert S6._same((1.0, 0.1), (1.15, 0.05), 2) and not S6._same((1.0, 0.01), (1.2, 0.02), 2)
+    assert S6._same((1.0, 0.0), (1.0, 0.0), 1) is None
 
 
 def test_verdict_05_rules():
@@ -88,16 +91,16 @@ def test_verdict_05_rules():
             "n_layers": 30}
     df = pd.DataFrame({"arm": ["interp-0.5", "interp-0.5", "xavier", "xavier"], "final_val_loss": [1.0, 1.1, 1.2, 1.0],
                        "initial_val_loss": [2.0, 2.0, 2.0, 2.0], "final_accuracy": [10.0, 5.0, 0.0, 5.0]})
-    rows, numbers = S.verdict_05(summ, {"all tokens": summ}, df, n_seeds=2)
+    rows, numbers = S5.verdict(summ, {"all tokens": summ}, df, n_seeds=2)
     assert [r[2] for r in rows] == [True, True, True]
     worse = df.assign(final_val_loss=[3.0, 3.0, 1.0, 1.0])
-    rows, _ = S.verdict_05({**summ, "silhouette_squad_vs_web_all": 0.6, "layers_math_more_separated": 3}, {}, worse, n_seeds=2)
+    rows, _ = S5.verdict({**summ, "silhouette_squad_vs_web_all": 0.6, "layers_math_more_separated": 3}, {}, worse, n_seeds=2)
     assert [r[2] for r in rows] == [False, False, False]
     assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.05, float(np.std([1.0, 1.1], ddof=1))))
 
 
 def test_write_results_is_json(tmp_path):
-    p = S.write_results(tmp_path, {"a": pd.DataFrame({"x": [1.0]}), "b": np.float32(2.0), "t": torch.ones(2),
+    p = S6.write_results(tmp_path, {"a": pd.DataFrame({"x": [1.0]}), "b": np.float32(2.0), "t": torch.ones(2),
                                    "n": np.int64(3), "ok": np.bool_(True)})
     got = json.loads(p.read_text())
     assert got == {"a": [{"x": 1.0}], "b": 2.0, "t": [1.0, 1.0], "n": 3, "ok": True}
@@ -122,7 +125,7 @@ def test_notebook_05_smoke(smoke_notebook):
     _finite(res["clusters"], ["silhouette_math_vs_nlp", "silhouette_squad_vs_web", "probe_math_vs_nlp"])
     assert all(-1 <= r["silhouette_math_vs_nlp"] <= 1 and 0 <= r["probe_squad_vs_web"] <= 1 for r in res["clusters"])
     arms = {r["arm"] for r in res["runs"]}
-    assert arms == set(S.DEFAULT_ARMS["05"])
+    assert arms == set(A.DEFAULT_ARMS["05"])
     _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     assert len(res["placement"]) == 2 * len(res["runs"])
     _finite(res["placement"], ["maha_math", "maha_web", "share_closer_to_math", "moved_l2"])
@@ -145,10 +148,10 @@ def test_notebook_06_smoke(smoke_notebook):
     _finite(res["sweep"], ["variance_ratio", "recon_mse", "kl_total"])
     for r in res["sweep"]:
         assert 0 <= r["active_units"] <= r["latent_dim"]
-        assert r["collapsed"] == S.is_collapsed(r["active_units"], r["latent_dim"], r["variance_ratio"])
-        assert r["collapse"] == S.collapse_kind(r["active_units"], r["latent_dim"], r["variance_ratio"])
+        assert r["collapsed"] == S6.is_collapsed(r["active_units"], r["latent_dim"], r["variance_ratio"])
+        assert r["collapse"] == S6.collapse_kind(r["active_units"], r["latent_dim"], r["variance_ratio"])
     assert res["collapse"]["n_collapsed"] == sum(r["collapsed"] for r in res["sweep"])
-    assert {r["arm"] for r in res["runs"]} == set(S.DEFAULT_ARMS["06"])
+    assert {r["arm"] for r in res["runs"]} == set(A.DEFAULT_ARMS["06"])
     _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     _finite(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
     assert res["verdict"][0]["paper's observation"] == "The VAE prior collapsed"

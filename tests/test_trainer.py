@@ -157,7 +157,7 @@ def test_every_prior_trains_from_the_cli_config(tmp_path, tiny, prior, params):
                 reference_texts=8)
     if prior == "interpolation":  # it mixes two activation spaces: the deep blocks' prior
         over.update(prior="isotropic", prior_params={}, deep_prior=prior, deep_prior_params=params)
-    from priorlib.init import initial_prompts
+    from priorlib.initial import initial_prompts
     t = make_trainer(tmp_path / prior, tiny, **over)
     texts = [e.prompt for e in toy_examples(8, 3)]
     soft, deep, info = initial_prompts(t.config, t.model, t.tok, texts_fn=lambda domain: texts)
@@ -170,7 +170,7 @@ def test_every_prior_trains_from_the_cli_config(tmp_path, tiny, prior, params):
 
 def test_activation_reference_cache_is_keyed_by_attention_kernel(tmp_path, monkeypatch, tiny, tiny_eager):
     """bf16 activations differ in the last bits between sdpa and eager: each gets its own cached fit."""
-    from priorlib.init import activation_reference
+    from priorlib.initial import activation_reference
     monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path))
     texts = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France."]
     for model, _ in (tiny, tiny_eager, tiny):

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from priorlib.widgets import checkpoint_scrubber, figures_to_png  # noqa: E402
+from priorlib.compendium.widgets import checkpoint_scrubber, figures_to_png  # noqa: E402
 
 
 def _figures(n):

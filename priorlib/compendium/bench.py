@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(p) -> None:
@@ -47,8 +47,8 @@ def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
 
 def fixed_batches(tok, n_batches: int, batch_size: int, seq_len: int):
     """Right-sized SQuAD batches: every row exactly ``seq_len`` tokens, the answer at its end."""
-    from .batching import collate, encode
-    from .data import load_squad
+    from priorlib.batching import collate, encode
+    from priorlib.data import load_squad
     rows = []
     for ex in load_squad("train"):
         e = encode(tok, ex, seq_len)
@@ -81,7 +81,7 @@ class Case:
 
 
 def _priorlib_case(name, model, init, autocast):
-    from .prompts import PromptedLM
+    from priorlib.prompts import PromptedLM
     lm = PromptedLM.build(model, method="soft", n_tokens=init.shape[0], soft_init=init)
 
     def loss(ids, labels):
@@ -106,7 +106,7 @@ def _peft_case(name, model, init, autocast):
 
 
 def bench_train(args, results: dict) -> None:
-    from .models import load_model
+    from priorlib.models import load_model
     m32, tok = load_model(args.model, dtype=torch.float32)
     cases_spec = [
         ("PEFT fp32 (default)", "peft", torch.float32, False, "sdpa"),
@@ -163,9 +163,9 @@ def bench_train(args, results: dict) -> None:
 
 
 def bench_capture(args, results: dict) -> None:
-    from .data import load_web
-    from .hooks import capture
-    from .models import load_model
+    from priorlib.data import load_web
+    from priorlib.hooks import capture
+    from priorlib.models import load_model
     m32, tok = load_model(args.model, dtype=torch.float32)
     m16, _ = load_model(args.model, dtype=torch.bfloat16)
     texts = load_web(args.capture_texts, min_chars=1500)
@@ -192,7 +192,7 @@ def bench_capture(args, results: dict) -> None:
 
 @torch.no_grad()
 def _hidden_states_baseline(model, tok, texts, max_length, batch_size=16):
-    from .hooks import tokenize_batch
+    from priorlib.hooks import tokenize_batch
     out = []
     for s in range(0, len(texts), batch_size):
         ids, mask = tokenize_batch(tok, texts[s:s + batch_size], max_length, "cpu")
@@ -202,8 +202,8 @@ def _hidden_states_baseline(model, tok, texts, max_length, batch_size=16):
 
 
 def bench_deep(args, results: dict) -> None:
-    from .models import load_model
-    from .prompts import PromptedLM
+    from priorlib.models import load_model
+    from priorlib.prompts import PromptedLM
     model, tok = load_model(args.model, dtype=torch.bfloat16)
     batches = fixed_batches(tok, args.rounds + 1, args.batch_size, args.seq_len)
     torch.manual_seed(0)

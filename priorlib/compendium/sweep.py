@@ -16,7 +16,7 @@ import re
 import time
 from pathlib import Path
 
-from . import book as _book
+from priorlib.compendium import book as _book
 
 SLUG_MAX = 120
 

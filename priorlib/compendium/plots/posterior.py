@@ -42,7 +42,7 @@ def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], 
     """One panel per run: ``(title, sampled [n, d], trained [n, d])`` over the reference cloud(s).
 
     ``proj`` is any projection with ``__call__``, ``draw_clouds(ax, label)`` and ``axes_labels(ax)``
-    (:class:`Projection`, or :class:`priorlib.plots.domains.TwoClouds` for two domains)."""
+    (:class:`Projection`, or :class:`priorlib.compendium.plots.domains.TwoClouds` for two domains)."""
     n = len(panels)
     ncols = min(ncols, n)
     nrows = (n + ncols - 1) // ncols

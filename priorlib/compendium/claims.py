@@ -77,7 +77,7 @@ def write(root: Path) -> Path | None:
     chapters = collect(Path(root) / "book")
     if not any(ch["rows"] for ch in chapters):
         return None
-    from .data import web_source_name
+    from priorlib.data import web_source_name
     path = Path(root) / "book" / "claims.md"
     path.write_text(render(chapters, web_source_name()))
     return path

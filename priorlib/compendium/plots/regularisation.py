@@ -1,6 +1,6 @@
 """Figures of notebook 07: where each regulariser leaves the trained prompt against how well the
 prompt works (the trade-off curves), and how each regulariser's own target measure responds to
-its weight. Inputs are the tables of :mod:`priorlib.sections.s07` (``curves``: means per
+its weight. Inputs are the tables of chapter ``07_regularisation`` (``curves``: means per
 regulariser and weight, weight 0 = the unregularised baseline; ``table``: one row per run)."""
 from __future__ import annotations
 

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .cache import cached, fingerprint
-from .metrics.placement import compare_steps, random_walk_step_lengths, trajectory_step_lengths
+from priorlib.cache import cached, fingerprint
+from priorlib.metrics.placement import compare_steps, random_walk_step_lengths, trajectory_step_lengths
+from priorlib.compendium.paths import repo_root, results_dir
 
 __all__ = [
     "Profile", "PROFILES", "resolve_config", "hook_points", "depth_labels", "collect",
@@ -100,10 +101,6 @@ def resolve_config(profile: str, **overrides) -> Profile:
     return replace(PROFILES[profile], **given)
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[1]
-
-
 def set_data_env() -> str:
     """Point ``PRIORLIB_DATA`` at ``<repo>/../shared/data`` when it is unset; return the value in use."""
     if not os.environ.get("PRIORLIB_DATA"):
@@ -117,7 +114,7 @@ def set_data_env() -> str:
 
 def hook_points(model, layers: Sequence[int] | None) -> list[str]:
     """``["embed", "layers.i.resid_post", ...]`` for the chosen blocks (all when ``None``)."""
-    from . import arch
+    from priorlib import arch
 
     n = arch.n_layers(model)
     idx = list(range(n)) if layers is None else arch.resolve_layers(model, layers)
@@ -152,7 +149,7 @@ def iter_padded(model, tok, texts: list[str], points: list[str], *, max_length: 
     input shape, and with every batch a new length that compilation cost more than the forward itself;
     a handful of shapes removes it. Padding after the real tokens never changes them (causal attention).
     """
-    from .hooks import text_activations
+    from priorlib.hooks import text_activations
 
     device = next(model.parameters()).device
     dtype = torch.bfloat16
@@ -626,7 +623,7 @@ def as_json(obj):
 
 def load_inputs(cfg: Profile, tok) -> dict:
     """Web chunks, SQuAD prompts with token roles, and MATH prompts with their module names."""
-    from .data import MATH_MODULES, load_math, load_squad, load_web, web_source_name
+    from priorlib.data import MATH_MODULES, load_math, load_squad, load_web, web_source_name
 
     web = load_web(cfg.n_web, seed=cfg.seed)
     squad, roles = squad_texts_with_roles(tok, load_squad("train", seed=cfg.seed), cfg.n_squad,
@@ -655,7 +652,7 @@ def capture_all(model, tok, inputs: dict, points: list[str], cfg: Profile) -> di
 
 def question1(model, tok, web: list[str], cfg: Profile) -> dict:
     """Token trajectories on the token-embedding space: step test and the 2-D maps of a vocabulary sample."""
-    from . import arch
+    from priorlib import arch
 
     emb = arch.token_embeddings(model)  # [V, d]
     ids = tok(web, add_special_tokens=False, truncation=True, max_length=cfg.max_length)["input_ids"]

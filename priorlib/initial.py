@@ -15,12 +15,12 @@ import hashlib
 import torch
 from safetensors.torch import load_file, save_file
 
-from . import arch
-from .config import TrainConfig
-from .hooks import capture
-from .models import cache_dir
-from .priors import Reference, sample_prior
-from .stats import StreamingGaussian
+from priorlib import arch
+from priorlib.config import TrainConfig
+from priorlib.hooks import capture
+from priorlib.models import cache_dir
+from priorlib.priors import Reference, sample_prior
+from priorlib.stats import StreamingGaussian
 
 DATA_FREE = {"isotropic", "xavier"}
 MAX_ROWS = 20_000
@@ -62,13 +62,13 @@ def activation_reference(model, tok, texts: list[str], point: str, *, model_name
 def _references(config: TrainConfig, model, tok, point: str, texts_fn) -> Reference:
     if point == "tokens":
         return Reference.from_embeddings(model, tok)
-    return activation_reference(model, tok, texts_fn(config.task.value), point, model_name=config.model,
+    return activation_reference(model, tok, texts_fn(config.task), point, model_name=config.model,
                                 max_length=config.max_length)
 
 
 def _draw(prior: str, params: dict, n: int, ref: Reference, g: torch.Generator, config, model, tok, point, texts_fn):
     params = dict(params)
-    from .priors import parse_params
+    from priorlib.priors import parse_params
     strings = {k: v for k, v in params.items() if isinstance(v, str)}
     typed = {**{k: v for k, v in params.items() if not isinstance(v, str)},
              **{f: getattr(parse_params(prior, strings), f) for f in strings}}
@@ -82,7 +82,7 @@ def _draw(prior: str, params: dict, n: int, ref: Reference, g: torch.Generator, 
 
 def initial_prompts(config: TrainConfig, model, tok, *, texts_fn=None) -> tuple[torch.Tensor | None, dict | None, dict]:
     """``(soft_init [n, d] | None, {layer: [n, d]} | None, info)`` drawn with ``torch.Generator(seed)``."""
-    from .tasks import domain_texts
+    from priorlib.tasks import domain_texts
     texts_fn = texts_fn or (lambda domain: domain_texts(domain, config.reference_texts))
     g = torch.Generator().manual_seed(config.seed)
     info: dict = {"prior": config.prior}

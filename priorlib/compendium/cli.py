@@ -11,9 +11,9 @@ import sys
 
 COMMANDS = {
     "train": ("priorlib.train_cli", "train a soft or deep prompt from a prior"),
-    "book": ("priorlib.book", "execute the notebooks with papermill and build the jupyter-book"),
-    "sweep": ("priorlib.sweep", "run one notebook over a grid of parameters"),
-    "bench": ("priorlib.bench", "benchmark priorlib against PEFT prompt tuning in one process"),
+    "book": ("priorlib.compendium.book", "execute the notebooks with papermill and build the jupyter-book"),
+    "sweep": ("priorlib.compendium.sweep", "run one notebook over a grid of parameters"),
+    "bench": ("priorlib.compendium.bench", "benchmark priorlib against PEFT prompt tuning in one process"),
     "models": ("priorlib.models_cli", "list the model registry"),
 }
 

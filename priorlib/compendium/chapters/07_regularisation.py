@@ -5,7 +5,7 @@ The paper says it investigates "the influence of regularization techniques on th
 shows nothing. Here one prior (``fitted-gaussian`` by default) trains soft prompts on SQuAD with one
 regulariser at a time, each at a few log-spaced weights, plus an unregularised baseline at several
 seeds (the noise yardstick). For every run we measure where the trained prompt ends (distances to
-the token-embedding cloud, see :func:`priorlib.experiments.placement_rows`) and how well it works
+the token-embedding cloud, see :func:`priorlib.compendium.experiments.placement_rows`) and how well it works
 (held-out loss, F1, EM, token precision and recall), then summarise each regulariser's curve and
 phrase the notebook's closing verdict rows.
 
@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import experiments as ex
-from . import s02_s04 as sec
+from priorlib.compendium import experiments as ex
+from priorlib.compendium import runs as sec
+from priorlib.compendium.paths import results_dir
 
 NOTEBOOK = "07_regularisation"
 
@@ -153,7 +154,7 @@ def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=N
     s2 = sec.settings("02", profile, model=model, priors=[prior or d["prior"]], learning_rates=[lr], seeds=seeds,
                       steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
                       eval_size=eval_size,
-                      out_dir=out_dir or Path(__file__).resolve().parents[2] / "_build" / "results" / NOTEBOOK)
+                      out_dir=results_dir(NOTEBOOK, out_dir))
     s = Settings(**{f.name: getattr(s2, f.name) for f in dataclasses.fields(sec.Settings)}, weights=weights)
     s.notebook = "07"
     s.base(prior=s.prior, lr=s.lr)  # an unknown prior or a bad size fails here, before the model loads
@@ -235,7 +236,7 @@ def _last_penalty(run, name: str) -> float:
 # --------------------------------------------------------------------------------------------- summaries
 def noise_tolerance(mean: float, sd: float, rel_tol: float = 0.05) -> float:
     """``max(2 x seed sd, rel_tol x |mean|)``: the seed sd when there is one (two or more baseline seeds),
-    else the relative tolerance alone (the rule of notebooks 02-04, :func:`s02_s04.same_within_noise`)."""
+    else the relative tolerance alone (the rule of notebooks 02-04, :func:`runs.same_within_noise`)."""
     tol = rel_tol * abs(float(mean))
     return max(tol, 2.0 * float(sd)) if np.isfinite(sd) else tol
 
@@ -426,5 +427,5 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
 
 # --------------------------------------------------------------------------------------------- output
 def write_results(s: Settings, results: dict):
-    """``<out_dir>/results.json`` (see :func:`s02_s04.write_results`)."""
+    """``<out_dir>/results.json`` (see :func:`runs.write_results`)."""
     return sec.write_results(s, results)

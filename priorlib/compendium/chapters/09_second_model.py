@@ -8,10 +8,10 @@ on, and alternating sliding-window / full-attention layers.
 For each model the notebook runs the very same experiments, with the very same rules:
 
 - notebook 02's grid (soft prompts on SQuAD, the four token-space priors, one learning rate, several
-  seeds) and its three verdicts (:func:`priorlib.sections.s02_s04.verdicts_02`): the prior decides
+  seeds) and its three verdicts (``verdicts`` of chapter ``02_lr_priors``): the prior decides
   where trained prompts end; prompts stay near their prior at the paper's rates; final quality is
   the same across priors;
-- notebook 01's task clusters (:func:`priorlib.atlas.question5`) and its verdict.
+- notebook 01's task clusters (``question5`` of chapter ``01_proof_of_concept``) and its verdict.
 
 On the main model the runs have the same configs as notebook 02's, so they come from the run store
 when notebook 02 has run. :func:`claim_table` puts both models' verdicts side by side.
@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import experiments as ex
-from . import s02_s04 as s02
+from priorlib.compendium import experiments as ex
+from priorlib.compendium import chapter
+from priorlib.compendium import runs as s02
+from priorlib.compendium.paths import results_dir
 
 STEM = "09_second_model"
 # (main model, second model) per profile
@@ -68,14 +70,14 @@ def setup(profile: str = "cpu", *, models=None, priors=None, learning_rate=None,
     """Resolve the notebook's parameters (None: the profile's default); bad values fail here, before any compute."""
     if profile not in PAIRS:
         raise ValueError(f"unknown profile {profile!r}; choose one of {list(PAIRS)}")
-    from ..models import check_model_name
+    from priorlib.models import check_model_name
     models = tuple(models) if models is not None else PAIRS[profile]
     if len(models) != 2 or models[0] == models[1]:
         raise ValueError(f"models must be two different registry models, got {list(models)}")
     for m in models:
         check_model_name(m)
     lr = float(learning_rate) if learning_rate is not None else LEARNING_RATE[profile]
-    out = Path(out_dir) if out_dir else Path(__file__).resolve().parents[2] / "_build" / "results" / STEM
+    out = results_dir(STEM, out_dir)
     su = Setup(profile, models, [], lr, [], out)
     for m in models:
         su.settings[m] = s02.settings("02", profile, model=m, priors=priors, learning_rates=[lr], seeds=seeds,
@@ -92,7 +94,7 @@ def model_title(name: str) -> str:
 # ------------------------------------------------------------------------------------------ per model
 def embedding_facts(model, reference) -> dict:
     """How the prompt space relates to the stored embedding weight (Gemma scales by sqrt(d))."""
-    from .. import arch
+    from priorlib import arch
     emb = arch.embed(model)
     scale = float(getattr(emb, "embed_scale", torch.tensor(1.0)))
     raw = emb.weight.float().norm(dim=-1).median()
@@ -103,9 +105,9 @@ def embedding_facts(model, reference) -> dict:
 
 def run_model(name: str, su: Setup, *, log=print) -> dict:
     """Everything one model contributes: notebook 02's grid and verdicts, notebook 01's task clusters."""
-    from .. import atlas
-    from ..batching import bos_ids
-    from ..priors import Reference
+    atlas = chapter("01_proof_of_concept")
+    from priorlib.batching import bos_ids
+    from priorlib.priors import Reference
 
     t0 = time.perf_counter()
     S = su.settings[name]
@@ -114,14 +116,14 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     facts = embedding_facts(model, ref)
     facts["bos"] = bool(bos_ids(tok))
     baseline = s02.reference_baseline(ref)
-    from ..plots.posterior import Projection
+    from priorlib.compendium.plots.posterior import Projection
     proj = Projection(ref.vectors)  # for the scrubber: a PCA of the prompt space, fitted on a row sample
     configs = s02.lr_seed_grid(S, S.base())
     runs = ex.run_all(configs, model=model, tokenizer=tok, progress=True)
     train_seconds = time.perf_counter() - t0
     place = s02.placement(runs, ref)
     rows, qtable, target = s02.quality(runs)
-    verdicts, numbers = s02.verdicts_02(rows, place, baseline, S)
+    verdicts, numbers = chapter("02_lr_priors").verdicts(rows, place, baseline, S)
 
     cfg = atlas.resolve_config(su.profile, model=name)
     inputs = atlas.load_inputs(cfg, tok)

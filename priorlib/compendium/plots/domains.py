@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from .posterior import prior_posterior, scrubber_frames
+from priorlib.compendium.plots.posterior import prior_posterior, scrubber_frames
 
 DOMAIN_NAMES = {"web": "web text (C4 stand-in)", "squad": "SQuAD", "math": "MATH"}
 DOMAIN_COLOURS = {"web": "tab:blue", "squad": "tab:green", "math": "tab:orange"}
@@ -189,5 +189,5 @@ def show(fig, dpi: int = 100):
     """Display a figure as a PNG in the notebook and close it (the Agg backend draws nothing inline)."""
     from IPython.display import Image, display
 
-    from ..widgets import figures_to_png
+    from priorlib.compendium.widgets import figures_to_png
     display(Image(figures_to_png([fig], dpi=dpi)[0]))

@@ -8,7 +8,7 @@ Steps (each can be used on its own from Python, the tests do):
    error; the previous executed copy is left untouched and the failed output is kept under
    ``_build/failed/`` for inspection.
 2. ``finalise``: tags papermill's injected-parameters cell ``hide-input`` (papermill cannot), the source
-   ``parameters`` cell ``remove-cell``, and records the run manifest (see :mod:`priorlib.manifest`)
+   ``parameters`` cell ``remove-cell``, and records the run manifest (see :mod:`priorlib.compendium.manifest`)
    in the metadata and as a footer cell.
 3. ``ensure_assets``: ``npm ci`` (first use) and copy of the offline JavaScript (require.js, the
    ipywidgets HTML manager, MathJax) from ``node_modules`` into ``book/_static/vendor/``.
@@ -29,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import manifest as _manifest
+from priorlib.compendium import manifest as _manifest
+from priorlib.compendium.paths import repo_root
 
 PROFILES = ("smoke", "cpu", "paper")
 NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
@@ -59,18 +60,6 @@ _VISIBILITY_TAGS = {"hide-input", "show-input", "remove-input", "remove-cell", "
 
 class NotebookError(ValueError):
     """A notebook failed; the message names it and the failing cell's error (one line)."""
-
-
-def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The folder holding ``_config.yml`` and ``_toc.yml``, searched upwards from ``start``/cwd."""
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "_config.yml").is_file() and (folder / "_toc.yml").is_file():
-            return folder
-    package_parent = Path(__file__).resolve().parent.parent
-    if (package_parent / "_config.yml").is_file():
-        return package_parent
-    raise FileNotFoundError(f"no _config.yml/_toc.yml in {here} or above: run from the repository")
 
 
 def set_data_env(root: Path) -> None:
@@ -406,7 +395,7 @@ def run(args) -> int:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
             print(f"executing {len(notebooks)} notebook(s) with {shown}", flush=True)
             execute_all(notebooks, root / "book", params, root=root)
-    from . import claims
+    from priorlib.compendium import claims
     if claims.write(root):
         print("book/claims.md regenerated from the executed notebooks' verdicts", flush=True)
     if not args.no_build:

@@ -1,4 +1,4 @@
-"""Figures of notebook 01 (the activation atlas). Each helper takes the dict a ``priorlib.atlas.questionN``
+"""Figures of notebook 01 (the activation atlas). Each helper takes the dict a ``questionN`` of chapter ``01_proof_of_concept``
 returned and gives back a ``matplotlib.figure.Figure`` (not registered with pyplot, so a notebook shows it
 once, where it calls ``display``). Every axis names its quantity and unit; every figure has a title.
 """
@@ -91,7 +91,8 @@ def layer_steps(q2: dict, model: str, web_source: str) -> Figure:
 
 def squad_vs_web(q3: dict, model: str, web_source: str, depth: int) -> Figure:
     """Last-layer PCA map of web tokens and SQuAD tokens by role; answer vs context distance to the question."""
-    from priorlib.atlas import ROLE_NAMES
+    from priorlib.compendium import chapter
+    ROLE_NAMES = chapter("01_proof_of_concept").ROLE_NAMES
 
     fig, (a, b) = _figure(2, width=5.2)
     a.scatter(q3["web_xy"][:, 0], q3["web_xy"][:, 1], s=3, c="0.65", alpha=0.35, linewidths=0,

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import runstore
-from .config import TrainConfig
+from priorlib import runstore
+from priorlib.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def add_steps_to_target(rows: pd.DataFrame, runs: list[runstore.Run], target: fl
 
 def placement_rows(runs: list[runstore.Run], reference, key: str = "soft", fields=("prior", "lr", "seed")) -> pd.DataFrame:
     """Where the prior sample (step 0) and the trained prompt (last step) sit relative to ``reference``."""
-    from .metrics.placement import placement_metrics
+    from priorlib.metrics.placement import placement_metrics
     rows = []
     for r in runs:
         ck = r.checkpoints()

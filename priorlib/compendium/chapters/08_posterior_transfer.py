@@ -3,7 +3,7 @@ posteriors could serve as priors for new tasks; this tests it.
 
 Source
   SQuAD soft prompts from the ``fitted-gaussian`` prior at lr 5e-2, with notebook 02's sizes
-  (``s02_s04.settings("02", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
+  (``runs.settings("02", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
   through the run store). At 5e-2 the prompts move a lot in 20 steps (notebook 02: median L2 about 4
   against an embedding row norm of about 3.2); at 5e-3 they barely move and the test would be vacuous.
   The trained (last-checkpoint) prompts of every source seed form the *bank* (``priors.posterior``).
@@ -26,9 +26,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import experiments as ex
-from ..config import TrainConfig
-from . import s02_s04 as sec
+from priorlib.compendium import experiments as ex
+from priorlib.config import TrainConfig
+from priorlib.compendium import chapter
+from priorlib.compendium import runs as sec
+from priorlib.compendium.paths import results_dir
 
 NOTEBOOK = "08_posterior_transfer"
 SOURCE_PRIOR = "fitted-gaussian"
@@ -129,7 +131,7 @@ def setup(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_see
         max_new_tokens=max_new_tokens if max_new_tokens is not None else t["max_new_tokens"],
         eval_every=every, checkpoint_every=every, warmup_steps=max(1, steps_ // 10), prior="isotropic")
     if out_dir is None:
-        out_dir = Path(__file__).resolve().parents[2] / "_build" / "results" / NOTEBOOK
+        out_dir = results_dir(NOTEBOOK)
     return Setup(profile, src, source_lr, source_seeds, target, arms, seeds, vae_epochs, Path(out_dir))
 
 
@@ -177,7 +179,7 @@ def sampled_prompts(runs, key: str = "soft") -> torch.Tensor:
 
 def make_bank(s: Setup, runs) -> str:
     """Save the trained source prompts as a posterior bank; returns (and records in ``s``) its hash."""
-    from ..priors.posterior import save_bank
+    from priorlib.priors.posterior import save_bank
     x = trained_prompts(runs)  # [P, n, d]
     meta = {"task": "squad", "prior": SOURCE_PRIOR, "lr": s.source_lr, "model": s.source.model,
             "seeds": [r.config.seed for r in runs], "runs": [r.config.key() for r in runs]}
@@ -206,7 +208,7 @@ def bank_shift(runs, reference, *, gap: float, seed: int = 0) -> tuple[dict, pd.
            "median_moved_l2": float((b - a).norm(dim=-1).median()),
            "median_norm_sampled": float(a.norm(dim=-1).median()), "median_norm_trained": float(b.norm(dim=-1).median()),
            "median_norm_tokens": float(reference.vectors.norm(dim=-1).median()),
-           "classifier_accuracy": sec.separability(a, b, seed=seed)}
+           "classifier_accuracy": chapter("04_activation_spaces").separability(a, b, seed=seed)}
     out["moved"] = bool(out["median_moved_l2"] > gap)
     out["distinct"] = bool(out["classifier_accuracy"] >= DISTINCT_ACCURACY)
     return out, place
@@ -233,9 +235,9 @@ def shift_sentence(shift: dict) -> str:
 
 def vae_on_bank(s: Setup, seed: int = 0) -> dict:
     """Collapse diagnostics of the VAE the ``posterior-vae`` arm samples from (cached, trained once)."""
-    from ..priors.posterior import PosteriorParams, load_bank
-    from ..priors.vae import load_or_train_vae, vae_diagnostics
-    from .s05_s06 import collapse_kind
+    from priorlib.priors.posterior import PosteriorParams, load_bank
+    from priorlib.priors.vae import load_or_train_vae, vae_diagnostics
+    from priorlib.compendium.arms import collapse_kind
     bank = load_bank(s.bank)
     p = PosteriorParams(bank=s.bank, fit="vae", epochs=s.vae_epochs).vae_params()
     d = vae_diagnostics(load_or_train_vae(bank.reference(), p), bank.vectors, torch.Generator().manual_seed(seed))
@@ -335,7 +337,7 @@ def early_loss_sentence(e: dict) -> str:
 
 def copy_sources(runs, bank: str) -> dict[int, int | None]:
     """``{target seed: source prompt}`` the copy arm started from (read off the step-0 checkpoint)."""
-    from ..priors.posterior import load_bank
+    from priorlib.priors.posterior import load_bank
     b = load_bank(bank)
     out = {}
     for r in runs:
@@ -392,7 +394,7 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
     3. *The warm start (copy) speeds up learning vs the source prior*: the same rule for ``posterior-copy``.
     4. *The VAE prior collapses* (paper §4.6), here trained on the bank: notebook 06's rule.
     """
-    from .s05_s06 import COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO
+    from priorlib.compendium.arms import COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO
     arms = list(dict.fromkeys(rows["arm"]))
     loss, acc = arm_stats(rows, "final_val_loss"), arm_stats(rows, "final_accuracy") if "final_accuracy" in rows else {}
     metric = steps_metric(rows)

@@ -1,0 +1,275 @@
+"""Notebooks 05 (paper 4.5: MATH activation clusters, interpolation prior) and 06 (paper 4.6: VAE prior).
+
+The notebooks only call these functions and explain the results.
+
+05
+  :func:`domain_means` captures per-text mean activations of web text (the C4 stand-in), SQuAD and
+  MATH at the input of every layer; :func:`cluster_scores` scores, per layer, how well MATH separates
+  from the two NLP domains and SQuAD from web text (silhouette and a cross-validated linear probe).
+  Deep prompts (the "cut" variant, with the token-level prompt) then train on MATH arithmetic from
+  the interpolation prior between the MATH and web-text Gaussians and from baselines
+  (:data:`ARMS`); :func:`two_cloud_placement` says where the trained blocks sit relative to both fits.
+
+06
+  :func:`vae_sweep` trains the VAE prior on last-layer-input activations of MATH over a grid of KL
+  weights and variance-matching penalties and reports the collapse diagnostics; the VAE arms of
+  :data:`ARMS` train deep prompts from its samples.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from priorlib.compendium import experiments
+from priorlib.config import TrainConfig
+from priorlib.compendium.paths import results_dir
+
+DOMAINS = ("web", "squad", "math")
+
+# Every arm shares the token-level prompt's prior (a Gaussian fitted to the token embeddings), so the
+# arms differ only in where the activation-level (deep) blocks start. Notebook 05 trains the deep blocks
+# with the token-level prompt (as the paper's section 4.5); notebook 06 trains the deep blocks alone, so
+# that only the VAE-sampled vectors move (and the frozen lower layers are computed once per example).
+TOKEN_PRIOR = "fitted-gaussian"
+TOKEN_PROMPT = {"05": True, "06": False}
+VAE_EPOCHS = 30        # VAE training epochs (cpu / paper); the smoke profile uses a few
+VAE_EPOCHS_SMOKE = 2
+ARMS: dict[str, dict] = {
+    # interpolation between the MATH fit (weight alpha) and the web-text fit (weight 1 - alpha)
+    "interp-0.5": {"deep_prior": "interpolation", "deep_prior_params": {"alpha": "0.5"}, "interpolate_with": "web"},
+    "interp-uniform": {"deep_prior": "interpolation", "deep_prior_params": {"alpha": "uniform"},
+                       "interpolate_with": "web"},
+    "fitted-gaussian": {"deep_prior": "fitted-gaussian", "deep_prior_params": {}},
+    "xavier": {"deep_prior": "xavier", "deep_prior_params": {}},
+    # VAE on the layer's MATH activations: the plain beta-VAE, and one with the variance-matching penalty
+    "vae": {"deep_prior": "vae", "deep_prior_params": {"beta": "1.0", "var_match": "0.0", "epochs": str(VAE_EPOCHS)}},
+    "vae-varmatch": {"deep_prior": "vae", "deep_prior_params": {"beta": "1.0", "var_match": "10.0",
+                                                                "epochs": str(VAE_EPOCHS)}},
+}
+ARM_TITLES = {
+    "interp-0.5": "interpolation MATH/web, α = 0.5",
+    "interp-uniform": "interpolation MATH/web, α ~ U[0, 1]",
+    "fitted-gaussian": "fitted Gaussian (MATH)",
+    "xavier": "Xavier",
+    "vae": "VAE (β = 1, no variance penalty)",
+    "vae-varmatch": "VAE (β = 1, variance penalty 10)",
+}
+DEFAULT_ARMS = {"05": ("interp-0.5", "interp-uniform", "fitted-gaussian", "xavier"),
+                "06": ("vae", "vae-varmatch", "fitted-gaussian")}
+
+# a VAE counts as collapsed when fewer than a quarter of its latent units carry information, or when
+# its decoded prior samples keep less than a quarter of the data's variance
+COLLAPSE_ACTIVE_SHARE = 0.25
+COLLAPSE_VARIANCE_RATIO = 0.25
+
+
+# ------------------------------------------------------------------------------------------ setup
+@dataclass
+class Setup:
+    """What one notebook runs: the resolved parameters and the configs of its grid."""
+    profile: str
+    base: TrainConfig
+    arms: tuple[str, ...]
+    learning_rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+    out_dir: Path
+    n_texts: int
+    vae_epochs: int = 30
+    sweep_betas: tuple[float, ...] = ()
+    sweep_var_match: tuple[float, ...] = ()
+    configs: list[TrainConfig] = field(default_factory=list)
+
+    def describe(self) -> str:
+        b = self.base
+        return (f"profile **{self.profile}**: model `{b.model}`, {b.steps} steps of batch {b.batch_size}, "
+                f"{b.n_tokens} prompt tokens, deep layers {list(b.deep_layers)} (cut, "
+                f"{'with' if b.token_prompt else 'without'} the token-level prompt), lr {list(self.learning_rates)}, "
+                f"seeds {list(self.seeds)}, {b.eval_size} held-out MATH problems, "
+                f"{self.n_texts} texts per domain for activation statistics")
+
+
+def setup(notebook: str, profile: str = "cpu", *, model=None, priors=None, learning_rates=None, seeds=None,
+          steps=None, batch_size=None, n_tokens=None, deep_layers=None, max_length=None, eval_size=None,
+          out_dir=None) -> Setup:
+    """Resolve the notebook parameters (``None``: the profile's default) into a :class:`Setup`."""
+    if notebook not in DEFAULT_ARMS:
+        raise ValueError(f"notebook must be '05' or '06', got {notebook!r}")
+    prof = experiments.get_profile(profile)
+    arms = tuple(priors) if priors is not None else DEFAULT_ARMS[notebook]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown prior arm(s) {unknown}; choose from {list(ARMS)}")
+    lrs = tuple(float(x) for x in (learning_rates if learning_rates is not None else prof.learning_rates))
+    seeds = tuple(int(s) for s in (seeds if seeds is not None else prof.seeds))
+    base = experiments.base_config(
+        prof, model=model, steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
+        eval_size=eval_size, task="math", method="deep", deep_mode="cut", token_prompt=TOKEN_PROMPT[notebook],
+        deep_layers=tuple(deep_layers) if deep_layers is not None else (-3, -2, -1), prior=TOKEN_PRIOR)
+    if steps is not None:  # keep the profile's cadence sensible for short runs
+        base.checkpoint_every = base.eval_every = max(1, min(base.checkpoint_every, base.steps // 4 or 1))
+        base.warmup_steps = max(1, base.steps // 10)
+    out_dir = results_dir("05_math_interpolation" if notebook == "05" else "06_vae", out_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    smoke = profile == "smoke"
+    s = Setup(profile, base, arms, lrs, seeds, out, n_texts=base.reference_texts,
+              vae_epochs=VAE_EPOCHS_SMOKE if smoke else VAE_EPOCHS,
+              sweep_betas=SWEEP_BETAS_SMOKE if smoke else SWEEP_BETAS,
+              sweep_var_match=SWEEP_VAR_MATCH_SMOKE if smoke else SWEEP_VAR_MATCH)
+    s.configs = experiments.grid(base, arm=[arm_fields(a, s.vae_epochs) for a in arms], lr=list(lrs),
+                                 seed=list(seeds))
+    return s
+
+
+def arm_fields(name: str, vae_epochs: int = 30) -> dict:
+    """The config fields of arm ``name`` (VAE arms get the profile's number of VAE epochs)."""
+    d = json.loads(json.dumps(ARMS[name]))
+    if d["deep_prior"] == "vae":
+        d["deep_prior_params"]["epochs"] = str(int(vae_epochs))
+    return d
+
+
+def arm_of(config: TrainConfig) -> str:
+    """The :data:`ARMS` name a config belongs to."""
+    def strip(v):
+        return {k: x for k, x in v.items() if k != "epochs"} if isinstance(v, dict) else v
+    for name, fields in ARMS.items():
+        if all(_norm(strip(getattr(config, k))) == _norm(strip(v)) for k, v in fields.items()):
+            return name
+    raise ValueError(f"config {config.key()} belongs to no arm")
+
+
+def _norm(v):
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def load_model(config: TrainConfig):
+    from priorlib.config import Precision
+    from priorlib.models import load_model as _load
+    dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
+    return _load(config.model, dtype=dtype, device=config.device, attn_implementation=config.attn_implementation)
+
+
+# ------------------------------------------------------------------------------------------ cache
+def _cache_file(name: str, params: dict) -> Path:
+    from priorlib.models import cache_dir
+    key = hashlib.sha256(json.dumps({"name": name, "params": params}, sort_keys=True, default=str).encode())
+    path = cache_dir() / "sections" / f"{name}-{key.hexdigest()[:20]}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _cached_tensors(name: str, params: dict, compute) -> dict[str, torch.Tensor]:
+    """``compute() -> {name: Tensor}``, stored once per ``params`` (atomic write, safetensors)."""
+    from safetensors.torch import load_file, save_file
+    path = _cache_file(name, params)
+    if path.exists() and not os.environ.get("PRIORLIB_NO_CACHE"):
+        return load_file(str(path))
+    out = compute()
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({k: v.contiguous() for k, v in out.items()}, str(tmp))
+    tmp.replace(path)
+    return out
+
+
+# ------------------------------------------------------------------------------ 05: domain clusters
+
+
+# ------------------------------------------------------------------------- runs, quality, placement
+def train_runs(s: Setup, model, tok, progress: bool = True):
+    return experiments.run_all(s.configs, model=model, tokenizer=tok, progress=progress)
+
+
+def rows(runs) -> pd.DataFrame:
+    df = experiments.run_rows(runs, fields=("lr", "seed"))
+    df.insert(0, "arm", [arm_of(r.config) for r in runs])
+    return df
+
+
+def quality(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± sd over seeds per arm (and lr): final MATH accuracy (%), val loss, and their change."""
+    df = df.copy()
+    df["val_loss_drop"] = df["initial_val_loss"] - df["final_val_loss"]
+    q = experiments.quality_table(df, by=("arm", "lr"),
+                                  metrics=("final_accuracy", "initial_accuracy", "final_val_loss",
+                                           "initial_val_loss", "val_loss_drop"))
+    return q
+
+
+def arm_means(df: pd.DataFrame, metric: str) -> dict[str, tuple[float, float]]:
+    """``{arm: (mean, sd over seeds)}`` of ``metric`` (all learning rates pooled)."""
+    g = df.groupby("arm")[metric]
+    sd = g.std(ddof=1).fillna(0.0)
+    return {a: (float(m), float(sd[a])) for a, m in g.mean().items()}
+
+
+def domain_references(model, tok, config: TrainConfig, layer: int, domains=("math", "web")) -> dict:
+    """The activation references of the deep block at ``layer`` (the same cached captures the priors use)."""
+    from priorlib import arch
+    from priorlib.initial import activation_reference
+    from priorlib.tasks import domain_texts
+    (layer,) = arch.resolve_layers(model, [layer])
+    point = f"layers.{layer}.resid_pre"
+    return {d: activation_reference(model, tok, domain_texts(d, config.reference_texts), point,
+                                    model_name=config.model, max_length=config.max_length,
+                                    name=f"{d} activations, input of layer {layer}")
+            for d in domains}
+
+
+def deep_key(model, layer: int) -> str:
+    from priorlib import arch
+    (layer,) = arch.resolve_layers(model, [layer])
+    return f"deep.{layer}"
+
+
+# --------------------------------------------------------------------------------------- 06: VAE
+SWEEP_BETAS = (0.25, 1.0, 4.0, 16.0)
+SWEEP_VAR_MATCH = (0.0, 1.0, 10.0)
+SWEEP_BETAS_SMOKE = (1.0, 16.0)
+SWEEP_VAR_MATCH_SMOKE = (0.0, 10.0)
+
+
+def collapse_kind(active_units: int, latent_dim: int, variance_ratio: float) -> str:
+    """``"posterior"`` (latents carry no information), ``"samples"`` (decoded samples lost the data's
+    spread), ``"both"`` or ``"none"``."""
+    post = active_units < COLLAPSE_ACTIVE_SHARE * latent_dim
+    samp = variance_ratio < COLLAPSE_VARIANCE_RATIO
+    return {(True, True): "both", (True, False): "posterior", (False, True): "samples"}.get((post, samp), "none")
+
+
+def is_collapsed(active_units: int, latent_dim: int, variance_ratio: float) -> bool:
+    return collapse_kind(active_units, latent_dim, variance_ratio) != "none"
+
+
+# ------------------------------------------------------------------------------------------ words
+def model_note(model_name: str) -> str:
+    if model_name == "smollm2-135m":
+        return ("SmolLM2-135M-Instruct stands in for the paper's Llama-3.2-1B. It is an instruction-tuned "
+                "(SFT + DPO) 135M model and weak at arithmetic, so absolute MATH accuracies are low.")
+    if model_name == "tiny-random-llama":
+        return ("This is the **smoke** profile: a 4-layer model with random weights checks the plumbing; "
+                "none of its numbers mean anything about the paper.")
+    if model_name == "llama-3.2-1b":
+        return "Llama-3.2-1B, the paper's model."
+    return f"Model: `{model_name}` (the paper used Llama-3.2-1B)."
+
+
+def _same(a: tuple[float, float], b: tuple[float, float], n_seeds: int) -> bool | None:
+    """Two arms' (mean, sd) count as the same when their means differ by at most twice the larger sd."""
+    if n_seeds < 2:
+        return None
+    return abs(a[0] - b[0]) <= 2 * max(a[1], b[1])
+
+
+# ------------------------------------------------------------------------------------ results.json
+def write_results(out_dir: Path, results: dict) -> Path:
+    from priorlib.compendium.runs import save_results
+    return save_results(out_dir, results)

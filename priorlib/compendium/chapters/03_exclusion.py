@@ -1,0 +1,88 @@
+"""Chapter 03 (paper section 4.3): the Gaussian-exclusion prior.
+
+    C = chapter("03_exclusion")
+    dens = C.exclusion_density(reference, c=5.0)
+    rows, numbers = C.verdicts(dens, quality_rows, placement_rows)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from priorlib.compendium.runs import _fmt, group_compare, same_within_noise
+
+
+def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0) -> dict:
+    """Mahalanobis distances (under the reference's Gaussian fit) of the vocabulary rows, of ``n``
+    exclusion-prior draws and of ``n`` fitted-Gaussian draws; acceptance rates; how peaked each is
+    (coefficient of variation = sd / mean) and the 95% region's radius."""
+    from priorlib.metrics.placement import hdr_threshold
+    from priorlib.priors import exclusion_acceptance_rate
+    from priorlib.priors.exclusion import exclusion_sample
+    g = reference.fit()
+    gen = torch.Generator().manual_seed(seed)
+    x_exc, stats = exclusion_sample(g, n, gen, c, max_draws=max(100_000, 50 * n))
+    x_fit = g.sample(n, torch.Generator().manual_seed(seed + 1))
+    m = {"vocabulary": g.mahalanobis(reference.vectors).double().numpy(),
+         "exclusion": g.mahalanobis(x_exc).double().numpy(),
+         "fitted-gaussian": g.mahalanobis(x_fit).double().numpy()}
+    radius = hdr_threshold(reference.dim)
+    summary = {k: {"median": float(np.median(v)), "mean": float(np.mean(v)), "sd": float(np.std(v)),
+                   "cv": float(np.std(v) / np.mean(v)), "p05": float(np.quantile(v, 0.05)),
+                   "p95": float(np.quantile(v, 0.95)), "share_in_hdr": float(np.mean(v <= radius))}
+               for k, v in m.items()}
+    # how much of the exclusion sample's range the vocabulary reaches: share of vocabulary rows at least
+    # as far out as the closest 5% of exclusion draws
+    summary["vocab_beyond_exclusion_p05"] = float(np.mean(m["vocabulary"] >= summary["exclusion"]["p05"]))
+    return {"distances": m, "summary": summary, "hdr_radius": radius, "c": c, "dim": reference.dim,
+            "acceptance_rate": stats["acceptance_rate"], "acceptance_rate_analytic": exclusion_acceptance_rate(c, reference.dim),
+            "expected_exclusion_median": math.sqrt(c * reference.dim)}
+
+
+def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list, dict]:
+    """Closing rows of notebook 03.
+
+    1. *Exclusion samples are sharply peaked*: coefficient of variation of their Mahalanobis distances is
+       under half the vocabulary's (agrees).
+    2. *They avoid the token-embedding density*: under 5 % of draws inside the fit's 95 % region.
+    3. *Same final quality as the fitted Gaussian*: |difference of mean final val loss| within
+       max(2 x pooled seed sd, 5 %).
+    4. *Trained prompts from it stay outside the token region*: median trained Mahalanobis distance of
+       exclusion runs above the 95 % radius.
+    """
+    sm = dens["summary"]
+    cv_e, cv_v = sm["exclusion"]["cv"], sm["vocabulary"]["cv"]
+    share_e = sm["exclusion"]["share_in_hdr"]
+    cmp = group_compare(rows, "final_val_loss", "prior", "exclusion", "fitted-gaussian")
+    cmp_f1 = group_compare(rows, "final_f1", "prior", "exclusion", "fitted-gaussian") if "final_f1" in rows else {}
+    same, spread, tol = same_within_noise({"exclusion": cmp["mean_a"], "fitted-gaussian": cmp["mean_b"]},
+                                          cmp["pooled_sd"])
+    t = place[place["when"] == "trained"]
+    m_exc = float(t.loc[t["prior"] == "exclusion", "median_mahalanobis"].median())
+    m_fit = float(t.loc[t["prior"] == "fitted-gaussian", "median_mahalanobis"].median())
+    num = {"cv_exclusion": cv_e, "cv_vocabulary": cv_v, "cv_fitted": sm["fitted-gaussian"]["cv"],
+           "share_exclusion_in_hdr": share_e, "acceptance_rate": dens["acceptance_rate"],
+           "acceptance_rate_analytic": dens["acceptance_rate_analytic"], "val_loss": cmp, "f1": cmp_f1,
+           "trained_median_mahalanobis_exclusion": m_exc, "trained_median_mahalanobis_fitted": m_fit,
+           "hdr_radius": dens["hdr_radius"]}
+    out = [
+        ("The exclusion prior's samples are sharply peaked",
+         f"Mahalanobis distance of exclusion draws {sm['exclusion']['median']:.1f} ± {sm['exclusion']['sd']:.2f} "
+         f"(sd/mean {cv_e:.3f}) vs the vocabulary's {sm['vocabulary']['median']:.1f} ± {sm['vocabulary']['sd']:.2f} "
+         f"(sd/mean {cv_v:.3f}); acceptance rate {dens['acceptance_rate']:.4f} (analytic {dens['acceptance_rate_analytic']:.4f})",
+         bool(cv_e < 0.5 * cv_v)),
+        ("Exclusion samples lie outside the token-embedding density",
+         f"{100 * share_e:.1f}% of draws inside the fit's 95% region (vocabulary: {100 * sm['vocabulary']['share_in_hdr']:.1f}%, "
+         f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", bool(share_e < 0.05)),
+        ("Training from the exclusion prior reaches the same quality as from the fitted Gaussian",
+         f"final val loss {cmp['mean_a']:.3f} vs {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, tolerance {tol:.3f}, "
+         f"Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs {_fmt(cmp_f1.get('mean_b'))}",
+         bool(same)),
+        ("Trained prompts from the exclusion prior stay outside the token-embedding region",
+         f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "
+         f"95% radius {dens['hdr_radius']:.1f}", None if not np.isfinite(m_exc) else bool(m_exc > dens["hdr_radius"])),
+    ]
+    return out, num

@@ -1,0 +1,232 @@
+"""Chapter 05 (paper section 4.5): MATH activation clusters, and the interpolation prior.
+
+    S = chapter("05_math_interpolation")
+    s = S.setup(profile="cpu")
+    means = S.domain_means(model, tok, model_name=s.base.model, n_texts=s.n_texts)
+    scores = S.cluster_scores(means)
+
+:func:`domain_means` captures per-text mean activations of web text (the C4 stand-in), SQuAD and MATH at
+the input of every layer; :func:`cluster_scores` scores, per layer, how well MATH separates from the two
+NLP domains and SQuAD from web text. Deep prompts then train on MATH from the interpolation prior between
+the MATH and web-text Gaussians and from baselines; :func:`two_cloud_placement` says where the trained
+blocks sit relative to both fits. The arms, the setup and the quality tables are shared with chapter 06
+(:mod:`priorlib.compendium.arms`) and re-exported here, so the notebook needs this module only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _cached_tensors, _same, arm_means,  # noqa: F401
+                                      arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
+                                      setup, train_runs, write_results)
+
+# Kaufman & Rousseeuw's reading of the silhouette coefficient
+SILHOUETTE_NO_STRUCTURE = 0.25   # <= 0.25: no substantial cluster structure
+SILHOUETTE_REASONABLE = 0.50     # > 0.50: a reasonable cluster structure
+
+
+@torch.no_grad()
+def _masked_means(model, tok, texts: list[str], points: list[str], max_length: int) -> dict[str, torch.Tensor]:
+    """``{"skip_first", "all_tokens"}: [n_points, n_texts, d]``: mean over each text's real tokens,
+    without and with position 0, from one forward pass per batch."""
+    from priorlib.hooks import iter_activations
+    out = {}
+    for acts, mask, _, idx in iter_activations(model, tok, texts, points, max_length=max_length, progress=False):
+        skip = mask.clone()
+        skip[:, 0] = False
+        skip[skip.sum(1) == 0, 0] = True  # a one-token text keeps its only token
+        for name, m in (("skip_first", skip), ("all_tokens", mask)):
+            w = m[..., None].float()
+            for j, p in enumerate(points):
+                a = acts[p]  # [B, T, d]
+                if name not in out:
+                    out[name] = torch.empty(len(points), len(texts), a.shape[-1])
+                out[name][j, idx] = ((a * w).sum(1) / w.sum(1)).cpu()
+    return out
+
+
+def domain_means(model, tok, *, model_name: str, n_texts: int, max_length: int = 128,
+                 domains=DOMAINS) -> dict:
+    """Per-text mean activations at the input of every layer, for each domain.
+
+    Returns ``{"layers": [L], "domain": [N] (index into domains), variant: [L, N, d]}`` with variants
+    ``"skip_first"`` (mean over tokens 1.. — the first position of a causal LM carries an
+    attention-sink vector of very large norm, whose weight 1/T would otherwise encode text length),
+    ``"all_tokens"`` (mean over all tokens, as ``capture(reduce="mean")``) and ``"short"`` (tokens
+    1..24 only, so every domain averages over about as many tokens as a MATH problem has).
+    """
+    from priorlib import arch
+    from priorlib.tasks import domain_texts
+
+    n_layers = arch.n_layers(model)
+    points = [f"layers.{i}.resid_pre" for i in range(n_layers)]
+
+    def compute_all():
+        texts, labels = [], []
+        for k, d in enumerate(domains):
+            t = domain_texts(d, n_texts)
+            texts += t
+            labels += [k] * len(t)
+        full = _masked_means(model, tok, texts, points, max_length)
+        return {"layers": torch.arange(n_layers), "domain": torch.tensor(labels), **full,
+                "short": _masked_means(model, tok, texts, points, 25)["skip_first"]}
+
+    params = {"model": model_name, "n_texts": n_texts, "max_length": max_length, "domains": list(domains),
+              "version": 1}
+    out = dict(_cached_tensors("s05-domain-means", params, compute_all))
+    out["domains"] = list(domains)
+    out["cache_params"] = params
+    return out
+
+
+def _standardise(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def cluster_scores(means: dict, variant: str = "skip_first", folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Cached :func:`_cluster_scores` (the probes take a while on a shared CPU)."""
+    params = {"means": means.get("cache_params"), "variant": variant, "folds": folds, "seed": seed, "version": 1}
+    if params["means"] is None:
+        return _cluster_scores(means, variant, folds, seed)
+    got = _cached_tensors("s05-cluster-scores", params, lambda: {
+        k: torch.tensor(v.to_numpy(), dtype=torch.float64)
+        for k, v in _cluster_scores(means, variant, folds, seed).items()})
+    df = pd.DataFrame({k: v.numpy() for k, v in got.items()})
+    df["layer"] = df["layer"].astype(int)
+    return df[["layer"] + sorted(c for c in df if c != "layer")]
+
+
+def _cluster_scores(means: dict, variant: str = "skip_first", folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Per layer: silhouette and linear-probe accuracy for MATH vs NLP (SQuAD + web) and SQuAD vs web.
+
+    Features are z-scored per dimension over the texts compared (a few residual dimensions are
+    orders of magnitude larger than the rest and would otherwise decide every distance). The
+    silhouette uses Euclidean distance; the probe is an L2-regularised logistic regression scored by
+    stratified ``folds``-fold cross-validation (chance: the majority share).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    doms = means["domains"]
+    lab = means["domain"].numpy()
+    x_all = means[variant].float().numpy()  # [L, N, d]
+    is_math = lab == doms.index("math")
+    nlp = np.isin(lab, [doms.index("squad"), doms.index("web")])
+    rows = []
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for i, layer in enumerate(means["layers"].tolist()):
+        row = {"layer": layer}
+        for name, keep, y in (("math_vs_nlp", np.ones_like(is_math), is_math.astype(int)),
+                              ("squad_vs_web", nlp, (lab == doms.index("squad")).astype(int))):
+            x = _standardise(x_all[i][keep])
+            yy = y[keep]
+            row[f"silhouette_{name}"] = float(silhouette_score(x, yy, metric="euclidean"))
+            clf = LogisticRegression(C=0.1, max_iter=2000)
+            row[f"probe_{name}"] = float(cross_val_score(clf, x, yy, cv=cv).mean())
+            row[f"chance_{name}"] = float(max(yy.mean(), 1 - yy.mean()))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cluster_summary(scores: pd.DataFrame, deep_layers: list[int]) -> dict:
+    """Numbers the captions and the verdict use: medians over all layers and over the deep layers."""
+    deep = scores[scores["layer"].isin(deep_layers)]
+    out = {}
+    for part, df in (("all", scores), ("deep", deep)):
+        for c in ("silhouette_math_vs_nlp", "silhouette_squad_vs_web", "probe_math_vs_nlp", "probe_squad_vs_web"):
+            out[f"{c}_{part}"] = float(df[c].median())
+    out["layers_math_more_separated"] = int((scores["silhouette_math_vs_nlp"] > scores["silhouette_squad_vs_web"]).sum())
+    out["n_layers"] = int(len(scores))
+    out["best_math_layer"] = int(scores.loc[scores["silhouette_math_vs_nlp"].idxmax(), "layer"])
+    return out
+
+
+def mahalanobis_to(refs: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {d: r.fit().mahalanobis(x.float()) for d, r in refs.items()}
+
+
+def two_cloud_placement(runs, refs: dict, key: str) -> pd.DataFrame:
+    """Per run and moment (sampled / trained): median Mahalanobis distance of the deep block's vectors
+    to the MATH and the web-text fit, the share of vectors closer (in Mahalanobis terms) to MATH,
+    and how far the vectors moved (median L2 over the prompt positions)."""
+    out = []
+    for r in runs:
+        ck = r.checkpoints()
+        first, last = ck[0][1][key], ck[-1][1][key]
+        for when, step, x in (("sampled", ck[0][0], first), ("trained", ck[-1][0], last)):
+            m = mahalanobis_to(refs, x)
+            row = {"arm": arm_of(r.config), "lr": r.config.lr, "seed": r.config.seed, "when": when, "step": step}
+            for d, v in m.items():
+                row[f"maha_{d}"] = float(v.median())
+            row["share_closer_to_math"] = float((m["math"] < m["web"]).double().mean())
+            row["moved_l2"] = float((last - first).norm(dim=-1).median())
+            row["norm"] = float(x.norm(dim=-1).median())
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def reference_yardstick(refs: dict, n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Median Mahalanobis distance of each domain's own rows to each fit: what "inside" looks like."""
+    g = torch.Generator().manual_seed(seed)
+    rows_ = []
+    for src, r in refs.items():
+        x = r.vectors[torch.randperm(len(r), generator=g)[:n]]
+        m = mahalanobis_to(refs, x)
+        rows_.append({"rows of": src, **{f"maha_{d}": float(v.median()) for d, v in m.items()},
+                      "share_closer_to_math": float((m["math"] < m["web"]).double().mean()),
+                      "norm": float(x.norm(dim=-1).median())})
+    return pd.DataFrame(rows_)
+
+
+def placement_summary(place: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds per arm and moment."""
+    cols = [c for c in place if c.startswith("maha_")] + ["share_closer_to_math", "moved_l2", "norm"]
+    return place.groupby(["arm", "when"])[cols].mean().round(3).reset_index()
+
+
+def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: int):
+    """Rows of the closing table of notebook 05 and the numbers behind them."""
+    loss = arm_means(df, "final_val_loss")
+    acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
+    drop = arm_means(df.assign(d=df["initial_val_loss"] - df["final_val_loss"]), "d")
+    ctrl = "; ".join(f"{k}: {v['silhouette_math_vs_nlp_all']:.2f} / {v['silhouette_squad_vs_web_all']:.2f}"
+                     for k, v in controls.items())
+    # the paper's claim is relative (MATH apart, SQuAD and C4 together), read off a 2-D picture: MATH must be
+    # the better-separated pair at most layers and linearly separable (probe >= 95%); the absolute
+    # silhouette reading (Kaufman & Rousseeuw) is reported beside it
+    own = (summ["layers_math_more_separated"] > summ["n_layers"] / 2 and summ["probe_math_vs_nlp_all"] >= 0.95)
+    strength = ("reasonable" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_REASONABLE else
+                "weak" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_NO_STRUCTURE else "not substantial")
+    rows = [(
+        "MATH activations form their own cluster",
+        f"silhouette MATH vs SQuAD+web: median {summ['silhouette_math_vs_nlp_all']:.2f} over {summ['n_layers']} "
+        f"layers ({summ['silhouette_math_vs_nlp_deep']:.2f} at the deep-prompt layers), higher than SQuAD vs web at "
+        f"{summ['layers_math_more_separated']} of {summ['n_layers']} layers; linear probe "
+        f"{100 * summ['probe_math_vs_nlp_all']:.0f}%. In absolute terms the cluster structure is {strength} "
+        f"(Kaufman & Rousseeuw: > 0.25 weak, > 0.5 reasonable). Controls, MATH-vs-NLP / SQuAD-vs-web "
+        f"silhouette: {ctrl}",
+        bool(own)), (
+        "SQuAD and C4 share one cluster (C4 here: a web-text stand-in)",
+        f"silhouette SQuAD vs web: median {summ['silhouette_squad_vs_web_all']:.2f} over layers "
+        f"(<= {SILHOUETTE_NO_STRUCTURE} means no substantial cluster structure); a linear probe still separates "
+        f"them at {100 * summ['probe_squad_vs_web_all']:.0f}%",
+        bool(summ["silhouette_squad_vs_web_all"] <= SILHOUETTE_NO_STRUCTURE))]
+    interp = [a for a in loss if a.startswith("interp")]
+    base = [a for a in loss if not a.startswith("interp")]
+    if interp and base:
+        worst = max(loss[b][0] + loss[b][1] for b in base)
+        ok = all(loss[a][0] <= worst and drop[a][0] > 0 for a in interp)
+        meas = "; ".join(f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
+                         + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "") for a in interp)
+        meas += " vs " + "; ".join(f"{b}: {loss[b][0]:.3f} ± {loss[b][1]:.3f}"
+                                   + (f", {acc[b][0]:.1f} ± {acc[b][1]:.1f}%" if b in acc else "") for b in base)
+        rows.append(("Interpolation priors between domains can be used for MATH",
+                     meas + f" (usable: loss falls and ends at or below the worst baseline's mean + sd, {worst:.3f})",
+                     bool(ok)))
+    else:
+        rows.append(("Interpolation priors between domains can be used for MATH",
+                     "needs an interpolation arm and a baseline arm", None))
+    return rows, {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop}

@@ -1,0 +1,137 @@
+"""Chapter 06 (paper section 4.6): the VAE prior and its collapse.
+
+    S = chapter("06_vae")
+    sweep = S.vae_sweep(reference, betas=(0.25, 1, 4, 16), var_matches=(0, 1, 10))
+    S.collapse_findings(sweep)
+
+:func:`vae_sweep` trains the VAE prior on last-layer-input activations of MATH over a grid of KL weights
+and variance-matching penalties and reports the collapse diagnostics; the VAE arms train deep prompts
+from its samples. The arms, the setup and the quality tables are shared with chapter 05
+(:mod:`priorlib.compendium.arms`) and re-exported here, so the notebook needs this module only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from priorlib.compendium import experiments
+from priorlib.compendium.arms import (ARM_TITLES, ARMS, COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO,  # noqa: F401
+                                      VAE_EPOCHS, Setup, _same, arm_means, arm_of, collapse_kind, deep_key,
+                                      domain_references, is_collapsed, load_model, model_note, quality, rows,
+                                      setup, train_runs, write_results)
+
+
+def vae_sweep(reference, betas, var_matches, *, epochs: int | str = VAE_EPOCHS, seed: int = 0) -> pd.DataFrame:
+    """Train (or load from the VAE cache) one VAE per ``(beta, var_match)`` on ``reference`` and
+    measure collapse: active latent units (KL_j > 0.01 nats), decoded-sample / data variance,
+    reconstruction error (standardised units) and the total KL."""
+    from priorlib.priors.vae import VAEParams, load_or_train_vae, vae_diagnostics
+    out = []
+    for beta in betas:
+        for vm in var_matches:
+            p = VAEParams(beta=float(beta), var_match=float(vm), epochs=int(epochs))
+            vae = load_or_train_vae(reference, p)
+            d = vae_diagnostics(vae, reference.vectors, torch.Generator().manual_seed(seed))
+            out.append({"beta": float(beta), "var_match": float(vm), "active_units": d["active_units"],
+                        "latent_dim": d["latent_dim"], "variance_ratio": d["variance_ratio"],
+                        "recon_mse": d["recon_mse"], "kl_total": float(d["kl_per_dim"].sum()),
+                        "collapsed": is_collapsed(d["active_units"], d["latent_dim"], d["variance_ratio"]),
+                        "collapse": collapse_kind(d["active_units"], d["latent_dim"], d["variance_ratio"])})
+    return pd.DataFrame(out)
+
+
+def kl_settings(s: Setup) -> list[tuple[float, float]]:
+    """The VAEs whose KL profile is drawn: every swept β without the penalty, and β = 1 with the largest γ."""
+    out = [(b, 0.0) for b in s.sweep_betas if 0.0 in s.sweep_var_match]
+    if 1.0 in s.sweep_betas and max(s.sweep_var_match) > 0:
+        out.append((1.0, max(s.sweep_var_match)))
+    return out
+
+
+def kl_profiles(reference, settings, *, epochs: int | str = VAE_EPOCHS, seed: int = 0) -> dict:
+    """``{"β=…, γ=…": KL per latent unit [latent]}`` for a few (beta, var_match) settings (cached VAEs)."""
+    from priorlib.priors.vae import VAEParams, load_or_train_vae, vae_diagnostics
+    out = {}
+    for beta, vm in settings:
+        vae = load_or_train_vae(reference, VAEParams(beta=float(beta), var_match=float(vm), epochs=int(epochs)))
+        d = vae_diagnostics(vae, reference.vectors, torch.Generator().manual_seed(seed))
+        out[f"β={beta:g}, γ={vm:g}"] = d["kl_per_dim"]
+    return out
+
+
+def collapse_findings(sweep: pd.DataFrame) -> dict:
+    """Which settings collapse, and the numbers of the plain VAE (beta = 1, no penalty)."""
+    plain = sweep[(sweep["beta"] == 1.0) & (sweep["var_match"] == 0.0)]
+    plain = plain.iloc[0].to_dict() if len(plain) else None
+    nopen = sweep[sweep["var_match"] == 0.0].sort_values("beta")
+    first_beta = nopen[nopen["collapsed"]]["beta"].min() if nopen["collapsed"].any() else None
+    return {"n_settings": int(len(sweep)), "n_collapsed": int(sweep["collapsed"].sum()),
+            "plain": plain, "smallest_collapsing_beta_without_penalty":
+                None if first_beta is None or (isinstance(first_beta, float) and math.isnan(first_beta))
+                else float(first_beta),
+            "collapsed_settings": [(float(b), float(v)) for b, v in
+                                   sweep[sweep["collapsed"]][["beta", "var_match"]].itertuples(index=False)],
+            "by_beta_without_penalty": {float(r["beta"]): r.get("collapse", "collapsed" if r["collapsed"] else "none")
+                                        for _, r in nopen.iterrows()}}
+
+
+def describe_collapse(findings: dict) -> str:
+    """One sentence: which settings collapse, and how, as β grows without the penalty."""
+    parts = [f"β = {b:g}: {'no collapse' if k == 'none' else k + ' collapse'}"
+             for b, k in findings["by_beta_without_penalty"].items()]
+    settings = ", ".join(f"({b:g}, {v:g})" for b, v in findings["collapsed_settings"]) or "none"
+    return (f"{findings['n_collapsed']} of {findings['n_settings']} (β, γ) settings collapse: {settings}. "
+            "Without the variance penalty (γ = 0): " + "; ".join(parts) + ".")
+
+
+def sample_spread(x: torch.Tensor) -> float:
+    """Median pairwise L2 distance between the rows of ``x`` (how varied a set of prompt vectors is)."""
+    d = torch.cdist(x.float(), x.float())
+    iu = torch.triu_indices(len(x), len(x), 1)
+    return float(d[iu[0], iu[1]].median())
+
+
+def vae_placement(runs, ref, key: str) -> pd.DataFrame:
+    """:func:`experiments.placement_rows` against the MATH reference plus the spread of the vectors
+    relative to the reference rows' own spread (a collapsed prior draws near-identical vectors)."""
+    place = experiments.placement_rows(runs, ref, key=key, fields=("lr", "seed"))
+    place.insert(0, "arm", [arm_of(r.config) for r in runs for _ in (0, 1)])
+    g = torch.Generator().manual_seed(0)
+    ref_spread = sample_spread(ref.vectors[torch.randperm(len(ref), generator=g)[:512]])
+    spreads = []
+    for r in runs:
+        ck = r.checkpoints()
+        spreads += [sample_spread(ck[0][1][key]) / ref_spread, sample_spread(ck[-1][1][key]) / ref_spread]
+    place["spread_vs_reference"] = spreads
+    return place
+
+
+def verdict(findings: dict, df: pd.DataFrame, n_seeds: int):
+    plain = findings["plain"]
+    loss = arm_means(df, "final_val_loss")
+    acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
+    rows = []
+    if plain is not None:
+        rows.append((
+            "The VAE prior collapsed",
+            f"plain VAE (β = 1, no penalty): {plain['active_units']} of {plain['latent_dim']} latent units active, "
+            f"decoded samples keep {plain['variance_ratio']:.2f} of the data's variance; "
+            f"{findings['n_collapsed']} of {findings['n_settings']} (β, γ) settings collapse by our rule "
+            f"(active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
+            bool(plain["collapsed"])))
+    else:
+        rows.append(("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", None))
+    if "fitted-gaussian" in loss:
+        for a in [a for a in loss if a.startswith("vae")]:
+            same = _same(loss[a], loss["fitted-gaussian"], n_seeds)
+            rows.append((
+                "Prompts from different priors reach the same final quality",
+                f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
+                + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "")
+                + f" vs fitted-gaussian {loss['fitted-gaussian'][0]:.3f} ± {loss['fitted-gaussian'][1]:.3f}"
+                + (f", {acc['fitted-gaussian'][0]:.1f} ± {acc['fitted-gaussian'][1]:.1f}%" if acc else "")
+                + " (same: means within twice the larger seed sd)", same))
+    return rows, {"final_val_loss": loss, "final_accuracy": acc}

@@ -1,1 +1,0 @@
-"""Logic behind individual book notebooks that does not belong in the general library."""
