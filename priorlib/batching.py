@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .prompts import IGNORE
+IGNORE = -100  # the label of positions that take no part in the loss (PyTorch's cross-entropy default)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 
-class Task(str, Enum):
-    SQUAD = "squad"
-    MATH = "math"
-
-
 class Method(str, Enum):
     SOFT = "soft"
     DEEP = "deep"
@@ -34,7 +29,7 @@ def _enum(cls, value, what):
 class TrainConfig:
     # what
     model: str = "smollm2-135m"
-    task: Task = Task.SQUAD
+    task: str = "squad"              # a registered task (priorlib.tasks.TASKS): squad, math or your own
     method: Method = Method.SOFT
     deep_mode: str = "cut"
     deep_layers: tuple[int, ...] = (-3, -2, -1)
@@ -75,7 +70,8 @@ class TrainConfig:
     attn_implementation: str = "auto"   # auto: eager on CPU (faster there), sdpa on GPUs
 
     def __post_init__(self):
-        self.task = _enum(Task, self.task, "task")
+        from .tasks import check_task_name
+        check_task_name(self.task)
         self.method = _enum(Method, self.method, "method")
         self.precision = _enum(Precision, self.precision, "precision")
         if self.deep_mode not in ("cut", "carry"):

@@ -39,11 +39,25 @@ class ModelSpec:
     family: str = "llama"
     paper_layers: int | None = None
 
+    @classmethod
+    def hugging_face(cls, name: str, path_or_repo: str | Path, *, family: str = "llama",
+                     description: str = "") -> "ModelSpec":
+        """Any Hugging Face causal LM: a local folder (``save_pretrained``), else a hub repository, downloaded
+        once (``HF_TOKEN`` only from the environment; ``trust_remote_code`` stays off).
+
+            register_model(ModelSpec.hugging_face("qwen", "Qwen/Qwen2.5-0.5B"))
+        """
+        def load() -> Path:
+            folder = Path(path_or_repo).expanduser()
+            return folder if folder.is_dir() else _hub_folder(str(path_or_repo))()
+        return cls(name, description or f"{path_or_repo} (Hugging Face)", load, family=family)
+
 
 MODELS: dict[str, ModelSpec] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
+    """Add (or replace) a named model; ``TrainConfig(model=spec.name)`` and :func:`load_model` then find it."""
     MODELS[spec.name] = spec
     return spec
 

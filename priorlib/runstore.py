@@ -8,6 +8,7 @@ checkpoint. The root is ``$PRIORLIB_RUNS`` or ``<cache>/runs``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -65,8 +66,30 @@ class Run:
         return int(hit.iloc[0]) if len(hit) else None
 
 
-def train(config: TrainConfig, *, root=None, model=None, tokenizer=None, progress: bool = True, **kw) -> Run:
+def examples_key(*example_lists) -> str:
+    """A short hash of example lists (prompt, target, answers), so runs on your own data get their own
+    store key: the same config trained on other examples is another run."""
+    h = hashlib.sha256()
+    for exs in example_lists:
+        h.update(b"\x00list")
+        for ex in exs or ():
+            h.update(json.dumps([ex.prompt, ex.target, list(ex.answers), ex.keep_span]).encode())
+    return h.hexdigest()[:12]
+
+
+def train(config: TrainConfig, *, out: str | Path | None = None, root=None, model=None, tokenizer=None,
+          train_examples=None, eval_examples=None, progress: bool = True, **kw) -> Run:
+    """Train ``config`` (or reuse the finished run) and return it.
+
+    The run lives in ``out`` when given, else in the run store under the config's key (plus a hash of
+    ``train_examples``/``eval_examples`` when you pass your own). ``model``/``tokenizer``: an already
+    loaded model (else ``config.model`` is loaded from the registry)."""
     from .trainer import Trainer
-    out = store_root(root) / config.key()
-    Trainer(config, out, model=model, tokenizer=tokenizer, resume=True, progress=progress, **kw).fit()
-    return Run(out, config)
+    if out is None:
+        key = config.key()
+        if train_examples is not None or eval_examples is not None:
+            key += "-" + examples_key(train_examples, eval_examples)
+        out = store_root(root) / key
+    Trainer(config, out, model=model, tokenizer=tokenizer, resume=True, progress=progress,
+            train_examples=train_examples, eval_examples=eval_examples, **kw).fit()
+    return Run(Path(out), config)

@@ -1,28 +1,93 @@
-"""Tasks: which examples a run trains and evaluates on, and how its answers are scored."""
+"""Tasks: which examples a run trains and evaluates on, and how its answers are scored.
+
+    from priorlib.data import Example
+    from priorlib.tasks import TaskSpec, register_task, exact_match
+
+    pairs = [Example("Capital of France?", " Paris", ("Paris",)), ...]
+    register_task(TaskSpec("capitals", examples=lambda split, n: pairs[:n], score=exact_match))
+    priorlib.train(priorlib.TrainConfig(task="capitals", ...))
+
+``squad`` and ``math`` are built in; any other task is a :class:`TaskSpec` in :data:`TASKS`: a function
+giving the examples of a split and a scorer of one greedy answer. A run may also bypass the registry's
+examples entirely with ``train(..., train_examples=, eval_examples=)``.
+"""
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from .batching import collate, prompt_ids
-from .config import Task
-from .metrics.qa import math_correct, squad_scores
+from .metrics.qa import math_correct, normalize_answer, squad_scores
 
 # Held-out sets are fixed for every run (data seed 0), whatever the training seed: runs compare.
 DATA_SEED = 0
 
 
-def examples(task: Task, split: str, *, n: int | None = None, math_per_module: int = 2000):
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: ``examples(split, n)`` gives up to ``n`` :class:`~priorlib.data.Example` of ``"train"`` or
+    ``"validation"`` (``n=None``: all), and ``score(prediction, example)`` scores one greedy answer as
+    ``{metric: value in [0, 1]}`` (reported in percent, averaged over the held-out set). ``options``:
+    config fields passed on to ``examples`` as keywords (MATH takes ``math_per_module``)."""
+    name: str
+    examples: Callable
+    score: Callable
+    description: str = ""
+    options: tuple[str, ...] = ()
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add (or replace) a task; ``TrainConfig(task=spec.name)`` then accepts it."""
+    if not isinstance(spec.name, str) or not spec.name.strip():
+        raise ValueError(f"a task needs a non-empty name, got {spec.name!r}")
+    if not callable(spec.examples) or not callable(spec.score):
+        raise ValueError(f"task {spec.name!r}: examples and score must be callables")
+    TASKS[spec.name] = spec
+    return spec
+
+
+def check_task_name(name) -> TaskSpec:
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {sorted(TASKS)} (or registered with priorlib.register_task), "
+                         f"got {name!r}")
+    return TASKS[name]
+
+
+def exact_match(pred: str, ex) -> dict[str, float]:
+    """1 when the normalised answer (SQuAD's normalisation) equals a normalised gold answer."""
+    return {"exact_match": max(float(normalize_answer(pred) == normalize_answer(g)) for g in ex.answers)}
+
+
+def _squad_examples(split: str, n: int | None):
     from . import data
-    if Task(task) is Task.SQUAD:
-        out = data.load_squad(split, seed=DATA_SEED)
-    else:
-        per = math_per_module if split == "train" else max(1, (n or 60) // len(data.MATH_MODULES) + 1)
-        out = data.load_math(split, n_per_module=per, seed=DATA_SEED)
+    return data.load_squad(split, seed=DATA_SEED)
+
+
+def _math_examples(split: str, n: int | None, *, math_per_module: int = 2000):
+    from . import data
+    per = math_per_module if split == "train" else max(1, (n or 60) // len(data.MATH_MODULES) + 1)
+    return data.load_math(split, n_per_module=per, seed=DATA_SEED)
+
+
+register_task(TaskSpec("squad", _squad_examples, lambda pred, ex: squad_scores(pred, ex.answers),
+                       "SQuAD v1.1 reading comprehension (EM, F1, token precision and recall)"))
+register_task(TaskSpec("math", _math_examples, lambda pred, ex: {"accuracy": math_correct(pred, ex.answers[0])},
+                       "DeepMind mathematics, arithmetic modules (exact-answer accuracy)", options=("math_per_module",)))
+
+
+def examples(task: str, split: str, *, n: int | None = None, math_per_module: int = 2000):
+    """The first ``n`` examples of ``task``'s ``split``; held-out splits are shuffled once (data seed 0)."""
+    spec = check_task_name(task)
+    options = {k: v for k, v in {"math_per_module": math_per_module}.items() if k in spec.options}
+    out = list(spec.examples(split, n, **options))
     if split != "train":
-        out = list(out)
         random.Random(DATA_SEED).shuffle(out)  # a mixed, fixed held-out subset
     if n is not None:
         if n > len(out):
@@ -32,16 +97,17 @@ def examples(task: Task, split: str, *, n: int | None = None, math_per_module: i
 
 
 def domain_texts(name: str, n: int, seed: int = DATA_SEED) -> list[str]:
-    """Texts of a domain for activation references: ``web`` (the C4 stand-in), ``squad``, ``math``."""
+    """Texts of a domain for activation references: ``web`` (the C4 stand-in), or any task's training
+    examples (``squad``, ``math``, a registered task) as prompt + answer."""
     from . import data
     if name == "web":
         return data.load_web(n, seed=seed)
-    if name == "squad":
-        ex = data.load_squad("train", seed=DATA_SEED)
-    elif name == "math":
+    if name == "math":
         ex = data.load_math("train", n_per_module=max(1, n // len(data.MATH_MODULES) + 1), seed=DATA_SEED)
+    elif name in TASKS:
+        ex = TASKS[name].examples("train", None)
     else:
-        raise ValueError(f"unknown domain {name!r}; use web, squad or math")
+        raise ValueError(f"unknown domain {name!r}; use web or a task ({', '.join(sorted(TASKS))})")
     ex = list(ex)
     random.Random(seed).shuffle(ex)
     if n > len(ex):
@@ -69,7 +135,7 @@ def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> di
 
 
 @torch.no_grad()
-def generation_scores(lm, tok, exs, task: Task, *, max_length: int, max_new_tokens: int, autocast,
+def generation_scores(lm, tok, exs, task: str, *, max_length: int, max_new_tokens: int, autocast,
                       progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
     """Greedy answers for ``exs`` (batched, length-sorted): SQuAD EM/F1/precision/recall or MATH
     accuracy, each in percent."""
@@ -84,9 +150,7 @@ def generation_scores(lm, tok, exs, task: Task, *, max_length: int, max_new_toke
                                      stop_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
         for i, o in zip(idx, outs):
             preds[i] = tok.decode(o, skip_special_tokens=True).strip()
-    if Task(task) is Task.SQUAD:
-        rows = [squad_scores(p, ex.answers) for p, ex in zip(preds, exs)]
-    else:
-        rows = [{"accuracy": math_correct(p, ex.answers[0])} for p, ex in zip(preds, exs)]
+    score = check_task_name(task).score
+    rows = [score(p, ex) for p, ex in zip(preds, exs)]
     keys = rows[0].keys() if rows else []
     return {k: 100.0 * sum(r[k] for r in rows) / len(rows) for k in keys}, preds

@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import arch
+from ..batching import IGNORE
+from ..hooks import Trace
 from .deep import DeepPrompt, DeepPromptConfig
 from .soft import SoftPrompt, SoftPromptConfig
 
-IGNORE = -100
 
 
 class PromptedLM(nn.Module):
@@ -138,7 +139,6 @@ class PromptedLM(nn.Module):
     @torch.no_grad()
     def frozen_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Input of layer :meth:`lower_layers_frozen_below`, ``[B, T, d]``: compute once, reuse every epoch."""
-        from ..hooks import Trace
         k = self.lower_layers_frozen_below()
         with Trace(self.model, [f"layers.{k}.resid_pre"], stop=True) as tr:
             tr.run(inputs_embeds=self.input_embeds(input_ids))  # the text, after the BOS token if any
