@@ -8,6 +8,8 @@ import torch
 from priorlib.compendium import chapter
 atlas = chapter("01_proof_of_concept")
 from priorlib.cache import artifacts_dir, cached, params_key
+from priorlib.compendium.setup import setup
+from priorlib.compendium.profiles import CHAPTERS
 
 
 @pytest.fixture(autouse=True)
@@ -17,16 +19,16 @@ def _artifacts(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------- profiles
-def test_resolve_config_defaults_and_overrides():
-    cfg = atlas.resolve_config("cpu", n_web=None, layers=[-1, 3], seed=7)
-    assert cfg.model == "smollm2-135m" and cfg.n_web == atlas.PROFILES["cpu"].n_web
+def test_settings_defaults_and_overrides():
+    cfg = setup("01_proof_of_concept", "cpu", n_web=None, layers=[-1, 3], seed=7)
+    assert cfg.model == "smollm2-135m" and cfg.n_web == CHAPTERS["01_proof_of_concept"]["cpu"]["n_web"]
     assert cfg.layers == (-1, 3) and cfg.seed == 7
-    assert atlas.resolve_config("smoke").model == "tiny-random-llama"
-    assert atlas.resolve_config("paper").model == "llama-3.2-1b"
+    assert setup("01_proof_of_concept", "smoke").model == "tiny-random-llama"
+    assert setup("01_proof_of_concept", "paper").model == "llama-3.2-1b"
     with pytest.raises(ValueError, match="unknown profile"):
-        atlas.resolve_config("huge")
+        setup("01_proof_of_concept", "huge")
     with pytest.raises(ValueError, match="unknown parameter"):
-        atlas.resolve_config("cpu", n_webs=3)
+        setup("01_proof_of_concept", "cpu", n_webs=3)
 
 
 # ------------------------------------------------------------------------------------- cache

@@ -9,6 +9,7 @@ import pytest
 
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium.setup import setup
 s07 = chapter("07_regularisation")
 
 RADIUS, GAP = 25.0, 2.0
@@ -16,8 +17,8 @@ RADIUS, GAP = 25.0, 2.0
 
 # ----------------------------------------------------------------------------------------------- settings
 def test_settings_share_notebook_02_sizes_and_baseline_run():
-    s = s07.settings("cpu")
-    s2 = sec.settings("02", "cpu")
+    s = setup("07_regularisation", "cpu")
+    s2 = setup("02_lr_priors", "cpu")
     assert (s.model, s.steps, s.batch_size, s.max_length, s.eval_size) == \
         (s2.model, s2.steps, s2.batch_size, s2.max_length, s2.eval_size)
     cfgs = s.configs()
@@ -31,27 +32,27 @@ def test_settings_share_notebook_02_sizes_and_baseline_run():
         if name != s07.BASELINE:
             assert c.seed == s.seeds[0] and w in s.weights[name]
     assert str(s.out_dir).endswith("07_regularisation") and s.notebook == "07"
-    assert s07.shares_baseline_with_02(s) and not s07.shares_baseline_with_02(s07.settings("smoke"))
+    assert s07.shares_baseline_with_02(s) and not s07.shares_baseline_with_02(setup("07_regularisation", "smoke"))
 
 
 def test_settings_reject_bad_parameters_before_any_compute():
     with pytest.raises(ValueError, match="unknown regulariser"):
-        s07.settings("smoke", weights={"dropout": [1.0]})
+        setup("07_regularisation", "smoke", weights={"dropout": [1.0]})
     with pytest.raises(ValueError, match="positive"):
-        s07.settings("smoke", weights={"prior_l2": [0.0, 1.0]})
+        setup("07_regularisation", "smoke", weights={"prior_l2": [0.0, 1.0]})
     with pytest.raises(ValueError, match="below 1"):
-        s07.settings("smoke", lr=0.1, weights={"weight_decay": [10.0]})
+        setup("07_regularisation", "smoke", lr=0.1, weights={"weight_decay": [10.0]})
     with pytest.raises(ValueError, match="unknown profile"):
-        s07.settings("gpu")
+        setup("07_regularisation", "gpu")
     with pytest.raises(ValueError):
-        s07.settings("smoke", prior="no-such-prior")
-    s = s07.settings("smoke", weights={"nearest_token": 3}, seeds=[4])
+        setup("07_regularisation", "smoke", prior="no-such-prior")
+    s = setup("07_regularisation", "smoke", weights={"nearest_token": 3}, seeds=[4])
     assert s.weights == {"nearest_token": [3.0]} and len(s.configs()) == 2
     assert s.configs()[1].reg_nearest_token == 3.0 and s.configs()[1].seed == 4
 
 
 def test_regulariser_of_reads_the_one_switched_on():
-    s = s07.settings("smoke")
+    s = setup("07_regularisation", "smoke")
     base = s.base(prior=s.prior, lr=s.lr)
     assert s07.regulariser_of(base) == ("none", 0.0)
     assert s07.regulariser_of(base.from_dict({**base.to_dict(), "weight_decay": 0.5})) == ("weight_decay", 0.5)

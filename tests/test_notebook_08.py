@@ -12,6 +12,7 @@ from priorlib.priors import Reference
 from priorlib.priors import posterior as post
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium.setup import setup
 S = chapter("08_posterior_transfer")
 
 
@@ -27,32 +28,32 @@ def bank(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------ setup
 def test_source_seed_0_is_notebook_02s_run():
     """The cpu source at lr 5e-2, seed 0, has the very key of notebook 02's fitted-gaussian cell."""
-    s = S.setup("cpu", out_dir="/tmp/priorlib-test-s08")
+    s = setup("08_posterior_transfer", "cpu", out_dir="/tmp/priorlib-test-s08")
     src = s.source_configs()
     assert [c.seed for c in src] == [0, 1, 2, 3] and {c.lr for c in src} == {5e-2}
-    assert all(c.task.value == "squad" and c.prior == "fitted-gaussian" and c.steps == 20 for c in src)
-    s02 = sec.settings("02", "cpu")
+    assert all(c.task == "squad" and c.prior == "fitted-gaussian" and c.steps == 20 for c in src)
+    s02 = setup("02_lr_priors", "cpu")
     keys_02 = {c.key(): c for c in sec.lr_seed_grid(s02, s02.base())}
     assert src[0].key() in keys_02 and keys_02[src[0].key()].lr == 5e-2
     t = s.target
-    assert t.task.value == "math" and t.method.value == "soft" and t.model == "smollm2-135m"
+    assert t.task == "math" and t.method.value == "soft" and t.model == "smollm2-135m"
     assert (t.steps, t.batch_size, t.eval_every, t.checkpoint_every, t.n_tokens) == (30, 8, 5, 5, 20)
     assert s.seeds == [0, 1, 2, 3, 4] and s.arms == list(S.ARMS)
 
 
 def test_setup_rejects_bad_parameters():
     with pytest.raises(ValueError, match="unknown arm"):
-        S.setup("smoke", arms=["posterior-flow"])
+        setup("08_posterior_transfer", "smoke", arms=["posterior-flow"])
     with pytest.raises(ValueError, match="at least two source seeds"):
-        S.setup("smoke", source_seeds=[0])
+        setup("08_posterior_transfer", "smoke", source_seeds=[0])
     with pytest.raises(ValueError, match="unknown profile"):
-        S.setup("gpu")
+        setup("08_posterior_transfer", "gpu")
     with pytest.raises(ValueError, match="no bank yet"):
-        S.target_configs(S.setup("smoke"))
+        S.target_configs(setup("08_posterior_transfer", "smoke"))
 
 
 def test_target_grid_arms_and_copy_sources(bank):
-    s = S.setup("smoke", seeds=[0, 1, 2, 5], vae_epochs=7)
+    s = setup("08_posterior_transfer", "smoke", seeds=[0, 1, 2, 5], vae_epochs=7)
     s.bank, s.n_source_prompts = bank, 4
     cfgs = S.target_configs(s)
     assert len(cfgs) == len(S.ARMS) * 4 and len({c.key() for c in cfgs}) == len(cfgs)
@@ -155,7 +156,7 @@ def test_verdicts_when_it_does_not_or_cannot_tell():
 
 
 def test_write_results_is_strict_json(tmp_path):
-    s = S.setup("smoke", out_dir=tmp_path)
+    s = setup("08_posterior_transfer", "smoke", out_dir=tmp_path)
     p = S.write_results(s, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "ok": np.bool_(True)})
     got = json.loads(p.read_text())
     assert got["x"] is None and got["t"] == [{"a": 1.0}, {"a": None}] and got["ok"] is True

@@ -7,29 +7,31 @@ import pandas as pd
 import pytest
 
 from priorlib.compendium import chapter
+from priorlib.compendium.setup import setup
+from priorlib.compendium.profiles import CHAPTERS
 s09 = chapter("09_second_model")
 
 
 def test_setup_validates_before_compute():
-    su = s09.setup("smoke", out_dir="/tmp/priorlib-test-s09")
+    su = setup("09_second_model", "smoke", out_dir="/tmp/priorlib-test-s09")
     assert su.models == ("tiny-random-llama", "tiny-random-gemma3")
-    assert s09.setup("cpu", out_dir="/tmp/priorlib-test-s09").models == ("smollm2-135m", "gemma3-270m")
+    assert setup("09_second_model", "cpu", out_dir="/tmp/priorlib-test-s09").models == ("smollm2-135m", "gemma3-270m")
     for m in su.models:  # both models get notebook 02's grid at one learning rate
         S = su.settings[m]
-        assert S.learning_rates == [s09.LEARNING_RATE["smoke"]] and S.model == m
+        assert S.learning_rates == [CHAPTERS["09_second_model"]["smoke"]["learning_rate"]] and S.model == m
     with pytest.raises(ValueError, match="two different"):
-        s09.setup("smoke", models=["tiny-random-llama", "tiny-random-llama"])
+        setup("09_second_model", "smoke", models=["tiny-random-llama", "tiny-random-llama"])
     with pytest.raises(ValueError, match="unknown model"):
-        s09.setup("smoke", models=["tiny-random-llama", "nope"])
+        setup("09_second_model", "smoke", models=["tiny-random-llama", "nope"])
     with pytest.raises(ValueError, match="unknown profile"):
-        s09.setup("laptop")
+        setup("09_second_model", "laptop")
 
 
 def test_main_model_configs_are_notebook_02s():
     """On the main model the cpu grid is a subset of notebook 02's, so the runs come from the run store."""
     from priorlib.compendium import runs as s02
-    su = s09.setup("cpu", out_dir="/tmp/priorlib-test-s09")
-    S2 = s02.settings("02", "cpu")
+    su = setup("09_second_model", "cpu", out_dir="/tmp/priorlib-test-s09")
+    S2 = setup("02_lr_priors", "cpu")
     keys02 = {c.key() for c in s02.lr_seed_grid(S2, S2.base())}
     S9 = su.settings["smollm2-135m"]
     keys09 = {c.key() for c in s02.lr_seed_grid(S9, S9.base())}

@@ -12,26 +12,27 @@ import torch
 
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium.setup import setup
 
 C02, C03, C04 = (chapter(n) for n in ("02_lr_priors", "03_exclusion", "04_activation_spaces"))
 
 
 # ----------------------------------------------------------------------------------------------- settings
 def test_settings_fill_profile_defaults_and_honour_overrides():
-    s = sec.settings("02", "cpu")
+    s = setup("02_lr_priors", "cpu")
     assert s.model == "smollm2-135m" and s.priors == list(sec.TOKEN_PRIORS)
     assert s.replicate_lr == 5e-3 and 5e-4 in s.learning_rates
     cfg = s.base()
     assert cfg.steps == s.steps and cfg.batch_size == s.batch_size and cfg.eval_every == cfg.checkpoint_every
-    o = sec.settings("02", "cpu", learning_rates=[1e-3], seeds=[3], steps=7, out_dir="/tmp/x")
+    o = setup("02_lr_priors", "cpu", learning_rates=[1e-3], seeds=[3], steps=7, out_dir="/tmp/x")
     assert o.learning_rates == [1e-3] and o.seeds == [3] and o.steps == 7 and o.replicate_lr is None
     assert o.run_overrides["checkpoint_every"] <= 7 and str(o.out_dir) == "/tmp/x"
     with pytest.raises(ValueError):
-        sec.settings("02", "nope")
+        setup("02_lr_priors", "nope")
 
 
 def test_lr_seed_grid_replicates_only_at_the_chosen_rate():
-    s = sec.settings("02", "cpu")
+    s = setup("02_lr_priors", "cpu")
     cfgs = sec.lr_seed_grid(s, s.base())
     n_first = len(s.priors) * len(s.learning_rates)
     assert len(cfgs) == n_first + len(s.priors) * (len(s.seeds) - 1)
@@ -45,7 +46,7 @@ def test_lr_seed_grid_replicates_only_at_the_chosen_rate():
 def test_notebook_04_token_baseline_shares_run_keys_with_notebook_02():
     """The soft/fitted-Gaussian baseline of 04 is the same run as 02's at lr 5e-3 (reused, not retrained)."""
     from priorlib.compendium import experiments as ex
-    s2, s4 = sec.settings("02", "cpu"), sec.settings("04", "cpu")
+    s2, s4 = setup("02_lr_priors", "cpu"), setup("04_activation_spaces", "cpu")
     keys2 = {c.key() for c in sec.lr_seed_grid(s2, s2.base())}
     keys4 = {c.key() for c in ex.grid(s4.base(), variant=[dict(prior="fitted-gaussian", method="soft",
                                                               soft_space="tokens")], lr=[5e-3], seed=s4.seeds)}
@@ -53,7 +54,7 @@ def test_notebook_04_token_baseline_shares_run_keys_with_notebook_02():
 
 
 def test_sentences_name_the_stand_in_and_the_extra_rates():
-    s = sec.settings("02", "cpu")
+    s = setup("02_lr_priors", "cpu")
     assert "SmolLM2-135M-Instruct stands in for the paper's Llama-3.2-1B" in sec.model_sentence(s)
     txt = sec.lr_sentence(s)
     assert "0.0005" in txt and "Added here: 0.05" in txt
@@ -119,7 +120,7 @@ def _rows_place(n_seeds=2):
 
 def test_verdicts_02_from_synthetic_numbers():
     rows, place = _rows_place()
-    s = sec.settings("02", "cpu", learning_rates=[5e-4, 5e-3])
+    s = setup("02_lr_priors", "cpu", learning_rates=[5e-4, 5e-3])
     out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s)
     assert [v for *_, v in out] == [True, True, True]
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0
@@ -136,7 +137,7 @@ def test_placement_summary_pairs_sampled_and_trained():
 
 
 def test_write_results_turns_nan_into_null(tmp_path):
-    s = sec.settings("03", "smoke", out_dir=tmp_path)
+    s = setup("03_exclusion", "smoke", out_dir=tmp_path)
     path = sec.write_results(s, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "n": np.int64(3)})
     d = json.loads(path.read_text())
     assert d["x"] is None and d["t"][1]["a"] is None and d["n"] == 3 and d["notebook"] == "03"

@@ -9,6 +9,8 @@ import torch
 
 from priorlib.compendium import arms as A
 from priorlib.compendium import chapter
+from priorlib.compendium.setup import setup
+from priorlib.compendium.profiles import CHAPTERS
 
 S5, S6 = chapter("05_math_interpolation"), chapter("06_vae")
 
@@ -37,20 +39,20 @@ def test_cluster_scores_separate_only_what_is_separated():
 
 
 def test_setup_grid_and_arms():
-    s = S6.setup("05", "smoke", seeds=[0, 1], out_dir="/tmp/priorlib-test-s05")
-    assert len(s.configs) == len(A.DEFAULT_ARMS["05"]) * 2
-    assert [S6.arm_of(c) for c in s.configs[::2]] == list(A.DEFAULT_ARMS["05"])
+    s = setup("05_math_interpolation", "smoke", seeds=[0, 1], out_dir="/tmp/priorlib-test-s05")
+    assert len(s.configs) == len(CHAPTERS["05_math_interpolation"]["smoke"]["priors"]) * 2
+    assert [S6.arm_of(c) for c in s.configs[::2]] == list(CHAPTERS["05_math_interpolation"]["smoke"]["priors"])
     for c in s.configs:
-        assert c.task.value == "math" and c.method.value == "deep" and c.deep_mode == "cut" and c.token_prompt
+        assert c.task == "math" and c.method.value == "deep" and c.deep_mode == "cut" and c.token_prompt
         assert c.prior == A.TOKEN_PRIOR  # every arm shares the token-level prompt's prior
     interp = [c for c in s.configs if S6.arm_of(c) == "interp-uniform"][0]
     assert interp.deep_prior == "interpolation" and interp.interpolate_with == "web"
     assert len({c.key() for c in s.configs}) == len(s.configs)
-    s6 = S6.setup("06", "smoke", steps=8, out_dir="/tmp/priorlib-test-s06")
+    s6 = setup("06_vae", "smoke", steps=8, out_dir="/tmp/priorlib-test-s06")
     assert s6.base.steps == 8 and s6.base.checkpoint_every == 2 and not s6.base.token_prompt
-    assert {S6.arm_of(c) for c in s6.configs} == set(A.DEFAULT_ARMS["06"])
+    assert {S6.arm_of(c) for c in s6.configs} == set(CHAPTERS["06_vae"]["smoke"]["priors"])
     with pytest.raises(ValueError, match="unknown prior arm"):
-        S6.setup("05", "smoke", priors=["nope"])
+        setup("05_math_interpolation", "smoke", priors=["nope"])
 
 
 def test_collapse_rule_and_findings():
@@ -125,7 +127,7 @@ def test_notebook_05_smoke(smoke_notebook):
     _finite(res["clusters"], ["silhouette_math_vs_nlp", "silhouette_squad_vs_web", "probe_math_vs_nlp"])
     assert all(-1 <= r["silhouette_math_vs_nlp"] <= 1 and 0 <= r["probe_squad_vs_web"] <= 1 for r in res["clusters"])
     arms = {r["arm"] for r in res["runs"]}
-    assert arms == set(A.DEFAULT_ARMS["05"])
+    assert arms == set(CHAPTERS["05_math_interpolation"]["smoke"]["priors"])
     _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     assert len(res["placement"]) == 2 * len(res["runs"])
     _finite(res["placement"], ["maha_math", "maha_web", "share_closer_to_math", "moved_l2"])
@@ -151,7 +153,7 @@ def test_notebook_06_smoke(smoke_notebook):
         assert r["collapsed"] == S6.is_collapsed(r["active_units"], r["latent_dim"], r["variance_ratio"])
         assert r["collapse"] == S6.collapse_kind(r["active_units"], r["latent_dim"], r["variance_ratio"])
     assert res["collapse"]["n_collapsed"] == sum(r["collapsed"] for r in res["sweep"])
-    assert {r["arm"] for r in res["runs"]} == set(A.DEFAULT_ARMS["06"])
+    assert {r["arm"] for r in res["runs"]} == set(CHAPTERS["06_vae"]["smoke"]["priors"])
     _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     _finite(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
     assert res["verdict"][0]["paper's observation"] == "The VAE prior collapsed"

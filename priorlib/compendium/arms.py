@@ -30,6 +30,7 @@ import torch
 
 from priorlib.compendium import experiments
 from priorlib.config import TrainConfig
+from priorlib.compendium import profiles
 from priorlib.compendium.paths import results_dir
 
 DOMAINS = ("web", "squad", "math")
@@ -39,9 +40,8 @@ DOMAINS = ("web", "squad", "math")
 # with the token-level prompt (as the paper's section 4.5); notebook 06 trains the deep blocks alone, so
 # that only the VAE-sampled vectors move (and the frozen lower layers are computed once per example).
 TOKEN_PRIOR = "fitted-gaussian"
-TOKEN_PROMPT = {"05": True, "06": False}
-VAE_EPOCHS = 30        # VAE training epochs (cpu / paper); the smoke profile uses a few
-VAE_EPOCHS_SMOKE = 2
+TOKEN_PROMPT = {"05_math_interpolation": True, "06_vae": False}
+VAE_EPOCHS = 30        # the VAE arms' default training epochs (each profile sets its own: profiles.py)
 ARMS: dict[str, dict] = {
     # interpolation between the MATH fit (weight alpha) and the web-text fit (weight 1 - alpha)
     "interp-0.5": {"deep_prior": "interpolation", "deep_prior_params": {"alpha": "0.5"}, "interpolate_with": "web"},
@@ -62,8 +62,6 @@ ARM_TITLES = {
     "vae": "VAE (β = 1, no variance penalty)",
     "vae-varmatch": "VAE (β = 1, variance penalty 10)",
 }
-DEFAULT_ARMS = {"05": ("interp-0.5", "interp-uniform", "fitted-gaussian", "xavier"),
-                "06": ("vae", "vae-varmatch", "fitted-gaussian")}
 
 # a VAE counts as collapsed when fewer than a quarter of its latent units carry information, or when
 # its decoded prior samples keep less than a quarter of the data's variance
@@ -96,14 +94,15 @@ class Setup:
                 f"{self.n_texts} texts per domain for activation statistics")
 
 
-def setup(notebook: str, profile: str = "cpu", *, model=None, priors=None, learning_rates=None, seeds=None,
+def setup(stem: str, profile: str = "cpu", *, model=None, priors=None, learning_rates=None, seeds=None,
           steps=None, batch_size=None, n_tokens=None, deep_layers=None, max_length=None, eval_size=None,
-          out_dir=None) -> Setup:
-    """Resolve the notebook parameters (``None``: the profile's default) into a :class:`Setup`."""
-    if notebook not in DEFAULT_ARMS:
-        raise ValueError(f"notebook must be '05' or '06', got {notebook!r}")
-    prof = experiments.get_profile(profile)
-    arms = tuple(priors) if priors is not None else DEFAULT_ARMS[notebook]
+          vae_epochs=None, sweep_betas=None, sweep_var_match=None, out_dir=None) -> Setup:
+    """Resolve the parameters of chapter ``stem`` (05 or 06; ``None``: the profile's default) into a :class:`Setup`."""
+    if stem not in TOKEN_PROMPT:
+        raise ValueError(f"the deep-prompt arms belong to chapters {list(TOKEN_PROMPT)}, not {stem!r}")
+    prof = profiles.run_sizes(profile)
+    d = profiles.chapter_defaults(stem, profile)
+    arms = tuple(priors if priors is not None else d["priors"])
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown prior arm(s) {unknown}; choose from {list(ARMS)}")
@@ -111,19 +110,19 @@ def setup(notebook: str, profile: str = "cpu", *, model=None, priors=None, learn
     seeds = tuple(int(s) for s in (seeds if seeds is not None else prof.seeds))
     base = experiments.base_config(
         prof, model=model, steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
-        eval_size=eval_size, task="math", method="deep", deep_mode="cut", token_prompt=TOKEN_PROMPT[notebook],
+        eval_size=eval_size, task="math", method="deep", deep_mode="cut", token_prompt=TOKEN_PROMPT[stem],
         deep_layers=tuple(deep_layers) if deep_layers is not None else (-3, -2, -1), prior=TOKEN_PRIOR)
     if steps is not None:  # keep the profile's cadence sensible for short runs
         base.checkpoint_every = base.eval_every = max(1, min(base.checkpoint_every, base.steps // 4 or 1))
         base.warmup_steps = max(1, base.steps // 10)
-    out_dir = results_dir("05_math_interpolation" if notebook == "05" else "06_vae", out_dir)
+    out_dir = results_dir(stem, out_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    smoke = profile == "smoke"
-    s = Setup(profile, base, arms, lrs, seeds, out, n_texts=base.reference_texts,
-              vae_epochs=VAE_EPOCHS_SMOKE if smoke else VAE_EPOCHS,
-              sweep_betas=SWEEP_BETAS_SMOKE if smoke else SWEEP_BETAS,
-              sweep_var_match=SWEEP_VAR_MATCH_SMOKE if smoke else SWEEP_VAR_MATCH)
+    pick = {k: v if v is not None else d.get(k, ()) for k, v in
+            (("vae_epochs", vae_epochs), ("sweep_betas", sweep_betas), ("sweep_var_match", sweep_var_match))}
+    s = Setup(profile, base, arms, lrs, seeds, out, n_texts=base.reference_texts, vae_epochs=int(pick["vae_epochs"]),
+              sweep_betas=tuple(float(x) for x in pick["sweep_betas"]),
+              sweep_var_match=tuple(float(x) for x in pick["sweep_var_match"]))
     s.configs = experiments.grid(base, arm=[arm_fields(a, s.vae_epochs) for a in arms], lr=list(lrs),
                                  seed=list(seeds))
     return s
@@ -231,10 +230,6 @@ def deep_key(model, layer: int) -> str:
 
 
 # --------------------------------------------------------------------------------------- 06: VAE
-SWEEP_BETAS = (0.25, 1.0, 4.0, 16.0)
-SWEEP_VAR_MATCH = (0.0, 1.0, 10.0)
-SWEEP_BETAS_SMOKE = (1.0, 16.0)
-SWEEP_VAR_MATCH_SMOKE = (0.0, 10.0)
 
 
 def collapse_kind(active_units: int, latent_dim: int, variance_ratio: float) -> str:

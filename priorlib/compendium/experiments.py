@@ -1,62 +1,25 @@
-"""Experiment grids for notebooks 02-06: profiles, run grids over priors x learning rates x seeds,
-quality tables (mean and spread over seeds), and where sampled and trained prompts sit.
+"""Experiment grids for chapters 02-09: run grids over priors x learning rates x seeds (sizes from
+:mod:`priorlib.compendium.profiles`), quality tables (mean and spread over seeds), and where prompts sit.
 
 Notebooks call these; they hold no logic of their own.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from priorlib import runstore
+from priorlib.compendium.profiles import RunSizes, run_sizes
 from priorlib.config import TrainConfig
 
 
-@dataclass(frozen=True)
-class Profile:
-    model: str
-    steps: int
-    batch_size: int
-    eval_size: int
-    max_length: int
-    checkpoint_every: int
-    n_train: int | None
-    seeds: tuple[int, ...]
-    learning_rates: tuple[float, ...]
-    reference_texts: int
-    max_new_tokens: int
-    math_per_module: int = 400
-
-
-PROFILES = {
-    # CI: a random 4-layer model, a handful of steps; checks the plumbing, not the science
-    "smoke": Profile("tiny-random-llama", steps=4, batch_size=4, eval_size=4, max_length=96, checkpoint_every=2,
-                     n_train=32, seeds=(0,), learning_rates=(5e-3,), reference_texts=16, max_new_tokens=4,
-                     math_per_module=20),
-    # a 2-core CPU: SmolLM2-135M, short runs, small held-out sets
-    "cpu": Profile("smollm2-135m", steps=60, batch_size=8, eval_size=40, max_length=192, checkpoint_every=10,
-                   n_train=None, seeds=(0, 1), learning_rates=(5e-3,), reference_texts=96, max_new_tokens=16,
-                   math_per_module=400),
-    # a GPU: the paper's settings (20 tokens, last 3 layers, lr 1e-3, max length 512)
-    "paper": Profile("llama-3.2-1b", steps=2000, batch_size=8, eval_size=500, max_length=512, checkpoint_every=100,
-                     n_train=None, seeds=(0, 1, 2), learning_rates=(5e-4, 1e-3, 5e-3), reference_texts=1000,
-                     max_new_tokens=24, math_per_module=2000),
-}
-
-
-def get_profile(name: str) -> Profile:
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
-    return PROFILES[name]
-
-
-def base_config(profile: str | Profile, **overrides) -> TrainConfig:
-    """A :class:`TrainConfig` with the profile's sizes; ``overrides`` win (None values are ignored)."""
-    p = get_profile(profile) if isinstance(profile, str) else profile
+def base_config(profile: str | RunSizes, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` with the profile's sizes (:data:`priorlib.compendium.profiles.RUN`); ``overrides``
+    win (None values are ignored)."""
+    p = run_sizes(profile) if isinstance(profile, str) else profile
     d = dict(model=p.model, steps=p.steps, batch_size=p.batch_size, eval_size=p.eval_size, max_length=p.max_length,
              checkpoint_every=p.checkpoint_every, n_train=p.n_train, reference_texts=p.reference_texts,
              max_new_tokens=p.max_new_tokens, math_per_module=p.math_per_module, eval_every=p.checkpoint_every,

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from priorlib.compendium import experiments as ex
+from priorlib.compendium import profiles
 from priorlib.compendium.paths import results_dir
 
 PAPER_LRS = (5e-4, 1e-3, 5e-3)
@@ -26,34 +27,7 @@ PAPER_MODEL = "Llama-3.2-1B"
 MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M-Instruct", "tiny-random-llama": "a 4-layer random Llama (d=64)",
                "llama-3.2-1b": "Llama-3.2-1B", "gemma3-270m": "Gemma-3-270M",
                "tiny-random-gemma3": "a 4-layer random Gemma-3 (d=64)"}
-NOTEBOOKS = {"02": "02_lr_priors", "03": "03_exclusion", "04": "04_activation_spaces"}  # results go where `priorlib book` looks
-TOKEN_PRIORS = ("isotropic", "xavier", "fitted-gaussian", "vocab-sample")
-
-# Per notebook and profile: what differs from the experiments profile (None: the profile's value).
-# cpu sizes are chosen so that each notebook trains in about 10 minutes on 2 shared cores
-# (about 1 s per step at batch 4 x ~150 tokens, 0.3-0.6 s per generated answer).
-_CPU_RUN = dict(steps=20, batch_size=4, max_length=128, eval_size=12, max_new_tokens=8, checkpoint_every=4,
-                n_train=256, reference_texts=64)
-DEFAULTS = {
-    "02": {
-        "smoke": dict(priors=list(TOKEN_PRIORS), learning_rates=[5e-3], seeds=[0]),
-        # the second seed runs at 5e-3 only (replicate_lr): 16 runs instead of 24
-        "cpu": dict(priors=list(TOKEN_PRIORS), learning_rates=[5e-4, 5e-3, 5e-2], seeds=[0, 1], replicate_lr=5e-3,
-                    **_CPU_RUN),
-        "paper": dict(priors=list(TOKEN_PRIORS), learning_rates=list(PAPER_LRS), seeds=[0, 1, 2]),
-    },
-    "03": {
-        "smoke": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0]),
-        "cpu": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0, 1], **_CPU_RUN),
-        "paper": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[1e-3], seeds=[0, 1, 2]),
-    },
-    "04": {
-        "smoke": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0], steps=2, eval_size=2,
-                      checkpoint_every=1),
-        "cpu": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0, 1], **_CPU_RUN),
-        "paper": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[1e-3], seeds=[0, 1, 2]),
-    },
-}
+TOKEN_PRIORS = tuple(profiles.TOKEN_PRIORS)
 
 
 @dataclass
@@ -80,7 +54,7 @@ class Settings:
         d = dict(self.run_overrides, model=self.model, steps=self.steps, batch_size=self.batch_size,
                  n_tokens=self.n_tokens, deep_layers=tuple(self.deep_layers), max_length=self.max_length,
                  eval_size=self.eval_size)
-        d["eval_every"] = d.get("checkpoint_every", ex.get_profile(self.profile).checkpoint_every)
+        d["eval_every"] = d.get("checkpoint_every", profiles.run_sizes(self.profile).checkpoint_every)
         d["warmup_steps"] = max(1, self.steps // 10)
         d.update(kw)
         return ex.base_config(self.profile, **d)
@@ -91,12 +65,13 @@ class Settings:
         return pd.DataFrame({"setting": list(d), "value": [str(v) for v in d.values()]})
 
 
-def settings(notebook: str, profile: str = "smoke", *, model=None, priors=None, learning_rates=None, seeds=None,
+def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, learning_rates=None, seeds=None,
              steps=None, batch_size=None, n_tokens=None, deep_layers=None, max_length=None, eval_size=None,
              out_dir=None) -> Settings:
-    """Resolve a notebook's papermill parameters: ``None`` means the profile's default."""
-    p = ex.get_profile(profile)
-    d = dict(DEFAULTS[notebook][profile])
+    """Resolve the papermill parameters of chapter ``stem`` (02-04, and the grids of 07-09 built on 02's):
+    ``None`` means the profile's default (:mod:`priorlib.compendium.profiles`)."""
+    p = profiles.run_sizes(profile)
+    d = profiles.chapter_defaults(stem, profile)
     if learning_rates is not None:
         d.pop("replicate_lr", None)  # the caller chose the rates: every seed at every rate
     run_keys = ("checkpoint_every", "n_train", "reference_texts", "max_new_tokens")
@@ -108,14 +83,14 @@ def settings(notebook: str, profile: str = "smoke", *, model=None, priors=None, 
         return d.get(key, fallback)
 
     s = Settings(
-        notebook=notebook, profile=profile, model=pick(model, "model", p.model),
+        notebook=stem[:2], profile=profile, model=pick(model, "model", p.model),
         priors=list(pick(priors, "priors", [])), learning_rates=[float(x) for x in pick(learning_rates, "learning_rates", p.learning_rates)],
         seeds=[int(x) for x in pick(seeds, "seeds", p.seeds)], steps=int(pick(steps, "steps", p.steps)),
         batch_size=int(pick(batch_size, "batch_size", p.batch_size)), n_tokens=int(pick(n_tokens, "n_tokens", 20)),
         deep_layers=[int(x) for x in pick(deep_layers, "deep_layers", [-3, -2, -1])],
         max_length=int(pick(max_length, "max_length", p.max_length)),
         eval_size=int(pick(eval_size, "eval_size", p.eval_size)),
-        out_dir=results_dir(NOTEBOOKS[notebook], out_dir), run_overrides=run_overrides,
+        out_dir=results_dir(stem, out_dir), run_overrides=run_overrides,
         replicate_lr=d.get("replicate_lr"))
     if s.replicate_lr is not None and not any(math.isclose(s.replicate_lr, lr) for lr in s.learning_rates):
         s.replicate_lr = s.learning_rates[-1] if len(s.learning_rates) == 1 else None
@@ -125,6 +100,7 @@ def settings(notebook: str, profile: str = "smoke", *, model=None, priors=None, 
     if n_train is not None and n_train < s.batch_size:
         s.run_overrides["n_train"] = s.batch_size
     s.run_overrides["checkpoint_every"] = min(s.run_overrides.get("checkpoint_every", p.checkpoint_every), s.steps)
+    lr_seed_grid(s, s.base())  # every cell's config is valid (prior, model, sizes) before anything loads
     return s
 
 

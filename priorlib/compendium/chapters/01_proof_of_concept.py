@@ -2,8 +2,8 @@
 
 Everything the proof-of-concept notebook measures lives here; the notebook only calls and explains.
 
-- **Profiles** (:data:`PROFILES`, :func:`resolve_config`): ``smoke`` / ``cpu`` / ``paper`` sizes; a
-  notebook parameter left at ``None`` takes the profile's value.
+- **Settings** (:func:`settings`): the ``smoke`` / ``cpu`` / ``paper`` sizes of
+  :mod:`priorlib.compendium.profiles`; a notebook parameter left at ``None`` takes the profile's value.
 - **Capture** (:func:`collect`): one forward pass per data set, stopped after the deepest layer, that
   keeps per text and per hook point the mean activation, the consecutive step lengths (and those of
   the same tokens in shuffled order), a seeded sample of token rows, every row of chosen points, and
@@ -36,10 +36,13 @@ from tqdm.auto import tqdm
 
 from priorlib.cache import cached, fingerprint
 from priorlib.metrics.placement import compare_steps, random_walk_step_lengths, trajectory_step_lengths
+from priorlib.compendium import profiles
 from priorlib.compendium.paths import repo_root, results_dir
 
+STEM = "01_proof_of_concept"
+
 __all__ = [
-    "Profile", "PROFILES", "resolve_config", "hook_points", "depth_labels", "collect",
+    "Profile", "settings", "hook_points", "depth_labels", "collect",
     "squad_texts_with_roles", "ROLE_NAMES", "token_step_test", "step_test", "layer_step_tests",
     "unimodality", "layer_unimodality", "overlap", "answer_vs_question", "cluster_scores",
     "layer_cluster_scores", "tsne", "pca2", "repo_root", "set_data_env",
@@ -72,33 +75,22 @@ class Profile:
     batch_size: int
     tsne_max_iter: int
     skip_first: int = 1        # leading positions left out of activation statistics (attention sink)
+    out_dir: Path | None = None  # where results.json and the figures go
 
 
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(model="tiny-random-llama", n_web=24, n_squad=12, n_math_per_module=4, layers=None,
-                     seed=0, max_length=48, tsne_perplexity=5.0, squad_max_tokens=192, vocab_tsne_n=200,
-                     token_sample=300, n_paths=2, batch_size=8, tsne_max_iter=250),
-    "cpu": Profile(model="smollm2-135m", n_web=128, n_squad=40, n_math_per_module=20, layers=None,
-                   seed=0, max_length=96, tsne_perplexity=30.0, squad_max_tokens=160, vocab_tsne_n=1500,
-                   token_sample=2000, n_paths=3, batch_size=16, tsne_max_iter=750),
-    "paper": Profile(model="llama-3.2-1b", n_web=1000, n_squad=500, n_math_per_module=200, layers=None,
-                     seed=0, max_length=256, tsne_perplexity=30.0, squad_max_tokens=384, vocab_tsne_n=10000,
-                     token_sample=10000, n_paths=4, batch_size=16, tsne_max_iter=1000),
-}
-
-
-def resolve_config(profile: str, **overrides) -> Profile:
-    """The profile's sizes with every override that is not ``None`` applied (``out_dir`` is not a field)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    names = {f.name for f in fields(Profile)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(names)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
+def settings(profile: str = "cpu", *, model=None, n_web=None, n_squad=None, n_math_per_module=None, layers=None,
+             seed=None, max_length=None, tsne_perplexity=None, out_dir=None) -> Profile:
+    """The profile's sizes (:mod:`priorlib.compendium.profiles`) with every parameter that is not ``None``
+    applied; ``out_dir`` is where results go (None: ``_build/results/01_proof_of_concept``)."""
+    given = {k: v for k, v in dict(model=model, n_web=n_web, n_squad=n_squad, n_math_per_module=n_math_per_module,
+                                   layers=layers, seed=seed, max_length=max_length,
+                                   tsne_perplexity=tsne_perplexity).items() if v is not None}
     if "layers" in given:
         given["layers"] = tuple(int(i) for i in given["layers"])
-    return replace(PROFILES[profile], **given)
+    from priorlib.models import check_model_name
+    cfg = Profile(**{**profiles.chapter_defaults(STEM, profile), **given}, out_dir=results_dir(STEM, out_dir))
+    check_model_name(cfg.model)
+    return cfg
 
 
 def set_data_env() -> str:

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from priorlib.compendium import runs
 from priorlib.compendium.runs import (PAPER_LRS, Settings, _fmt, pooled_seed_sd, rank_correlation,
                                       same_within_noise)
 
@@ -65,3 +66,11 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
          bool(same)),
     ]
     return out, num
+
+
+def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
+             n_tokens=None, deep_layers=None, max_length=None, eval_size=None, out_dir=None) -> Settings:
+    """This chapter's settings (through :func:`priorlib.compendium.setup.setup`): ``None`` is the profile's value."""
+    return runs.settings("02_lr_priors", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
+                         steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
+                         max_length=max_length, eval_size=eval_size, out_dir=out_dir)

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from priorlib.compendium.runs import _fmt, group_compare, same_within_noise
+from priorlib.compendium import runs
+from priorlib.compendium.runs import Settings, _fmt, group_compare, same_within_noise
 
 
 def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0) -> dict:
@@ -86,3 +87,11 @@ def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list,
          f"95% radius {dens['hdr_radius']:.1f}", None if not np.isfinite(m_exc) else bool(m_exc > dens["hdr_radius"])),
     ]
     return out, num
+
+
+def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
+             n_tokens=None, deep_layers=None, max_length=None, eval_size=None, out_dir=None) -> Settings:
+    """This chapter's settings (through :func:`priorlib.compendium.setup.setup`): ``None`` is the profile's value."""
+    return runs.settings("03_exclusion", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
+                         steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
+                         max_length=max_length, eval_size=eval_size, out_dir=out_dir)

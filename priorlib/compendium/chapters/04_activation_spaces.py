@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from priorlib.compendium import runs
 from priorlib.compendium.runs import Settings, _fmt, group_compare, quiet_capture, same_within_noise
 
 
@@ -107,3 +108,11 @@ def robust_rows(x: torch.Tensor, q: float = 0.99) -> tuple[torch.Tensor, dict]:
     keep = n <= cut
     return x[keep], {"dropped": int((~keep).sum()), "norm_q": cut,
                      "max_over_median_norm": float(n.max() / n.median())}
+
+
+def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
+             n_tokens=None, deep_layers=None, max_length=None, eval_size=None, out_dir=None) -> Settings:
+    """This chapter's settings (through :func:`priorlib.compendium.setup.setup`): ``None`` is the profile's value."""
+    return runs.settings("04_activation_spaces", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
+                         steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
+                         max_length=max_length, eval_size=eval_size, out_dir=out_dir)

@@ -1,7 +1,7 @@
 """Chapter 05 (paper section 4.5): MATH activation clusters, and the interpolation prior.
 
     S = chapter("05_math_interpolation")
-    s = S.setup(profile="cpu")
+    s = setup("05_math_interpolation", "cpu")   # priorlib.compendium.setup
     means = S.domain_means(model, tok, model_name=s.base.model, n_texts=s.n_texts)
     scores = S.cluster_scores(means)
 
@@ -20,7 +20,7 @@ import torch
 
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _cached_tensors, _same, arm_means,  # noqa: F401
                                       arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
-                                      setup, train_runs, write_results)
+                                      train_runs, write_results)
 
 # Kaufman & Rousseeuw's reading of the silhouette coefficient
 SILHOUETTE_NO_STRUCTURE = 0.25   # <= 0.25: no substantial cluster structure
@@ -230,3 +230,12 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: in
         rows.append(("Interpolation priors between domains can be used for MATH",
                      "needs an interpolation arm and a baseline arm", None))
     return rows, {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop}
+
+
+def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
+             n_tokens=None, deep_layers=None, max_length=None, eval_size=None, vae_epochs=None, out_dir=None) -> Setup:
+    """This chapter's settings (through :func:`priorlib.compendium.setup.setup`): ``None`` is the profile's value."""
+    from priorlib.compendium import arms
+    return arms.setup("05_math_interpolation", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
+                      steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
+                      max_length=max_length, eval_size=eval_size, vae_epochs=vae_epochs, out_dir=out_dir)

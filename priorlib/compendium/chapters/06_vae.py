@@ -21,7 +21,7 @@ from priorlib.compendium import experiments
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO,  # noqa: F401
                                       VAE_EPOCHS, Setup, _same, arm_means, arm_of, collapse_kind, deep_key,
                                       domain_references, is_collapsed, load_model, model_note, quality, rows,
-                                      setup, train_runs, write_results)
+                                      train_runs, write_results)
 
 
 def vae_sweep(reference, betas, var_matches, *, epochs: int | str = VAE_EPOCHS, seed: int = 0) -> pd.DataFrame:
@@ -135,3 +135,12 @@ def verdict(findings: dict, df: pd.DataFrame, n_seeds: int):
                 + (f", {acc['fitted-gaussian'][0]:.1f} ± {acc['fitted-gaussian'][1]:.1f}%" if acc else "")
                 + " (same: means within twice the larger seed sd)", same))
     return rows, {"final_val_loss": loss, "final_accuracy": acc}
+
+
+def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
+             n_tokens=None, deep_layers=None, max_length=None, eval_size=None, vae_epochs=None, sweep_betas=None, sweep_var_match=None, out_dir=None) -> Setup:
+    """This chapter's settings (through :func:`priorlib.compendium.setup.setup`): ``None`` is the profile's value."""
+    from priorlib.compendium import arms
+    return arms.setup("06_vae", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
+                      steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
+                      max_length=max_length, eval_size=eval_size, vae_epochs=vae_epochs, sweep_betas=sweep_betas, sweep_var_match=sweep_var_match, out_dir=out_dir)

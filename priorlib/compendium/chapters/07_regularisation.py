@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from priorlib.compendium import experiments as ex
+from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
 
@@ -66,7 +67,7 @@ UNITS = {"median_mahalanobis": "whitened units", "median_nn_l2": "embedding unit
          "share_in_hdr": "fraction", "moved_l2": "embedding units", "median_norm": "embedding units",
          "final_val_loss": "nats/token", "final_f1": "%", "final_exact_match": "%"}
 
-# Weights per profile, log-spaced (a decade apart) from "barely felt" to "dominates the answer loss".
+# Regulariser weights, log-spaced (a decade apart) from "barely felt" to "dominates the answer loss".
 # Calibrated on SmolLM2-135M at the fitted-Gaussian prior sample and at the unregularised lr 5e-2 end
 # point (a probe of the gradients, not a run): the answer loss (1-3 nats) has a gradient of rms
 # ~8e-2 per coordinate at the prior sample and ~1e-2 at the end. AdamW follows whichever gradient is
@@ -86,23 +87,7 @@ UNITS = {"median_mahalanobis": "whitened units", "median_nn_l2": "embedding unit
 #                  wd 0.1 shrinks the start by ~5%, 1 by ~40%, 10 bounds each coordinate near 1/wd
 #                  (~0.1, the token embeddings' own scale); lr x wd must stay below 1.
 # The smoke profile keeps the smallest and largest weight of each (plumbing only).
-CPU_WEIGHTS = {"prior_l2": [1.0, 10.0, 100.0], "mahalanobis": [1.0, 10.0, 100.0],
-               "mahalanobis_hinge": [1e2, 1e3, 1e4], "nearest_token": [1.0, 10.0, 100.0],
-               "weight_decay": [0.1, 1.0, 10.0]}
-DEFAULTS = {
-    # sizes come from notebook 02's settings of the same profile (see :func:`settings`)
-    "smoke": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1],
-                  weights={k: [v[0], v[-1]] for k, v in CPU_WEIGHTS.items()}),
-    # lr 5e-2: at 5e-3 twenty steps move the prompt ~0.5 (notebook 02), leaving a regulariser
-    # nothing to hold back; at 5e-2 it moves ~4, more than a token-embedding row's norm (~3.2)
-    "cpu": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1], weights=CPU_WEIGHTS),
-    # 2000 steps at the paper's lr: one more decade on each side, three baseline seeds
-    "paper": dict(prior="fitted-gaussian", lr=1e-3, seeds=[0, 1, 2],
-                  weights={"prior_l2": [0.1, 1.0, 10.0, 100.0, 1000.0], "mahalanobis": [0.1, 1.0, 10.0, 100.0, 1000.0],
-                           "mahalanobis_hinge": [10.0, 1e2, 1e3, 1e4, 1e5],
-                           "nearest_token": [0.1, 1.0, 10.0, 100.0, 1000.0],
-                           "weight_decay": [0.01, 0.1, 1.0, 10.0, 100.0]}),
-}
+# The weights themselves, per profile, are in priorlib/compendium/profiles.py (CHAPTERS['07_regularisation']).
 
 
 @dataclass
@@ -140,9 +125,7 @@ def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=N
     """Resolve the notebook's papermill parameters (``None``: the profile's default) and check them
     before any compute. Sizes are notebook 02's for the same profile, so the unregularised seed-0
     run is notebook 02's run of this prior and learning rate (reused from the run store)."""
-    if profile not in DEFAULTS:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(DEFAULTS)}")
-    d = DEFAULTS[profile]
+    d = profiles.chapter_defaults(NOTEBOOK, profile)
     weights = _check_weights(d["weights"] if weights is None else weights)
     lr = float(d["lr"] if lr is None else lr)
     seeds = [int(x) for x in (d["seeds"] if seeds is None else seeds)]
@@ -151,7 +134,7 @@ def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=N
     if lr * max(weights.get("weight_decay", [0.0])) >= 1:
         raise ValueError(f"lr x weight_decay must stay below 1 (lr {lr:g}, largest weight decay "
                          f"{max(weights['weight_decay']):g}): a larger decay step flips the prompt's sign")
-    s2 = sec.settings("02", profile, model=model, priors=[prior or d["prior"]], learning_rates=[lr], seeds=seeds,
+    s2 = sec.settings("02_lr_priors", profile, model=model, priors=[prior or d["prior"]], learning_rates=[lr], seeds=seeds,
                       steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
                       eval_size=eval_size,
                       out_dir=results_dir(NOTEBOOK, out_dir))
@@ -185,7 +168,7 @@ def regulariser_of(cfg) -> tuple[str, float]:
 
 def shares_baseline_with_02(s: Settings) -> bool:
     """Whether notebook 02 (its default grid for this profile) trains this notebook's seed-0 baseline."""
-    s2 = sec.settings("02", s.profile)
+    s2 = sec.settings("02_lr_priors", s.profile)
     first = s.configs()[0].key()
     return any(c.key() == first for c in sec.lr_seed_grid(s2, s2.base()))
 

@@ -3,7 +3,7 @@ posteriors could serve as priors for new tasks; this tests it.
 
 Source
   SQuAD soft prompts from the ``fitted-gaussian`` prior at lr 5e-2, with notebook 02's sizes
-  (``runs.settings("02", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
+  (``runs.settings("02_lr_priors", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
   through the run store). At 5e-2 the prompts move a lot in 20 steps (notebook 02: median L2 about 4
   against an embedding row norm of about 3.2); at 5e-3 they barely move and the test would be vacuous.
   The trained (last-checkpoint) prompts of every source seed form the *bank* (``priors.posterior``).
@@ -29,12 +29,12 @@ import torch
 from priorlib.compendium import experiments as ex
 from priorlib.config import TrainConfig
 from priorlib.compendium import chapter
+from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
 
 NOTEBOOK = "08_posterior_transfer"
 SOURCE_PRIOR = "fitted-gaussian"
-SOURCE_LR = 5e-2
 POSTERIOR_ARMS = ("posterior-gaussian", "posterior-vae", "posterior-copy")
 FITTED_ARMS = ("posterior-gaussian", "posterior-vae")  # priors fitted to the bank (the hypothesis proper)
 CONTROL_ARMS = ("fitted-gaussian", "vocab-sample", "isotropic")
@@ -50,20 +50,6 @@ ARM_TITLES = {
 # the bank counts as moved when its vectors travelled further than the token embeddings' neighbour gap,
 # and as a distribution of its own when a linear classifier tells trained from sampled vectors this well
 DISTINCT_ACCURACY = 0.75
-
-# MATH sizes per profile. cpu: the first cpu execution (3 seeds of 20 steps, 2 cores) trained the 18 target
-# runs in 237 s (13 s a run) and left steps-to-target sds as large as the differences between arms, with
-# exact-match accuracy 0 for every run (SmolLM2-135M-Instruct cannot do this arithmetic). So: 5 seeds, 30
-# steps (30 runs, about 7-8 minutes), and the teacher-forced answer-token accuracy beside exact match.
-TARGET = {
-    "smoke": dict(seeds=[0, 1], source_seeds=[0, 1], steps=4, batch_size=4, lr=5e-3, eval_size=4, max_length=64,
-                  max_new_tokens=2, eval_every=2, vae_epochs=20),
-    "cpu": dict(seeds=[0, 1, 2, 3, 4], source_seeds=[0, 1, 2, 3], steps=30, batch_size=8, lr=5e-3, eval_size=24,
-                max_length=96, max_new_tokens=6, eval_every=5, vae_epochs=300),
-    "paper": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2, 3, 4], steps=400, batch_size=8, lr=1e-3, eval_size=200,
-                  max_length=128, max_new_tokens=8, eval_every=25, vae_epochs=300),
-}
-
 
 # ------------------------------------------------------------------------------------------ setup
 @dataclass
@@ -99,13 +85,11 @@ class Setup:
                 f"seeds {self.seeds}")
 
 
-def setup(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_seeds=None, source_lr=None,
+def settings(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_seeds=None, source_lr=None,
           steps=None, batch_size=None, lr=None, eval_size=None, max_new_tokens=None, vae_epochs=None,
           out_dir=None) -> Setup:
     """Resolve the notebook's papermill parameters (``None``: the profile's default) into a :class:`Setup`."""
-    if profile not in TARGET:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(TARGET)}")
-    t = TARGET[profile]
+    t = profiles.chapter_defaults(NOTEBOOK, profile)  # the MATH target's sizes
     arms = list(arms) if arms is not None else list(ARMS)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -114,13 +98,13 @@ def setup(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_see
     source_seeds = [int(x) for x in (source_seeds if source_seeds is not None else t["source_seeds"])]
     if not arms or not seeds or len(source_seeds) < 2:
         raise ValueError("arms and seeds must not be empty, and the bank needs at least two source seeds")
-    source_lr = float(source_lr if source_lr is not None else SOURCE_LR)
+    source_lr = float(source_lr if source_lr is not None else t["source_lr"])
     if not source_lr > 0:
         raise ValueError(f"source_lr must be > 0, got {source_lr}")
     vae_epochs = int(vae_epochs if vae_epochs is not None else t["vae_epochs"])
     if vae_epochs < 1:
         raise ValueError(f"vae_epochs must be >= 1, got {vae_epochs}")
-    src = sec.settings("02", profile, model=model)
+    src = sec.settings("02_lr_priors", profile, model=model)
     steps_ = int(steps if steps is not None else t["steps"])
     every = min(t["eval_every"], steps_)
     target = ex.base_config(

@@ -30,16 +30,11 @@ import torch
 
 from priorlib.compendium import experiments as ex
 from priorlib.compendium import chapter
+from priorlib.compendium import profiles
 from priorlib.compendium import runs as s02
 from priorlib.compendium.paths import results_dir
 
 STEM = "09_second_model"
-# (main model, second model) per profile
-PAIRS = {"smoke": ("tiny-random-llama", "tiny-random-gemma3"),
-         "cpu": ("smollm2-135m", "gemma3-270m"),
-         "paper": ("llama-3.2-1b", "gemma3-270m")}
-# one learning rate from the paper's set; notebook 02 replicates its seeds at this one on the cpu profile
-LEARNING_RATE = {"smoke": 5e-3, "cpu": 5e-3, "paper": 1e-3}
 CLAIMS = ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
           "Prompts stay near where their prior put them at the paper's learning rates",
           "Final quality is the same whichever prior starts the prompt",
@@ -65,22 +60,21 @@ class Setup:
         return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
 
 
-def setup(profile: str = "cpu", *, models=None, priors=None, learning_rate=None, seeds=None, steps=None,
+def settings(profile: str = "cpu", *, models=None, priors=None, learning_rate=None, seeds=None, steps=None,
           batch_size=None, eval_size=None, out_dir=None) -> Setup:
     """Resolve the notebook's parameters (None: the profile's default); bad values fail here, before any compute."""
-    if profile not in PAIRS:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PAIRS)}")
+    d = profiles.chapter_defaults(STEM, profile)
     from priorlib.models import check_model_name
-    models = tuple(models) if models is not None else PAIRS[profile]
+    models = tuple(models if models is not None else d["models"])
     if len(models) != 2 or models[0] == models[1]:
         raise ValueError(f"models must be two different registry models, got {list(models)}")
     for m in models:
         check_model_name(m)
-    lr = float(learning_rate) if learning_rate is not None else LEARNING_RATE[profile]
+    lr = float(learning_rate if learning_rate is not None else d["learning_rate"])
     out = results_dir(STEM, out_dir)
     su = Setup(profile, models, [], lr, [], out)
     for m in models:
-        su.settings[m] = s02.settings("02", profile, model=m, priors=priors, learning_rates=[lr], seeds=seeds,
+        su.settings[m] = s02.settings("02_lr_priors", profile, model=m, priors=priors, learning_rates=[lr], seeds=seeds,
                                       steps=steps, batch_size=batch_size, eval_size=eval_size, out_dir=out)
     first = su.settings[models[0]]
     su.priors, su.seeds = list(first.priors), list(first.seeds)
@@ -125,7 +119,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     rows, qtable, target = s02.quality(runs)
     verdicts, numbers = chapter("02_lr_priors").verdicts(rows, place, baseline, S)
 
-    cfg = atlas.resolve_config(su.profile, model=name)
+    cfg = atlas.settings(su.profile, model=name)
     inputs = atlas.load_inputs(cfg, tok)
     points = atlas.hook_points(model, cfg.layers)
     caps = atlas.capture_all(model, tok, inputs, points, cfg)
