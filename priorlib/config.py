@@ -110,8 +110,7 @@ class TrainConfig:
 
     def regularisers(self):
         from .regularisers import RegulariserWeights
-        return RegulariserWeights(self.reg_prior_l2, self.reg_mahalanobis, self.reg_mahalanobis_hinge,
-                                  self.reg_nearest_token)
+        return RegulariserWeights.from_config(self)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict:

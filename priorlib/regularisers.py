@@ -14,13 +14,45 @@ the chi-square_d 0.95 quantile):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 
+@dataclass(frozen=True)
+class RegulariserSpec:
+    """One regulariser: its name, the :class:`~priorlib.TrainConfig` field holding its weight, the placement
+    measure it acts on directly, and the way it should move it (-1: a pull lowers it, +1: a push raises it).
+
+        REGULARISERS["mahalanobis"].field    # 'reg_mahalanobis'
+    """
+    name: str
+    field: str
+    acts_on: str
+    direction: int
+    title: str
+    short: str
+
+
+# the one list of regularisers: CLI flags (--reg-NAME), TrainConfig fields, chapter 07's sweep and its legends
+REGULARISERS: dict[str, RegulariserSpec] = {r.name: r for r in (
+    RegulariserSpec("prior_l2", "reg_prior_l2", "moved_l2", -1, "L2 pull to the prompt's own prior sample",
+                    "L2 to prior sample"),
+    RegulariserSpec("mahalanobis", "reg_mahalanobis", "median_mahalanobis", -1,
+                    "Mahalanobis pull into the token-embedding Gaussian", "Mahalanobis pull"),
+    RegulariserSpec("mahalanobis_hinge", "reg_mahalanobis_hinge", "median_mahalanobis", +1,
+                    "hinge out of the Gaussian's 95% region", "Mahalanobis hinge"),
+    RegulariserSpec("nearest_token", "reg_nearest_token", "median_nn_l2", -1,
+                    "nearest-token distance ('waywardness')", "nearest token"),
+    RegulariserSpec("weight_decay", "weight_decay", "median_norm", -1, "AdamW weight decay (towards 0)",
+                    "weight decay"),
+)}
+PENALTIES = tuple(n for n in REGULARISERS if n != "weight_decay")  # the terms added to the loss
+
+
 @dataclass
 class RegulariserWeights:
+    """The weights of the penalty terms (:data:`PENALTIES`); ``RegulariserWeights.from_config(cfg)``."""
     prior_l2: float = 0.0
     mahalanobis: float = 0.0
     mahalanobis_hinge: float = 0.0
@@ -31,12 +63,22 @@ class RegulariserWeights:
             if not float(v) >= 0:
                 raise ValueError(f"regulariser weight {k} must be >= 0, got {v}")
 
+    @classmethod
+    def from_config(cls, config) -> "RegulariserWeights":
+        return cls(**{f.name: getattr(config, REGULARISERS[f.name].field) for f in fields(cls)})
+
     @property
     def active(self) -> bool:
         return any(float(v) > 0 for v in vars(self).values())
 
 
-class Regulariser:
+class Penalty:
+    """The weighted penalty terms of one run, around its prior sample ``start`` (``[n, d]``).
+
+        pen = Penalty(RegulariserWeights(prior_l2=10.0), start=prompt0, reference=token_ref)
+        total, terms = pen.penalty(prompt)          # a scalar tensor, {"prior_l2": float}
+    """
+
     def __init__(self, weights: RegulariserWeights, start: torch.Tensor, reference=None):
         self.w = weights
         self.start = start.detach().float().clone()  # [n, d]

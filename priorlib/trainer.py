@@ -196,7 +196,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def _regulariser(self):
-        from .regularisers import Regulariser
+        from .regularisers import Penalty
         weights = self.config.regularisers()
         if not weights.active:
             return None
@@ -205,7 +205,7 @@ class Trainer:
         if weights.mahalanobis or weights.mahalanobis_hinge or weights.nearest_token:
             from .priors import Reference
             ref = Reference.from_embeddings(self.model, self.tok)
-        return Regulariser(weights, step0, ref)
+        return Penalty(weights, step0, ref)
 
     def _frozen(self, idx: list[int], ids: torch.Tensor, encoded) -> torch.Tensor:
         """States entering the lowest deep layer for the batch ``idx``, ``[B, T, d]``, computed once per

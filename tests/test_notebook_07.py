@@ -77,9 +77,9 @@ def _table(val_shift: float = 0.0, hinge_moves: bool = False) -> pd.DataFrame:
         for k, w in enumerate((1.0, 10.0, 100.0)):
             row = dict(base, regulariser=name, weight=w, seed=0)
             if r.direction < 0:
-                row[r.target] = base[r.target] * 0.5 ** (k + 1)
+                row[r.acts_on] = base[r.acts_on] * 0.5 ** (k + 1)
             elif hinge_moves:
-                row[r.target] = base[r.target] + 10.0 * (k + 1)
+                row[r.acts_on] = base[r.acts_on] + 10.0 * (k + 1)
             if k == 2:
                 row["final_val_loss"] += val_shift
             rows.append(row)

@@ -4,7 +4,7 @@ import torch
 
 from priorlib.checkpoint import list_checkpoints, load_checkpoint
 from priorlib.priors import Reference
-from priorlib.regularisers import Regulariser, RegulariserWeights
+from priorlib.regularisers import Penalty, RegulariserWeights
 
 
 def _ref(d=8, n=4000, seed=0):
@@ -15,7 +15,7 @@ def _ref(d=8, n=4000, seed=0):
 def test_penalty_values():
     ref = _ref()
     start = torch.zeros(3, 8)
-    reg = Regulariser(RegulariserWeights(1, 1, 1, 1), start, ref)
+    reg = Penalty(RegulariserWeights(1, 1, 1, 1), start, ref)
     p = torch.ones(3, 8)  # exactly the reference mean (up to sampling), deep inside the HDR
     t = reg.terms(p)
     assert t["prior_l2"] == pytest.approx(8.0)
@@ -53,3 +53,13 @@ def test_prior_l2_keeps_trained_prompt_near_its_sample(tmp_path, tiny):
     assert tied < 0.5 * free
     hist = (tmp_path / "tied" / "history.jsonl").read_text()
     assert "reg_prior_l2" in hist
+
+
+def test_one_list_of_regularisers_matches_the_config():
+    from priorlib import TrainConfig
+    from priorlib.regularisers import PENALTIES, REGULARISERS
+    fields = set(TrainConfig.__dataclass_fields__)
+    assert all(r.field in fields for r in REGULARISERS.values())
+    assert set(PENALTIES) == set(RegulariserWeights.__dataclass_fields__)
+    cfg = TrainConfig(model="tiny-random-llama", reg_mahalanobis=2.5, reg_nearest_token=0.5)
+    assert cfg.regularisers() == RegulariserWeights(mahalanobis=2.5, nearest_token=0.5)

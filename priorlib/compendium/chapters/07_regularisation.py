@@ -34,30 +34,12 @@ import pandas as pd
 from priorlib.compendium import experiments as ex
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
+from priorlib.regularisers import REGULARISERS
 from priorlib.compendium.paths import results_dir
 
 NOTEBOOK = "07_regularisation"
 
 
-@dataclass(frozen=True)
-class Regulariser:
-    name: str
-    field: str       # the TrainConfig field holding its weight
-    target: str      # the divergence measure it acts on directly
-    direction: int   # -1: a larger weight should lower the target (a pull); +1: raise it (a push)
-    title: str
-
-
-REGULARISERS = {r.name: r for r in (
-    Regulariser("prior_l2", "reg_prior_l2", "moved_l2", -1, "L2 pull to the prompt's own prior sample"),
-    Regulariser("mahalanobis", "reg_mahalanobis", "median_mahalanobis", -1,
-                "Mahalanobis pull into the token-embedding Gaussian"),
-    Regulariser("mahalanobis_hinge", "reg_mahalanobis_hinge", "median_mahalanobis", +1,
-                "hinge out of the Gaussian's 95% region"),
-    Regulariser("nearest_token", "reg_nearest_token", "median_nn_l2", -1,
-                "nearest-token distance ('waywardness')"),
-    Regulariser("weight_decay", "weight_decay", "median_norm", -1, "AdamW weight decay (towards 0)"),
-)}
 BASELINE = "none"  # the regulariser name of unregularised runs
 
 # Quality and divergence columns of :func:`sweep_rows` (all per run; divergence of the trained prompt).
@@ -115,7 +97,7 @@ class Settings(sec.Settings):
     def grid_table(self) -> pd.DataFrame:
         """One row per regulariser: its weights, the field it sets and the measure it should move."""
         return pd.DataFrame([{"regulariser": n, "TrainConfig field": REGULARISERS[n].field,
-                              "weights": ", ".join(f"{w:g}" for w in ws), "acts on": REGULARISERS[n].target,
+                              "weights": ", ".join(f"{w:g}" for w in ws), "acts on": REGULARISERS[n].acts_on,
                               "expected": "lower" if REGULARISERS[n].direction < 0 else "higher",
                               "what it does": REGULARISERS[n].title} for n, ws in self.weights.items()])
 
@@ -269,22 +251,22 @@ def curve_summary(table: pd.DataFrame, rel_tol: float = 0.05) -> pd.DataFrame:
     for name in regularisers_in(table):
         r = REGULARISERS[name]
         part = table[table["regulariser"] == name]
-        b = baseline_stats(table, r.target)
+        b = baseline_stats(table, r.acts_on)
         tol = noise_tolerance(b["mean"], b["sd"], rel_tol)
-        by_w = part.groupby("weight")[[r.target, "final_val_loss", "final_f1"]].mean().sort_index()
-        top = float(by_w[r.target].iloc[-1])
+        by_w = part.groupby("weight")[[r.acts_on, "final_val_loss", "final_f1"]].mean().sort_index()
+        top = float(by_w[r.acts_on].iloc[-1])
         delta = top - b["mean"]
         dq = by_w["final_val_loss"] - q["mean"]
         worst_w = float(dq.abs().idxmax())
         both = pd.concat([base, part])
         rows.append({
-            "regulariser": name, "target": r.target, "direction": r.direction,
+            "regulariser": name, "target": r.acts_on, "direction": r.direction,
             "weights": list(by_w.index), "largest_weight": float(by_w.index[-1]),
             "target_baseline": b["mean"], "target_baseline_sd": b["sd"], "target_at_largest": top,
             "delta": delta, "tolerance": tol, "moves": bool(r.direction * delta > tol),
-            "rho": sec.rank_correlation(both["weight"], both[r.target]),
-            "target_min": float(min(b["mean"], by_w[r.target].min())),
-            "target_max": float(max(b["mean"], by_w[r.target].max())),
+            "rho": sec.rank_correlation(both["weight"], both[r.acts_on]),
+            "target_min": float(min(b["mean"], by_w[r.acts_on].min())),
+            "target_max": float(max(b["mean"], by_w[r.acts_on].max())),
             "val_loss_at_largest": float(by_w["final_val_loss"].iloc[-1]),
             "worst_val_loss_change": float(dq.loc[worst_w]), "worst_weight": worst_w,
             "quality_tolerance": q_tol, "quality_flat": bool((dq.abs() <= q_tol).all()),

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from priorlib.regularisers import REGULARISERS
 
 LABELS = {  # axis labels with units
     "median_mahalanobis": "median Mahalanobis distance to the\ntoken-embedding Gaussian (whitened units)",
@@ -21,8 +22,7 @@ LABELS = {  # axis labels with units
     "final_f1": "final F1 (%)",
     "final_exact_match": "final exact match (%)",
 }
-NAMES = {"prior_l2": "L2 to prior sample", "mahalanobis": "Mahalanobis pull", "mahalanobis_hinge": "Mahalanobis hinge",
-         "nearest_token": "nearest token", "weight_decay": "weight decay"}
+NAMES = {r.name: r.short for r in REGULARISERS.values()}
 REF_LINES = {  # kind of vertical reference line -> (colour, line style, legend label)
     "radius": ("k", "--", "95% radius of the token-embedding Gaussian"),
     "gap": ("0.35", "-.", "token embeddings' own median neighbour gap"),
