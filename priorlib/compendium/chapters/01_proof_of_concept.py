@@ -606,6 +606,8 @@ def as_json(obj):
         return int(obj)
     if isinstance(obj, (np.floating, float)):
         return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, Path):
+        return str(obj)
     return obj
 
 
