@@ -159,3 +159,19 @@ def test_scrubber_slider_changes_image(browser, site):
     assert "checkpoint 1" in page.inner_text(".priorlib-scrubber")
     page.close()
     assert not watch.problems, "; ".join(watch.problems)
+
+
+def test_bibliography_lists_the_paper(browser, site):
+    _, base = site
+    page = browser.new_page()
+    watch = PageWatch(page, base)
+    page.goto(base + "book/references.html")
+    text = page.inner_text("main")
+    assert "Exploring Embedding Priors in Prompt-Tuning" in text and "Sedov" in text and "2412.18582" in text
+    assert "Rajpurkar" in text and "Lester" in text  # SQuAD and prompt tuning are cited too
+    # the intro's citation links to the bibliography entry
+    page.goto(base + "book/intro.html")
+    cite = page.locator("a[href*='references.html#'][title*='Sedov']")
+    assert cite.count() >= 1, "the intro does not cite the paper"
+    page.close()
+    assert not watch.problems, "; ".join(watch.problems)
