@@ -178,3 +178,24 @@ def test_toc_globs_cover_notebooks_and_sweeps():
     assert list(config["sphinx"]["config"]["nb_ipywidgets_js"]) == [
         "vendor/require.js", "priorlib-widgets.js", "vendor/html-manager/embed-amd.js"]
     assert json.dumps(config).count("http") == 0  # no CDN anywhere in the configuration
+
+
+def test_killed_runs_leave_no_partial_notebook(tmp_path):
+    """A SIGKILLed `priorlib book` leaves `.NN_name.<pid>.*.partial.ipynb`; the next run removes it,
+    but never the file of an execution that is still running."""
+    import os
+    import subprocess
+    import sys
+
+    from priorlib.compendium.book import remove_stale_partials
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".02_lr_priors.{dead}.abc123.partial.ipynb"
+    legacy = tmp_path / ".03_exclusion.x7y8.partial.ipynb"   # the old name, without a pid
+    running = tmp_path / f".04_activation_spaces.{os.getpid()}.def456.partial.ipynb"
+    page = tmp_path / "02_lr_priors.ipynb"
+    for f in (stale, legacy, running, page):
+        f.write_text("{}")
+    assert sorted(remove_stale_partials(tmp_path)) == sorted([stale, legacy])
+    assert running.exists() and page.exists() and not stale.exists() and not legacy.exists()

@@ -200,6 +200,29 @@ def attach_results(nb, path: Path, since: float) -> None:
         nb.metadata.setdefault("priorlib", {})["results"] = json.loads(path.read_text())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the half-written ``.NN_name.<pid>.*.partial.ipynb`` files of runs that were killed (their
+    process is gone); a running execution's own file stays. Returns what was removed."""
+    removed = []
+    for f in Path(folder).glob(".*.partial.ipynb"):
+        parts = f.name.split(".")
+        pid = int(parts[2]) if len(parts) > 4 and parts[2].isdigit() else None
+        if pid is None or not _alive(pid):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
+
+
 def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
                      kernel_name: str | None = None, cwd=None, log=print,
                      transform=None, failed_dir=None) -> dict:
@@ -217,7 +240,8 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
     root = Path(root) if root else src.parent
     parameters = dict(parameters or {})
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".partial.ipynb", dir=dest.parent)
+    remove_stale_partials(dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.{os.getpid()}.", suffix=".partial.ipynb", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     started = _dt.datetime.now(_dt.timezone.utc)
