@@ -61,14 +61,19 @@ def folder_lock(folder: str | Path, *, wait: bool | float = False, what: str = "
     """
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / LOCK_NAME), on_acquired=_note_holder)
     timeout = 0 if wait is False else (-1 if wait is True else float(wait))
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        how = "" if wait is False else f" after waiting {timeout:g} s"
-        raise LockedError(f"{what} {folder} is locked by {_describe(holder(folder))}{how}; {hint}") from None
+    for attempt in range(100):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=timeout)
+            break
+        except Timeout:
+            how = "" if wait is False else f" after waiting {timeout:g} s"
+            raise LockedError(f"{what} {folder} is locked by {_describe(holder(folder))}{how}; {hint}") from None
+        except FileNotFoundError:  # the holder failed before writing anything and removed the folder: again
+            if attempt == 99:
+                raise
     try:
         yield
     finally:

@@ -254,7 +254,12 @@ class Trainer:
             done = step + 1
             if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):  # before the step: prompts stay good
                 self._diverged(done, f"the loss is {loss_sum / n_answer} and the gradient norm {grad_norm}")
-            opt.step()
+            try:
+                opt.step()
+            except RuntimeError as err:  # an lr near float32's limit: AdamW's step size overflows
+                if "overflow" not in str(err):
+                    raise
+                self._diverged(done, f"the optimizer step overflowed (lr {lr:g})")
             if not all(bool(torch.isfinite(t).all()) for t in prompts.values()):
                 self._diverged(done, "the update made the prompt non-finite")
             logs = {"step": done, "loss": loss_sum / n_answer, "lr": lr, "grad_norm": grad_norm,
