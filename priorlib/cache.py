@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -92,6 +93,13 @@ def _load(meta_path: Path, st_path: Path, npz_path: Path) -> dict | None:
         return None
 
 
+def _tmp_beside(path: Path) -> Path:
+    """A fresh temporary file next to ``path`` (unique per writer: concurrent stores never share one)."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
 def _store(result: dict, params: dict, meta_path: Path, st_path: Path, npz_path: Path) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in result.items() if isinstance(v, torch.Tensor)}
     arrays = {k: np.asarray(v) for k, v in result.items() if not isinstance(v, torch.Tensor)}
@@ -101,15 +109,16 @@ def _store(result: dict, params: dict, meta_path: Path, st_path: Path, npz_path:
     if tensors:
         from safetensors.torch import save_file
 
-        tmp = st_path.with_name(st_path.name + ".tmp")
+        tmp = _tmp_beside(st_path)
         save_file(tensors, str(tmp))
         tmp.replace(st_path)
     if arrays:
-        tmp = npz_path.with_name(npz_path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
+        tmp = _tmp_beside(npz_path)
+        with open(tmp, "wb") as f:  # a file object: np.savez adds no suffix
+            np.savez(f, **arrays)
         tmp.replace(npz_path)
     meta = {"params": params, "order": list(result), "torch_keys": sorted(tensors), "numpy_keys": sorted(arrays)}
-    tmp = meta_path.with_name(meta_path.name + ".tmp")
+    tmp = _tmp_beside(meta_path)
     tmp.write_text(json.dumps(meta, sort_keys=True, default=_jsonable, indent=1))
     tmp.replace(meta_path)  # written last: its presence marks a complete entry
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -16,6 +17,20 @@ class Method(str, Enum):
 class Precision(str, Enum):
     BF16 = "bf16"   # frozen weights in bf16 + autocast; prompts and optimizer state stay fp32
     FP32 = "fp32"   # everything fp32 (bitwise-reproducible resume on CPU)
+
+
+MIN_MAX_LENGTH = 10  # the encoder keeps at least 8 prompt tokens, plus an answer token and EOS
+
+
+def _check_device_name(device) -> None:
+    """The device string's syntax (whether it exists here is checked when a run starts)."""
+    import torch
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
 
 
 def _enum(cls, value, what):
@@ -82,12 +97,32 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.n_train is not None and (not isinstance(self.n_train, int) or isinstance(self.n_train, bool)):
+            raise ValueError(f"n_train must be an integer or None, got {self.n_train!r}")
         if self.n_train is not None and self.n_train < self.batch_size:
             raise ValueError(f"n_train={self.n_train} cannot fill one batch of {self.batch_size}")
+        if self.max_length < MIN_MAX_LENGTH:
+            raise ValueError(f"max_length must be at least {MIN_MAX_LENGTH} (8 prompt tokens and the answer), "
+                             f"got {self.max_length}")
+        from .regularisers import REGULARISERS
+        for name in ("lr", "max_grad_norm", *(r.field for r in REGULARISERS.values())):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.warmup_steps < 0 or self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise ValueError("warmup_steps and weight_decay must be >= 0 and max_grad_norm > 0")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise ValueError(f"weight_decay must be >= 0 (got {self.weight_decay}) and max_grad_norm > 0 "
+                             f"(got {self.max_grad_norm})")
+        _check_device_name(self.device)
+        from .hooks import _POINT
+        if self.soft_space != "tokens" and not (isinstance(self.soft_space, str) and _POINT.match(self.soft_space)):
+            raise ValueError(f"soft_space must be 'tokens' or a hook point such as 'layers.0.resid_post' "
+                             f"(embed, final_norm, layers.K.resid_pre, layers.K.resid_post), got {self.soft_space!r}")
         self.regularisers()  # weights >= 0
         if any(w > 0 for w in vars(self.regularisers()).values()) and not (
                 self.method is Method.SOFT or self.token_prompt):

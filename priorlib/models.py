@@ -187,6 +187,25 @@ def check_model_name(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def check_device(device) -> torch.device:
+    """The device, parsed and checked to exist on this machine (one-line ValueError otherwise)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this machine has no CUDA GPU (torch {torch.__version__}); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r}: MPS is not available on this machine")
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    return dev
+
+
 def resolve_attention(attn_implementation: str, device) -> str:
     """``auto``: eager attention on CPU (measured faster for training there: its backward beats the CPU
     SDPA kernel's in bf16, see book/performance.md), SDPA elsewhere."""

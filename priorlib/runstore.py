@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import list_checkpoints, load_checkpoint
+from .checkpoint import list_checkpoints, load_checkpoint, read_jsonl
 from .config import TrainConfig
 from .models import cache_dir
 
@@ -34,11 +34,11 @@ class Run:
 
     @property
     def metrics(self) -> dict:
-        return json.loads((self.dir / "metrics.json").read_text())
+        from .trainer import read_json_file
+        return read_json_file(self.dir / "metrics.json", "metrics file")
 
     def _jsonl(self, name: str) -> list[dict]:
-        path = self.dir / name
-        return [json.loads(r) for r in path.read_text().splitlines() if r.strip()] if path.exists() else []
+        return read_jsonl(self.dir / name)  # a bad row: one line naming the file and line
 
     def history(self):
         import pandas as pd
@@ -78,18 +78,21 @@ def examples_key(*example_lists) -> str:
 
 
 def train(config: TrainConfig, *, out: str | Path | None = None, root=None, model=None, tokenizer=None,
-          train_examples=None, eval_examples=None, progress: bool = True, **kw) -> Run:
+          train_examples=None, eval_examples=None, progress: bool = True, wait: bool | float = True, **kw) -> Run:
     """Train ``config`` (or reuse the finished run) and return it.
 
     The run lives in ``out`` when given, else in the run store under the config's key (plus a hash of
     ``train_examples``/``eval_examples`` when you pass your own). ``model``/``tokenizer``: an already
-    loaded model (else ``config.model`` is loaded from the registry)."""
+    loaded model (else ``config.model`` is loaded from the registry). The run resumes if it was
+    interrupted, and its folder is locked while it trains: a second process training the same key waits
+    (``wait=True``, the default; a number: at most that many seconds; ``False``: fail at once) and then
+    reuses the finished run, so the history is never written twice."""
     from .trainer import Trainer
     if out is None:
         key = config.key()
         if train_examples is not None or eval_examples is not None:
             key += "-" + examples_key(train_examples, eval_examples)
         out = store_root(root) / key
-    Trainer(config, out, model=model, tokenizer=tokenizer, resume=True, progress=progress,
+    Trainer(config, out, model=model, tokenizer=tokenizer, resume="auto", progress=progress, wait=wait,
             train_examples=train_examples, eval_examples=eval_examples, **kw).fit()
     return Run(Path(out), config)

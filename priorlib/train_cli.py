@@ -4,7 +4,9 @@
         --lr 1e-3 --steps 200 --batch-size 8 --out runs/squad-vocab
 
 Every argument is validated (model, prior and its params, layer indices, positive counts, the output
-folder) before the model's weights are touched by any computation.
+folder, the device, the data files and any posterior bank) before the model loads; a bad value is one
+line on stderr naming it, and nothing is written to ``--out`` until every check has passed. A second
+process writing to the same ``--out`` fails at once naming the holder (``--wait`` queues behind it).
 """
 from __future__ import annotations
 
@@ -52,7 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder (must be new, or hold this run with --resume)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest valid checkpoint (--out must hold one)")
+    p.add_argument("--resume-or-start", action="store_true",
+                   help="continue the run in --out if there is one, else start it there")
+    p.add_argument("--wait", action="store_true",
+                   help="if another process is writing to --out, wait for it instead of failing at once")
     p.add_argument("--quiet", action="store_true")
 
 
@@ -77,7 +84,10 @@ def config_from_args(a) -> "TrainConfig":
 def run(a) -> int:
     config = config_from_args(a)  # ValueError -> one line, before anything loads
     from .trainer import Trainer
-    trainer = Trainer(config, a.out, resume=a.resume, progress=not a.quiet)
+    if a.resume and a.resume_or_start:
+        raise ValueError("give --resume or --resume-or-start, not both")
+    resume = "auto" if a.resume_or_start else bool(a.resume)
+    trainer = Trainer(config, a.out, resume=resume, progress=not a.quiet, wait=a.wait)
     m = trainer.fit()
     keys = [k for k in ("val_loss", "exact_match", "f1", "accuracy") if k in (m["final"] or {})]
     print(json.dumps({"out": a.out, "initial": {k: m["initial"].get(k) for k in keys},

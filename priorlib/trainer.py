@@ -6,15 +6,25 @@
 A run folder holds ``config.json``, ``history.jsonl`` (step, loss, lr, seconds, tokens),
 ``evals.jsonl`` (validation loss and generation scores), ``checkpoints/step_*.safetensors``
 (step 0 is the prior sample) and, once finished, ``metrics.json``. Kill the process at any point
-and call ``fit()`` again with ``resume=True``: it continues from the last checkpoint and ends
-with the same prompts (bitwise in fp32 on CPU) as a run that never stopped, because the data order
-and the learning rate are pure functions of the step and the optimizer state is restored.
+and call ``fit()`` again with ``resume=True``: it continues from the newest *valid* checkpoint (an
+unreadable or inconsistent one is moved aside as ``*.invalid``, and said so on stderr) and ends with
+the same prompts (bitwise in fp32 on CPU) as a run that never stopped, because the data order and the
+learning rate are pure functions of the step and the optimizer state is restored.
+
+Safety: every input is checked before the model loads (config, device, ``out_dir``, the examples);
+nothing is written to ``out_dir`` until the run's prompts, data and optimizer are built; ``fit()``
+holds the folder's exclusive lock (:mod:`priorlib.locks`) while it writes; a non-finite loss, gradient
+or prompt stops training (:class:`TrainingDiverged`) with the last good checkpoint kept; the logs are
+strict JSON.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,9 +33,12 @@ from tqdm.auto import tqdm
 
 from . import arch
 from .batching import BucketSampler, bos_ids, collate, encode
-from .checkpoint import atomic_write_text, list_checkpoints, load_checkpoint, restore_optimizer, save_checkpoint
+from .checkpoint import (atomic_write_text, list_checkpoints, load_checkpoint, read_jsonl, restore_optimizer,
+                         save_checkpoint)
 from .config import Precision, TrainConfig
 from .distributed import Dist
+from .errors import TrainingDiverged
+from .locks import LOCK_FILES, folder_lock
 from .prompts import PromptedLM
 from . import tasks
 
@@ -47,42 +60,98 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 class Trainer:
+    """``resume``: ``False`` (a new run; a finished one is reused), ``True`` (continue the run in
+    ``out_dir``, which must hold one) or ``"auto"`` (resume or start). ``wait``: when another process
+    holds the folder's lock, fail at once (``False``), wait for it (``True``) or wait that many seconds."""
+
     def __init__(self, config: TrainConfig, out_dir: str | Path, *, model=None, tokenizer=None,
-                 callbacks=(), resume: bool = False, progress: bool = True, train_examples=None,
-                 eval_examples=None, initial=None):
+                 callbacks=(), resume: bool | str = False, progress: bool = True, train_examples=None,
+                 eval_examples=None, initial=None, wait: bool | float = False):
+        if resume not in (False, True, "auto"):
+            raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
         self.config = config
         self.out = Path(out_dir)
         self.callbacks = list(callbacks)
         self.progress = progress
         self.resume = resume
+        self.wait = wait
+        self.fallbacks: list[str] = []  # checkpoints found invalid (and moved aside) on resume
+        from .models import check_device
+        check_device(config.device)  # a bogus device, or cuda on a machine without one: one line, now
         self.dist = Dist.from_env(config.device)
         if self.dist.world > 1 and torch.device(config.device).type == "cuda":
             config.device = f"cuda:{self.dist.local_rank}"
+        check_out_path(self.out)
         self._check_out_dir()
+        # the data before the model: a bad data file fails in a second, not after the model has loaded
+        self.train_examples = train_examples if train_examples is not None else \
+            tasks.examples(config.task, "train", n=config.n_train, math_per_module=config.math_per_module)
+        self.eval_examples = eval_examples if eval_examples is not None else \
+            tasks.examples(config.task, "validation", n=config.eval_size)
+        if len(self.train_examples) < config.batch_size:
+            raise ValueError(f"{len(self.train_examples)} training examples cannot fill one batch of {config.batch_size}")
+        if not self.eval_examples:
+            raise ValueError("no validation examples: the run could not be evaluated")
         if model is None:
             dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
             from .models import load_model
             model, tokenizer = load_model(config.model, dtype=dtype, device=config.device,
                                           attn_implementation=config.attn_implementation)
         self.model, self.tok = model, tokenizer
-        arch.resolve_layers(model, config.deep_layers)  # a bad layer index fails before any compute
-        self.train_examples = train_examples if train_examples is not None else \
-            tasks.examples(config.task, "train", n=config.n_train, math_per_module=config.math_per_module)
-        self.eval_examples = eval_examples if eval_examples is not None else \
-            tasks.examples(config.task, "validation", n=config.eval_size)
+        self.layers = arch.resolve_layers(model, config.deep_layers)  # a bad layer index fails before any compute
+        if config.soft_space != "tokens" and (config.method.value == "soft" or config.token_prompt):
+            from .hooks import parse_point
+            parse_point(model, config.soft_space)  # layers.99.resid_post on a 4-layer model: fails here
         self._initial = initial
 
     # ------------------------------------------------------------------ run folder
     def _check_out_dir(self):
         cfg_path = self.out / "config.json"
         if cfg_path.exists():
-            old = json.loads(cfg_path.read_text())
-            if old.get("identity") != json.loads(json.dumps(self.config.identity())):
+            old = read_run_config(cfg_path)
+            if old["identity"] != json.loads(json.dumps(self.config.identity())):
                 raise FileExistsError(f"{self.out} holds another run (its config.json differs); choose another --out")
             if not self.resume and list_checkpoints(self.out) and not (self.out / "metrics.json").exists():
                 raise FileExistsError(f"{self.out} holds an unfinished run of this config; pass --resume to continue it")
-        elif self.out.exists() and any(self.out.iterdir()):
+        elif self.out.is_dir() and any(p.name not in LOCK_FILES for p in self.out.iterdir()):
             raise FileExistsError(f"{self.out} is not empty and holds no priorlib run; choose another --out")
+        elif self.resume is True:
+            raise FileNotFoundError(f"{self.out} holds no run to resume (a typo in --out?); "
+                                    f"pass --resume-or-start to start one there")
+
+    def expected_prompts(self) -> dict[str, tuple[int, int]]:
+        """The prompt tensors this run trains, ``{name: (n_tokens, d)}`` (what a checkpoint must hold)."""
+        cfg, d = self.config, arch.d_model(self.model)
+        out = {}
+        if cfg.method.value == "soft" or cfg.token_prompt:
+            out["soft"] = (cfg.n_tokens, d)
+        if cfg.method.value == "deep":
+            out.update({f"deep.{k}": (cfg.n_tokens, d) for k in self.layers})
+        return out
+
+    def _resume_state(self) -> dict | None:
+        """The newest valid checkpoint (``load_checkpoint``'s dict) or ``None`` if there is none at all.
+        Invalid ones are moved aside (``step_*.safetensors.invalid``) with a line on stderr; if every
+        checkpoint is invalid, the newest one's problem is the error."""
+        ckpts = list_checkpoints(self.out)
+        errors = []
+        for _, path in reversed(ckpts):
+            try:
+                state = load_checkpoint(path, expect=self.expected_prompts(), max_step=self.config.steps)
+            except ValueError as err:
+                errors.append((path, err))
+                continue
+            for bad, err in errors:
+                aside = bad.with_name(bad.name + ".invalid")
+                if self.dist.main:
+                    os.replace(bad, aside)
+                msg = f"priorlib: {err}; moved it aside to {aside.name}; resuming from {path.name}"
+                self.fallbacks.append(msg)
+                print(msg, file=sys.stderr)
+            return state
+        if errors:
+            raise ValueError(f"no usable checkpoint in {self.out / 'checkpoints'}: {errors[0][1]}")
+        return None
 
     @property
     def finished(self) -> bool:
@@ -95,43 +164,56 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> dict:
+        """Train to ``config.steps`` (or return the finished run's metrics), holding the folder's lock."""
+        lock = folder_lock(self.out, wait=self.wait) if self.dist.main else contextlib.nullcontext()
+        with lock:
+            return self._fit()
+
+    def _fit(self) -> dict:
+        if self.dist.main:
+            self._check_out_dir()  # again, under the lock: another writer may have been here meanwhile
         if self.finished:
-            return json.loads((self.out / "metrics.json").read_text())
+            return read_json_file(self.out / "metrics.json")
         cfg = self.config
         self.dist.barrier()  # every rank has checked the folder before rank 0 writes to it
-        if self.dist.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.out / "config.json",
-                              json.dumps({"config": cfg.to_dict(), "identity": cfg.identity(), "key": cfg.key()}, indent=1))
         tok = self.tok
         encoded = [encode(tok, ex, cfg.max_length) for ex in self.train_examples]
         val_encoded = [encode(tok, ex, cfg.max_length) for ex in self.eval_examples]
         sampler = BucketSampler([e.length for e in encoded], cfg.batch_size, cfg.seed)
 
-        ckpts = list_checkpoints(self.out)
-        if ckpts:
-            state = load_checkpoint(ckpts[-1][1])
+        state = self._resume_state()
+        if state is not None:
             soft0, deep0 = self._split(state["prompts"])
             info = state["extra"].get("init", {})
         else:
             soft0, deep0, info = self._initial if self._initial is not None else self._draw_initial()
+            for name, t in {"soft": soft0, **{f"deep.{k}": v for k, v in (deep0 or {}).items()}}.items():
+                if t is not None and not torch.isfinite(t).all():
+                    raise ValueError(f"prior {cfg.prior!r} drew a non-finite initial {name} prompt; check its params")
         self.lm = PromptedLM.build(self.model, method=cfg.method.value, n_tokens=cfg.n_tokens,
                                    deep_layers=cfg.deep_layers, deep_mode=cfg.deep_mode,
                                    token_prompt=cfg.token_prompt, soft_init=soft0, deep_init=deep0,
                                    bos_ids=bos_ids(tok)).to(cfg.device)
         prompts = self.lm.prompt_tensors()
         opt = torch.optim.AdamW(list(prompts.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # everything is built and checked: only now is the folder written
         start = 0
-        if ckpts:
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.out / "config.json",
+                              json.dumps({"config": cfg.to_dict(), "identity": cfg.identity(), "key": cfg.key()},
+                                         indent=1, allow_nan=False))
+        if state is not None:
             start = state["step"]
             restore_optimizer(opt, prompts, state["optim"])
-            if state["rng"] is not None:
-                torch.set_rng_state(state["rng"])
-            self._truncate_logs(start)
+            torch.set_rng_state(state["rng"])
+            if self.dist.main:
+                self._truncate_logs(start)
         elif self.dist.main:
             self._reset_logs()
             path = save_checkpoint(self.out, 0, prompts, None, extra={"init": info})
             self._emit("on_checkpoint", 0, path)
+        self.dist.barrier()
         missing0 = self.dist.main and not any(e["step"] == 0 for e in self._rows("evals.jsonl"))
         if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
@@ -169,14 +251,23 @@ class Trainer:
                 penalty, reg_terms = reg.penalty(prompts["soft"])
                 penalty.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(list(prompts.values()), cfg.max_grad_norm))
-            opt.step()
             done = step + 1
+            if not (math.isfinite(loss_sum) and math.isfinite(grad_norm)):  # before the step: prompts stay good
+                self._diverged(done, f"the loss is {loss_sum / n_answer} and the gradient norm {grad_norm}")
+            try:
+                opt.step()
+            except RuntimeError as err:  # an lr near float32's limit: AdamW's step size overflows
+                if "overflow" not in str(err):
+                    raise
+                self._diverged(done, f"the optimizer step overflowed (lr {lr:g})")
+            if not all(bool(torch.isfinite(t).all()) for t in prompts.values()):
+                self._diverged(done, "the update made the prompt non-finite")
             logs = {"step": done, "loss": loss_sum / n_answer, "lr": lr, "grad_norm": grad_norm,
                     "seconds": time.perf_counter() - t0, "tokens": int(sum(ids.numel() for ids, _ in micro)),
                     **{f"reg_{k}": v for k, v in reg_terms.items()}}
             if self.dist.main:
                 with open(self.out / "history.jsonl", "a") as f:
-                    f.write(json.dumps(logs) + "\n")
+                    f.write(json.dumps(logs, allow_nan=False) + "\n")
             bar.set_postfix(loss=f"{logs['loss']:.3f}")
             self._emit("on_step", logs)
             last = done == cfg.steps
@@ -200,7 +291,8 @@ class Trainer:
         weights = self.config.regularisers()
         if not weights.active:
             return None
-        step0 = load_checkpoint(list_checkpoints(self.out)[0][1])["prompts"]["soft"]  # the prior sample
+        step0 = load_checkpoint(list_checkpoints(self.out)[0][1], expect=self.expected_prompts(),
+                                max_step=0)["prompts"]["soft"]  # the prior sample
         ref = None
         if weights.mahalanobis or weights.mahalanobis_hinge or weights.nearest_token:
             from .priors import Reference
@@ -252,15 +344,23 @@ class Trainer:
             m.update(scores)
             m["examples"] = [{"answers": list(ex.answers)[:3], "prediction": p}
                              for ex, p in list(zip(self.eval_examples, preds))[:5]]
+        bad = {k: v for k, v in m.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            self._diverged(step, f"the validation scores are not finite ({bad})")
         with open(self.out / "evals.jsonl", "a") as f:
-            f.write(json.dumps(m) + "\n")
+            f.write(json.dumps(m, allow_nan=False) + "\n")
         self._emit("on_eval", m)
         self.dist.barrier()
         return m
 
+    def _diverged(self, step: int, what: str):
+        kept = list_checkpoints(self.out)
+        last = f"the last good checkpoint, {kept[-1][1].name}, is kept" if kept else "no checkpoint was written"
+        raise TrainingDiverged(f"{self.out}: training diverged at step {step}: {what}; stopped ({last}); "
+                               f"lower --lr or check the prior's params")
+
     def _rows(self, name: str) -> list[dict]:
-        path = self.out / name
-        return [json.loads(r) for r in path.read_text().splitlines() if r.strip()] if path.exists() else []
+        return read_jsonl(self.out / name, torn_tail=True)
 
     def _reset_logs(self):
         for name in ("history.jsonl", "evals.jsonl"):
@@ -271,16 +371,57 @@ class Trainer:
         for name in ("history.jsonl", "evals.jsonl"):
             path = self.out / name
             if path.exists():
-                rows = [r for r in path.read_text().splitlines() if r.strip()]
-                keep = [r for r in rows if json.loads(r)["step"] <= step]
-                atomic_write_text(path, "".join(r + "\n" for r in keep))
+                keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] <= step]  # a torn last row goes too
+                atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
 
     def _finish(self, final: dict, seconds: float) -> dict:
         evals, hist = self._rows("evals.jsonl"), self._rows("history.jsonl")
         initial = next((e for e in evals if e["step"] == 0), None)
         step_s = sorted(h["seconds"] for h in hist)
         metrics = {"initial": initial, "final": final, "steps": self.config.steps,
-                   "median_s_per_step": step_s[len(step_s) // 2] if step_s else math.nan,
+                   "median_s_per_step": step_s[len(step_s) // 2] if step_s else None,
                    "train_seconds_this_process": seconds, "key": self.config.key()}
-        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=1))
+        atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
         return metrics
+
+
+def read_json_file(path: Path, what: str = "JSON file") -> dict:
+    """A JSON object from ``path``; a one-line ``ValueError`` naming the file if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not valid UTF-8 at byte {err.start}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not a valid {what} (line {err.lineno} column {err.colno}: {err.msg}); "
+                         f"restore or delete it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a valid {what} (expected an object, got {type(data).__name__})")
+    return data
+
+
+def read_run_config(path: Path) -> dict:
+    data = read_json_file(path, "run config")
+    if not isinstance(data.get("identity"), dict):
+        raise ValueError(f"{path}: not a valid run config (no 'identity' object); restore or delete it")
+    return data
+
+
+def check_out_path(out: Path) -> None:
+    """Fail now, in one line naming the path, if ``out`` cannot become a run folder: it is a file, lies
+    under a file, or its nearest existing folder cannot be written (probed with a temporary folder,
+    removed at once)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise NotADirectoryError(f"--out {out} lies under {probe}, which is a file")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".priorlib-probe-", dir=probe))
+    except OSError as err:
+        raise PermissionError(f"--out {out}: cannot write to {probe} ({err.strerror})") from None
+

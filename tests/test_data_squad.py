@@ -200,7 +200,7 @@ def test_missing_folder_and_offline(tmp_path, monkeypatch):
 def test_edit_invalidates_memo(tmp_path):
     path = _write(tmp_path, "x.json", [_article(f"T{i}") for i in range(10)])
     assert len(squad_articles(tmp_path)) == 10
-    path.write_text(json.dumps({"data": [_article(f"T{i}") for i in range(12)]}), encoding="utf-8")
+    path.write_text(json.dumps({"version": "1.1", "data": [_article(f"T{i}") for i in range(12)]}), encoding="utf-8")
     assert len(squad_articles(tmp_path)) == 12
 
 

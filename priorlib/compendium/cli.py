@@ -7,7 +7,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+
+# argparse takes "-1e-3" for an option (it only knows "-1" and "-.5" as numbers): join such a value to its flag
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE)
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _NEGATIVE_NUMBER.match(arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``priorlib train: error: ...``), exit status 2, like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+from ..errors import PriorlibError
 
 COMMANDS = {
     "train": ("priorlib.train_cli", "train a soft or deep prompt from a prior"),
@@ -19,9 +42,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="priorlib", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    argv = _join_negative_values(list(sys.argv[1:] if argv is None else argv))
+    parser = _OneLineParser(prog="priorlib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     if argv and argv[0] in COMMANDS:  # import only the module of the command asked for
         names = [argv[0]]
     else:
@@ -36,10 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        # bad input: one clear line, no traceback
-        print(f"priorlib {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, OSError, PriorlibError) as err:
+        # bad input, a file the OS refuses, a locked folder, a diverged run: one clear line, no traceback
+        print(f"priorlib {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:  # name the path, not errno
+        where = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+        return f"{where}: {err.strerror}"
+    return " ".join(str(err).split())
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ v1.1 schema::
       "qas": [{"id": ..., "question": ..., "answers": [{"text": ..., "answer_start": ...}]}]}]}]}
 
 Every record is validated and nothing is dropped silently: malformed JSON,
+a ``version`` other than ``"1.1"`` (SQuAD 2.0's unanswerable questions would be mis-read),
 a missing or mistyped field, a question without answers, an ``answer_start``
 that does not point at the answer text in the context, a duplicate question
 id, or an article title that occurs twice (in one file or in two) raise a
@@ -72,6 +73,9 @@ _ARTICLE_CACHE: dict[tuple, tuple[list[dict], dict[str, str]]] = {}
 
 
 # --------------------------------------------------------------------------- splits
+SUPPORTED_VERSIONS = ("1.1",)  # the "version" field of the official v1.1 files
+
+
 def _split_sizes(n: int, fractions) -> list[int]:
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3:
@@ -225,6 +229,10 @@ def _load_local(folder: Path) -> list[dict]:
             _fail(str(path), "top level", f"expected an object with a 'data' list, got {type(payload).__name__}")
         if "data" not in payload:
             _fail(str(path), "top level", "missing field 'data'")
+        version = payload.get("version")
+        if version not in SUPPORTED_VERSIONS:  # v2.0 adds unanswerable questions this loader would mis-read
+            _fail(str(path), "top level", f"field 'version' must be {' or '.join(map(repr, SUPPORTED_VERSIONS))} "
+                  f"(SQuAD v1.1), got {version!r}")
         articles.extend(_validate_articles(payload["data"], str(path), seen_ids, seen_titles))
     if not articles:
         raise ValueError(one_line(f"{folder}: the SQuAD files hold no articles"))

@@ -8,6 +8,7 @@ returns float32. ``parse_params`` turns CLI strings (``--prior-param KEY=VALUE``
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -62,7 +63,15 @@ def make_params(name: str, params: dict[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"prior {name!r} has no parameter(s) {', '.join(unknown)}; "
                          f"known: {', '.join(known) or '(none)'}")
+    check_finite_params(name, params)
     return cls(**params)
+
+
+def check_finite_params(name: str, params: dict[str, Any]) -> None:
+    """Every number among ``params`` must be finite (``sigma=inf`` would draw an all-inf prompt)."""
+    for k, v in params.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"prior {name!r}: {k} must be a finite number, got {v!r}")
 
 
 def sample_prior(name: str, n_tokens: int, reference: Reference,
@@ -115,9 +124,12 @@ def _convert(key: str, value: str, hint: Any) -> Any:
         raise ValueError(f"{key} must be true or false, got {value!r}")
     if hint in (int, float):
         try:
-            return hint(value)
+            out = hint(value)
         except ValueError:
             raise ValueError(f"{key} must be {hint.__name__}, got {value!r}") from None
+        if hint is float and not math.isfinite(out):
+            raise ValueError(f"{key} must be a finite number, got {value!r}")
+        return out
     if hint is str:
         return value
     raise ValueError(f"parameter {key!r} cannot be given as a string (pass it from Python)")

@@ -81,21 +81,31 @@ def bank_path(sha: str) -> Path:
     return bank_dir() / f"{sha}.safetensors"
 
 
+def _check_rows(x: Tensor, p: Tensor, where: str = "a posterior bank") -> None:
+    """The checks every bank passes, when saved and when loaded: ``x`` float32 ``[N >= 2, d]`` finite,
+    ``p`` int64 ``[N]`` with indices 0..P-1, every one used."""
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        raise ValueError(f"{where} needs vectors [N >= 2, d] or [P, n, d], got {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).any(1).sum())
+        raise ValueError(f"{where} must hold finite vectors; {bad} of {x.shape[0]} rows are NaN or infinite")
+    if p.shape != (x.shape[0],):
+        raise ValueError(f"{where}: prompts must give one index per row ({x.shape[0]}), got shape {tuple(p.shape)}")
+    if int(p.min()) < 0 or set(p.unique().tolist()) != set(range(int(p.max()) + 1)):
+        raise ValueError(f"{where}: prompt indices must be 0..P-1 with every index used, got "
+                         f"{sorted(set(p.unique().tolist()))[:8]}")
+
+
 def _as_rows(vectors: Tensor, prompts: Tensor | None) -> tuple[Tensor, Tensor]:
     """``([N, d] float32, [N] long)``; a ``[P, n, d]`` stack gives prompt ``p`` to its ``n`` rows."""
     x = torch.as_tensor(vectors).detach().to("cpu", torch.float32)
     if x.ndim == 3 and prompts is None:
         prompts = torch.arange(x.shape[0]).repeat_interleave(x.shape[1])
         x = x.reshape(-1, x.shape[-1])
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"a posterior bank needs vectors [N >= 2, d] or [P, n, d], got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError("a posterior bank must hold finite vectors")
+    if prompts is not None and torch.as_tensor(prompts).is_floating_point():
+        raise ValueError("prompts must be integer indices, got a floating-point tensor")
     p = torch.zeros(x.shape[0], dtype=torch.long) if prompts is None else torch.as_tensor(prompts).long().cpu()
-    if p.shape != (x.shape[0],):
-        raise ValueError(f"prompts must give one index per row ({x.shape[0]}), got shape {tuple(p.shape)}")
-    if int(p.min()) < 0 or set(p.unique().tolist()) != set(range(int(p.max()) + 1)):
-        raise ValueError("prompt indices must be 0..P-1 with every index used")
+    _check_rows(x, p)
     return x.contiguous(), p.contiguous()
 
 
@@ -115,7 +125,9 @@ def save_bank(vectors: Tensor, meta: dict | None = None, *, prompts: Tensor | No
     or ``[P, n, d]`` (P prompts of n vectors). ``meta`` must be JSON (it is hashed and stored as text).
     """
     from safetensors.torch import save_file
-    meta = json.loads(json.dumps(meta or {}))  # JSON only; fails here, not at load time
+    meta = json.loads(json.dumps(meta or {}, allow_nan=False))  # JSON only; fails here, not at load time
+    if not isinstance(meta, dict):
+        raise ValueError(f"a posterior bank's meta must be a JSON object, got {type(meta).__name__}")
     x, p = _as_rows(vectors, prompts)
     sha = bank_hash(x, p, meta)
     path = bank_path(sha)
@@ -136,14 +148,41 @@ def load_bank(sha: str) -> Bank:
         raise ValueError(f"posterior: no bank {sha} in {bank_dir()} (save one with posterior.save_bank)")
     if str(path) in _LOADED:
         return _LOADED[str(path)]
-    from safetensors import safe_open
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get("meta", "{}"))
-        x, p = f.get_tensor("vectors").float(), f.get_tensor("prompts").long()
+    x, p, meta = _read_bank(path)
     if bank_hash(x, p, meta) != sha:
         raise ValueError(f"posterior: bank file {path} does not match its hash (corrupt or edited); delete it")
     _LOADED[str(path)] = Bank(x, p, meta, sha)
     return _LOADED[str(path)]
+
+
+def _read_bank(path: Path) -> tuple[Tensor, Tensor, dict]:
+    """``(vectors, prompts, meta)`` of a bank file, verified: safetensors with exactly ``vectors``
+    (float32 ``[N, d]``, finite) and ``prompts`` (int64 ``[N]``, 0..P-1), and a JSON-object ``meta``.
+    Every problem is a one-line ValueError naming the file (never a safetensors traceback)."""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw_meta = (f.metadata() or {}).get("meta", "{}")
+            keys = set(f.keys())
+            tensors = {k: f.get_tensor(k) for k in keys & {"vectors", "prompts"}}
+    except Exception as err:  # SafetensorError (truncated, not safetensors), OSError
+        raise ValueError(" ".join(f"posterior: bank file {path} is not a readable safetensors file ({err})".split())) from None
+    where = f"posterior: bank file {path}"
+    if keys != {"vectors", "prompts"}:
+        raise ValueError(f"{where} must hold exactly the tensors 'prompts' and 'vectors', got {sorted(keys)}")
+    x, p = tensors["vectors"], tensors["prompts"]
+    if x.dtype != torch.float32:
+        raise ValueError(f"{where}: vectors are {str(x.dtype).replace('torch.', '')}, expected float32")
+    if p.dtype != torch.int64:
+        raise ValueError(f"{where}: prompts are {str(p.dtype).replace('torch.', '')}, expected int64")
+    _check_rows(x, p, where)
+    try:
+        meta = json.loads(raw_meta)
+    except ValueError:
+        raise ValueError(f"{where}: its meta is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: its meta must be a JSON object, got {type(meta).__name__}")
+    return x, p, meta
 
 
 # ------------------------------------------------------------------------------------------ prior
