@@ -35,11 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deep-prior-param", type=_kv, action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--soft-space", default="tokens", help="tokens | a hook point such as layers.0.resid_post")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    for name, what in (("prior-l2", "pull towards the prompt's own prior sample"),
-                       ("mahalanobis", "pull into the token-embedding Gaussian"),
-                       ("mahalanobis-hinge", "push out of its high-density region"),
-                       ("nearest-token", "keep near real token embeddings")):
-        p.add_argument(f"--reg-{name}", type=float, default=0.0, metavar="W", help=f"penalty weight: {what}")
+    from .regularisers import PENALTIES, REGULARISERS
+    for name in PENALTIES:  # --reg-prior-l2, --reg-mahalanobis, ... (weight decay has its own flag above)
+        r = REGULARISERS[name]
+        p.add_argument("--" + r.field.replace("_", "-"), dest=r.field, type=float, default=0.0, metavar="W",
+                       help=f"penalty weight (default 0: off): {r.title}")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=8)
@@ -65,6 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(a) -> "TrainConfig":
     from .config import TrainConfig
+    from .regularisers import PENALTIES, REGULARISERS
     try:
         layers = tuple(int(x) for x in a.deep_layers.split(",") if x.strip())
     except ValueError:
@@ -76,9 +77,8 @@ def config_from_args(a) -> "TrainConfig":
                        steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, warmup_steps=a.warmup_steps,
                        max_length=a.max_length, precision=a.precision, seed=a.seed, n_train=a.n_train,
                        eval_size=a.eval_size, eval_every=a.eval_every, checkpoint_every=a.checkpoint_every,
-                       device=a.device, weight_decay=a.weight_decay, reg_prior_l2=a.reg_prior_l2,
-                       reg_mahalanobis=a.reg_mahalanobis, reg_mahalanobis_hinge=a.reg_mahalanobis_hinge,
-                       reg_nearest_token=a.reg_nearest_token)
+                       device=a.device, weight_decay=a.weight_decay,
+                       **{REGULARISERS[n].field: getattr(a, REGULARISERS[n].field) for n in PENALTIES})
 
 
 def run(a) -> int:
