@@ -40,6 +40,8 @@ MIN_SEEDS = 3  # per compared arm
 
 
 class Outcome(str, Enum):
+    """``equivalent(a, b, 0.05).outcome is Outcome.AGREES``; ``Outcome("holds by construction").is_evidence`` is False."""
+
     AGREES = "agrees"
     CONTRADICTS = "contradicts"
     INCONCLUSIVE = "inconclusive"
@@ -54,6 +56,8 @@ class Outcome(str, Enum):
 
 
 class Direction(str, Enum):
+    """The claim ``difference`` decides: ``difference(f1_a, f1_b, expect=Direction.GREATER)`` is "a > b"."""
+
     GREATER = "greater"  # the claim is mean(a) > mean(b)
     LESS = "less"        # the claim is mean(a) < mean(b)
 
