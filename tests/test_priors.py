@@ -3,11 +3,13 @@ import math
 
 import pytest
 import torch
+from scipy.stats import chi2
 
 from priorlib.metrics.placement import nearest_neighbours
 from priorlib.priors import (PRIORS, Reference, exclusion_acceptance_rate, get_prior, parse_params,
                              sample_prior)
-from priorlib.priors.exclusion import exclusion_sample
+from priorlib.priors.exclusion import (exclusion_radius, exclusion_radius_rejection_rate, exclusion_radius_sample,
+                                      exclusion_sample)
 from priorlib.priors.lowdensity import LowDensityParams, low_density_sample
 from priorlib.priors.vae import VAEParams, load_or_train_vae, train_vae, vae_diagnostics
 from priorlib.stats import Gaussian
@@ -47,11 +49,12 @@ def _params(name, ref_b):
 # ------------------------------------------------------------------ registry & validation
 
 def test_registry_has_the_nine_and_the_posterior_prior():
-    # the paper's nine, plus "posterior" (trained prompts of one task as the prior of another, notebook 08)
-    assert list(PRIORS) == NINE + ["posterior"]
+    # the paper's nine, "exclusion-radius" (registered beside the paper's exclusion rule) and "posterior"
+    # (trained prompts of one task as the prior of another, notebook 08)
+    assert list(PRIORS) == NINE[:4] + ["exclusion-radius"] + NINE[4:] + ["posterior"]
 
 
-@pytest.mark.parametrize("name", NINE)
+@pytest.mark.parametrize("name", NINE + ["exclusion-radius"])
 def test_shape_dtype_and_determinism(name, ref, ref_b):
     p = _params(name, ref_b)
     a = sample_prior(name, 12, ref, gen(0), **p)
@@ -74,6 +77,9 @@ def test_unknown_prior_lists_choices(ref):
     ("isotropic", {"sigmaa": 0.1}, "no parameter"),
     ("exclusion", {"c": 1.0}, "c must be > 1"),
     ("exclusion", {"c": 0.5}, "c must be > 1"),
+    ("exclusion-radius", {"q": 1.0}, r"q must be in \(0, 1\)"),
+    ("exclusion-radius", {"q": 0.0}, r"q must be in \(0, 1\)"),
+    ("exclusion-radius", {"c": 0.0}, "c must be > 0"),
     ("interpolation", {"alpha": 1.5}, r"alpha must be in \[0, 1\]"),
     ("interpolation", {"alpha": -0.1}, r"alpha must be in \[0, 1\]"),
     ("interpolation", {"alpha": "gauss"}, "alpha must be"),
@@ -106,6 +112,7 @@ def test_parse_params_from_strings():
         parse_params("xavier", {"mode": "he"})
     with pytest.raises(ValueError, match="c must be > 1"):
         parse_params("exclusion", {"c": "1"})
+    assert parse_params("exclusion-radius", {"q": "0.9", "c": "1.5"}) == get_prior("exclusion-radius").params(0.9, 1.5)
     with pytest.raises(ValueError, match="cannot be given as a string"):
         parse_params("interpolation", {"other": "b"})
 
@@ -164,6 +171,44 @@ def test_exclusion_acceptance_rate_matches_analytic(d, c):
 def test_exclusion_budget(ref):
     with pytest.raises(RuntimeError, match="max_draws"):
         sample_prior("exclusion", 200, ref, gen(), c=1.0001, max_draws=50)
+    with pytest.raises(RuntimeError, match="max_draws"):
+        sample_prior("exclusion-radius", 200, ref, gen(), q=0.999, max_draws=64)
+
+
+def test_paper_exclusion_rule_accepts_every_draw_in_576_dims():
+    """The finding: at d = 576, c = 5, 1 - c^(-d/2) is 1 in float64 and no draw is ever rejected."""
+    d = 576
+    assert exclusion_acceptance_rate(5.0, d) == 1.0
+    _, stats = exclusion_sample(Gaussian(torch.zeros(d), torch.eye(d)), 2000, gen(), 5.0, 10**6)
+    assert stats["acceptance_rate"] == 1.0 and stats["accepted"] == stats["drawn"] >= 2000
+    # the broad Gaussian itself already has (almost) no mass inside the fit's 95% region
+    assert exclusion_radius_rejection_rate(0.95, 5.0, d) < 1e-30
+
+
+@pytest.mark.parametrize("d,q,c", [(576, 0.95, 1.0), (576, 0.5, 1.05), (4, 0.95, 1.0), (4, 0.8, 2.0)])
+def test_exclusion_radius_rejects_at_the_predicted_rate(d, q, c):
+    gauss = Gaussian(torch.zeros(d), torch.eye(d))
+    r = exclusion_radius(q, d)
+    assert r ** 2 == pytest.approx(float(chi2.ppf(q, d)), rel=1e-12)
+    predicted = exclusion_radius_rejection_rate(q, c, d)
+    assert predicted == pytest.approx(float(chi2.cdf(r ** 2 / c, d)), rel=1e-12)
+    if c == 1.0:
+        assert predicted == pytest.approx(q, abs=1e-12)
+    x, stats = exclusion_radius_sample(gauss, 400, gen(), q, c, 10**6)
+    assert x.shape == (400, d) and (gauss.mahalanobis(x) >= r).all()  # every kept draw is outside
+    assert stats["radius"] == r and stats["rejection_rate_predicted"] == predicted
+    assert stats["rejected"] == round(stats["rejection_rate"] * stats["drawn"])
+    # binomial tolerance: 4 standard errors of a rate over stats["drawn"] proposals (here >= 750)
+    assert stats["drawn"] >= 750
+    tol = 4 * math.sqrt(predicted * (1 - predicted) / stats["drawn"])
+    assert abs(stats["rejection_rate"] - predicted) <= tol
+
+
+def test_exclusion_radius_on_a_correlated_reference(ref):
+    fit = ref.fit()
+    x = sample_prior("exclusion-radius", 300, ref, gen(), q=0.9)
+    assert (fit.mahalanobis(x) >= exclusion_radius(0.9, D) - 1e-4).all()  # float32 rounding of the draws
+    assert torch.equal(x, sample_prior("exclusion-radius", 300, ref, gen(), q=0.9))
 
 
 # ------------------------------------------------------------------ interpolation
@@ -315,6 +360,8 @@ def test_prior_diagnostics_and_table(ref, ref_b):
     assert torch.equal(iso["samples"], sample_prior("isotropic", 10, ref, gen(0), sigma=0.5))
     exc = prior_diagnostics("exclusion", ref, n=10, c=1.5)
     assert exc["extras"]["acceptance_rate_analytic"] == pytest.approx(1 - 1.5 ** -4)
+    rad = prior_diagnostics("exclusion-radius", ref, n=10, q=0.9)["extras"]
+    assert rad["rejection_rate_predicted"] == pytest.approx(0.9) and 0 < rad["rejection_rate"] < 1
     table = diagnostics_table(ref, ["fitted-gaussian", ("exclusion", {"c": 9.0}), ("interpolation", {"other": ref_b})])
     assert list(table.index)[:3] == ["fitted-gaussian", "exclusion", "interpolation"]
     assert table.index[-1].startswith("reference")

@@ -1,5 +1,9 @@
-"""Task quality: SQuAD exact match / F1 (the official v1.1 normalisation, max over gold answers),
-token precision and recall beside them, and exact-match accuracy for MATH."""
+"""Task quality: SQuAD exact match / F1 exactly as the official v1.1 evaluation script defines them
+(its normalisation, F1 0 when no token is shared, also when both sides are empty; max over gold
+answers), token precision and recall beside them, and exact-match accuracy for MATH.
+
+    squad_scores("The Eiffel tower", ["Eiffel Tower", "the tower"])   # {"exact_match": 1.0, "f1": 1.0, ...}
+"""
 from __future__ import annotations
 
 import re
@@ -17,11 +21,14 @@ def normalize_answer(s: str) -> str:
 
 
 def _prf(pred: str, gold: str) -> tuple[float, float, float]:
+    """Token precision, recall and F1 of one pair, as SQuAD v1.1's script scores F1.
+
+    No shared token gives 0 for all three, and that includes both sides normalising to empty
+    (v1.1 gives F1 0 there; SQuAD v2.0's script gives 1, which is not the rule used here). Exact
+    match still counts two empty strings as equal.
+    """
     p, g = normalize_answer(pred).split(), normalize_answer(gold).split()
     common = sum((Counter(p) & Counter(g)).values())
-    if not p or not g:  # both empty counts as a match, one empty as a miss
-        same = float(p == g)
-        return same, same, same
     if common == 0:
         return 0.0, 0.0, 0.0
     prec, rec = common / len(p), common / len(g)

@@ -5,7 +5,8 @@ share in the 95% region, and the reference's own baseline); some get extras:
 
 - ``isotropic``: ``sigma_over_ref_std = sigma / sqrt(tr(Sigma) / d)`` (sigma relative to the rms
   per-dimension std of the reference)
-- ``exclusion``: empirical and analytic (``1 - c^(-d/2)``) acceptance rates
+- ``exclusion``: empirical and analytic (``1 - c^(-d/2)``) acceptance rates (1 at d = 576, c = 5)
+- ``exclusion-radius``: the radius, empirical and predicted (``chi2_d.cdf(r^2 / c)``) rejection rates
 - ``vae``: active units, KL per latent dim, decoded / data variance ratio, reconstruction error
 - ``low-density``: k-NN threshold and acceptance rate
 """
@@ -18,7 +19,7 @@ import torch
 
 from ..metrics.placement import placement_metrics
 from .base import as_generator, make_params, sample_prior
-from .exclusion import exclusion_acceptance_rate, exclusion_sample
+from .exclusion import exclusion_acceptance_rate, exclusion_radius_sample, exclusion_sample
 from .lowdensity import low_density_sample
 from .reference import Reference
 from .vae import load_or_train_vae, vae_diagnostics
@@ -36,6 +37,10 @@ def _exclusion_extras(reference: Reference, p, n: int, seed: int) -> dict:
     return {**stats, "acceptance_rate_analytic": exclusion_acceptance_rate(p.c, reference.dim)}
 
 
+def _exclusion_radius_extras(reference: Reference, p, n: int, seed: int) -> dict:
+    return exclusion_radius_sample(reference.fit(p.shrinkage), n, as_generator(seed), p.q, p.c, int(p.max_draws))[1]
+
+
 def _vae_extras(reference: Reference, p, n: int, seed: int) -> dict:
     out = vae_diagnostics(load_or_train_vae(reference, p), reference.vectors, as_generator(seed))
     out["kl_per_dim"] = out["kl_per_dim"].tolist()
@@ -47,7 +52,8 @@ def _low_density_extras(reference: Reference, p, n: int, seed: int) -> dict:
 
 
 EXTRAS: dict[str, Callable[[Reference, Any, int, int], dict]] = {
-    "isotropic": _isotropic_extras, "exclusion": _exclusion_extras, "vae": _vae_extras,
+    "isotropic": _isotropic_extras, "exclusion": _exclusion_extras, "exclusion-radius": _exclusion_radius_extras,
+    "vae": _vae_extras,
     "low-density": _low_density_extras,
 }
 
