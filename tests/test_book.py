@@ -199,3 +199,24 @@ def test_killed_runs_leave_no_partial_notebook(tmp_path):
         f.write_text("{}")
     assert sorted(remove_stale_partials(tmp_path)) == sorted([stale, legacy])
     assert running.exists() and page.exists() and not stale.exists() and not legacy.exists()
+
+
+def test_kernel_start_prints_no_tcp_warning(tmp_path):
+    """ipykernel 7 warns "running over TCP without encryption" at every start; `priorlib book`'s kernel
+    keeps its own log to errors, so the terminal stays clean (issue: no leftover output)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import nbformat, papermill as pm
+from priorlib.compendium.book import ensure_kernel
+nb = nbformat.v4.new_notebook(); nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+nbformat.write(nb, {str(tmp_path / 'in.ipynb')!r})
+pm.execute_notebook({str(tmp_path / 'in.ipynb')!r}, {str(tmp_path / 'out.ipynb')!r}, kernel_name=ensure_kernel(),
+                    progress_bar=False)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "without encryption" not in out.stderr + out.stdout
+    import nbformat
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"].strip() == "42"

@@ -71,25 +71,46 @@ def set_data_env(root: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- kernel
+# The kernel talks to papermill over loopback TCP; ipykernel 7 warns about that on every start ("running
+# over TCP without encryption"), which would land in the terminal of every `priorlib book`. The kernel's own
+# log is therefore kept to errors; warnings raised by the notebooks' code are not affected.
+KERNEL_LOG_FLAG = "--IPKernelApp.log_level=ERROR"
+
+
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
-    """A kernelspec ``name`` in this interpreter's prefix that starts *this* interpreter.
+    """A kernelspec ``name`` in this interpreter's prefix that starts *this* interpreter (its kernel log
+    kept to errors, see :data:`KERNEL_LOG_FLAG`).
 
     Installed once with ipykernel (like ``ipykernel install --sys-prefix``); papermill then runs
     every notebook in the same environment as the runner, whatever else is on the machine.
     """
     spec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / name / "kernel.json"
-    try:
-        if json.loads(spec.read_text())["argv"][0] == sys.executable:
-            return name
-    except (OSError, ValueError, KeyError, IndexError):
-        pass
-    try:
-        from ipykernel.kernelspec import install
 
-        install(kernel_name=name, prefix=sys.prefix)
-    except Exception as err:  # read-only prefix: jupyter_client maps "python" to sys.executable anyway
-        print(f"priorlib book: could not install kernelspec {name!r} in {sys.prefix}: {err}",
-              file=sys.stderr)
+    def current() -> dict | None:
+        try:
+            d = json.loads(spec.read_text())
+            return d if d["argv"][0] == sys.executable else None
+        except (OSError, ValueError, KeyError, IndexError):
+            return None
+
+    d = current()
+    if d is None:
+        try:
+            from ipykernel.kernelspec import install
+
+            install(kernel_name=name, prefix=sys.prefix)
+        except Exception as err:  # read-only prefix: jupyter_client maps "python" to sys.executable anyway
+            print(f"priorlib book: could not install kernelspec {name!r} in {sys.prefix}: {err}",
+                  file=sys.stderr)
+            return name
+        d = current()
+    if d is not None and KERNEL_LOG_FLAG not in d["argv"]:
+        d["argv"].append(KERNEL_LOG_FLAG)
+        try:
+            from priorlib.checkpoint import atomic_write_text
+            atomic_write_text(spec, json.dumps(d, indent=1))
+        except OSError as err:
+            print(f"priorlib book: could not update {spec}: {err}", file=sys.stderr)
     return name
 
 
