@@ -9,6 +9,7 @@ import pytest
 
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 s07 = chapter("07_regularisation")
 
@@ -132,25 +133,25 @@ def test_inside_cloud_uses_either_criterion():
 def test_verdicts_07_rules():
     t = _table(val_shift=0.5)
     rows, num = s07.verdicts_07(t, s07.curve_summary(t), hdr_radius=RADIUS, vocab_gap=GAP)
-    assert len(rows) == 3 and all(len(r) == 3 for r in rows)
-    assert rows[0][2] is True and num["pull_regularisers_moving"] == 4 == num["pull_regularisers"]
-    assert "hinge only acts inside the 95% radius" in rows[0][1] and "Rule:" in rows[0][1]
-    assert rows[1][2] is False and num["n_within_tolerance"] == 10 and num["n_regularised"] == 15
-    assert num["worst_run"]["weight"] == 100.0 and "+0.450" in rows[1][1]
+    A, D, N = V.Outcome.AGREES, V.Outcome.DISAGREES, V.Outcome.NOT_TESTED
+    assert len(rows) == 3 and all(isinstance(r, V.Verdict) for r in rows)
+    assert rows[0].outcome is A and num["pull_regularisers_moving"] == 4 == num["pull_regularisers"]
+    assert "hinge only acts inside the 95% radius" in rows[0].measured and "Rule:" in rows[0].measured
+    assert rows[1].outcome is D and num["n_within_tolerance"] == 10 and num["n_regularised"] == 15
+    assert num["worst_run"]["weight"] == 100.0 and "+0.450" in rows[1].measured
     # inside the cloud: Mahalanobis pulls to 55/8 < 25 at w 10 and 100 (w 1: 27.5 > 25), the nearest-token
     # pull to 4.5/4 = 1.125 and 0.5625 < 2 at w 10 and 100; the w=10 ones are at baseline quality
     assert sorted(num["inside_runs"]) == sorted(["mahalanobis w=10", "mahalanobis w=100",
                                                  "nearest_token w=10", "nearest_token w=100"])
     assert sorted(num["inside_runs_within_tolerance"]) == ["mahalanobis w=10", "nearest_token w=10"]
-    assert rows[2][2] is True and not num["baseline_inside"]
+    assert rows[2].outcome is A and not num["baseline_inside"]
     # quality flat and nothing inside the cloud
     t2 = _table(val_shift=0.0)
     t2.loc[t2["regulariser"].isin(["mahalanobis", "nearest_token"]), ["median_mahalanobis", "median_nn_l2"]] = [55.0, 4.5]
     rows, num = s07.verdicts_07(t2, s07.curve_summary(t2), hdr_radius=RADIUS, vocab_gap=GAP)
-    assert rows[1][2] is True and rows[2][2] is None and num["inside_runs"] == []
-    assert rows[0][2] is False  # Mahalanobis and nearest token no longer move their targets
-    table = sec.verdict(rows)
-    assert list(table["agrees?"]) == ["no", "yes", "not tested"]
+    assert rows[1].outcome is A and rows[2].outcome is N and num["inside_runs"] == []
+    assert rows[0].outcome is D  # Mahalanobis and nearest token no longer move their targets
+    assert list(V.frame(rows)["verdict"]) == ["disagrees", "agrees", "not tested"]
 
 
 def test_figures_draw_from_synthetic_tables():
@@ -169,7 +170,7 @@ def test_figures_draw_from_synthetic_tables():
 @pytest.mark.slow
 def test_notebook_07_smoke(smoke_notebook):
     res = smoke_notebook("07_regularisation")
-    assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama" and res["notebook"] == "07"
+    assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama" and res["notebook"] == "07_regularisation"
     s = res["settings"]
     assert res["n_runs"] == len(res["runs"]) == len(s["seeds"]) + sum(len(w) for w in s["weights"].values())
     assert {r["regulariser"] for r in res["runs"]} == {"none", *s["weights"]}
@@ -183,7 +184,5 @@ def test_notebook_07_smoke(smoke_notebook):
     pl = sorted((r["weight"], r["moved_l2"]) for r in res["runs"] if r["regulariser"] == "prior_l2")
     assert pl[-1][1] < pl[0][1]
     assert len(res["summary"]) == len(s["weights"])
-    v = res["verdicts"]
-    assert len(v) == 3 and all(set(x) == {"paper's observation", "what we measured", "agrees?"} for x in v)
-    assert all(x["agrees?"] in ("yes", "no", "not tested") for x in v)
-    assert all("Rule:" in x["what we measured"] for x in v)
+    v = [V.Verdict.from_dict(x) for x in res["verdicts"]]
+    assert len(v) == 3 and all("Rule:" in x.measured for x in v)

@@ -12,8 +12,10 @@ from priorlib.priors import Reference
 from priorlib.priors import posterior as post
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 S = chapter("08_posterior_transfer")
+A, D, N = V.Outcome.AGREES, V.Outcome.DISAGREES, V.Outcome.NOT_TESTED
 
 
 @pytest.fixture
@@ -127,14 +129,14 @@ def test_verdicts_when_the_posterior_helps():
     loss = {a: [1.0, 1.1, 1.2] for a in steps}
     rows = _rows(steps, loss)
     out, num = S.verdicts_08(SHIFT, VAE, rows, TARGETS)
-    assert [r[2] for r in out] == [True, True, True, True, True]
+    assert [r.outcome for r in out] == [A] * 5
     assert num["steps"]["fitted-gaussian"]["mean"] == 13.0 and num["steps_metric"] == "steps_to_target"
-    assert "0 for every run" in out[1][1]  # all accuracies 0: said so
+    assert "0 for every run" in out[1].measured  # all accuracies 0: said so
     # the teacher-forced token accuracy, when recorded, is reported beside exact match
     tok_rows = rows.assign(final_val_token_accuracy=[40.0 + i for i in range(len(rows))])
     out_t, num_t = S.verdicts_08(SHIFT, VAE, tok_rows, TARGETS)
-    assert "answer-token accuracy under teacher forcing posterior-gaussian 41.0 ± 1.0%" in out_t[1][1]
-    assert "final accuracy" in out_t[1][1] and num_t["final_val_token_accuracy"]["isotropic"]["mean"] == 56.0
+    assert "answer-token accuracy under teacher forcing posterior-gaussian 41.0 ± 1.0%" in out_t[1].measured
+    assert "final accuracy" in out_t[1].measured and num_t["final_val_token_accuracy"]["isotropic"]["mean"] == 56.0
     note = S.closing_note(rows, num, SHIFT)
     assert "posterior-copy**: 2.33 ± 0.58 steps (2–3)" in note and "Fastest on average: **posterior-copy**" in note
 
@@ -145,22 +147,23 @@ def test_verdicts_when_it_does_not_or_cannot_tell():
     loss = {**{a: [1.0, 1.1, 1.2] for a in steps}, "posterior-vae": [3.0, 3.0, 3.0]}
     rows = _rows(steps, loss)
     out, _ = S.verdicts_08(SHIFT, {**VAE, "collapse": "none"}, rows, TARGETS)
-    assert [r[2] for r in out] == [True, False, False, False, False]
+    assert [r.outcome for r in out] == [A, D, D, D, D]
     # a posterior that never left its prior makes the transfer rows untestable
     out, _ = S.verdicts_08({**SHIFT, "moved": False}, VAE, rows, TARGETS)
-    assert [r[2] for r in out] == [False, None, None, None, True]
+    assert [r.outcome for r in out] == [D, N, N, N, A]
     # one seed: no spread, no 'faster' verdict
     one = rows[rows["seed"] == 0]
     out, _ = S.verdicts_08(SHIFT, VAE, one, TARGETS)
-    assert out[2][2] is None and out[3][2] is None
+    assert out[2].outcome is N and out[3].outcome is N
 
 
-def test_write_results_is_strict_json(tmp_path):
+def test_setup_is_recorded_in_results_json(tmp_path):
     s = setup("08_posterior_transfer", "smoke", out_dir=tmp_path)
-    p = S.write_results(s, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "ok": np.bool_(True)})
+    p = V.write_results(s.out_dir, {"ok": np.bool_(True)}, [V.Verdict("c", "m", A)], notebook=S.NOTEBOOK,
+                        profile=s.profile, model=s.target.model, settings=s)
     got = json.loads(p.read_text())
-    assert got["x"] is None and got["t"] == [{"a": 1.0}, {"a": None}] and got["ok"] is True
-    assert got["notebook"] == S.NOTEBOOK and got["setup"]["target"]["task"] == "math"
+    assert got["ok"] is True and got["notebook"] == S.NOTEBOOK and got["settings"]["target"]["task"] == "math"
+    assert got["settings"]["source"]["model"] == got["model"] and got["settings"]["source_seeds"] == s.source_seeds
 
 
 def test_plots_have_labelled_axes():
@@ -181,9 +184,9 @@ def test_plots_have_labelled_axes():
 def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))  # banks and VAEs: fresh
     res = smoke_notebook("08_posterior_transfer")
-    for key in ("bank", "shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
+    for key in ("shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
         assert key in res, key
-    assert (tmp_path / "cache" / "posteriors" / f"{res['bank']}.safetensors").exists()
+    assert (tmp_path / "cache" / "posteriors" / f"{res['settings']['bank']}.safetensors").exists()
     assert {r["arm"] for r in res["runs"]} == set(S.ARMS) and len(res["runs"]) == len(S.ARMS) * 2
     for r in res["runs"]:
         for c in ("initial_val_loss", "final_val_loss", "steps_to_target", "val_steps_to_target"):
@@ -191,7 +194,8 @@ def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):
     assert res["shift"]["n_vectors"] == 2 * 20 and 0.0 <= res["shift"]["classifier_accuracy"] <= 1.0
     assert res["copy_sources"] == {"0": 0, "1": 1}  # the copy arm started from the trained prompts
     assert 0 <= res["vae_on_bank"]["active_units"] <= res["vae_on_bank"]["latent_dim"]
-    assert len(res["verdicts"]) == 5 and {v["agrees?"] for v in res["verdicts"]} <= {"yes", "no", "not tested"}
+    assert res["notebook"] == S.NOTEBOOK and len(res["verdicts"]) == 5
+    assert all(V.Verdict.from_dict(v).by_model == {} for v in res["verdicts"])
     # the summary's means are the runs' means
     for row in res["summary"]:
         vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == row["arm"]]

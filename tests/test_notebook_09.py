@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 from priorlib.compendium.profiles import CHAPTERS
 s09 = chapter("09_second_model")
@@ -38,15 +39,6 @@ def test_main_model_configs_are_notebook_02s():
     assert len(keys09) == 8 and keys09 <= keys02
 
 
-def test_both_word():
-    names = ("A", "B")
-    assert s09.both_word(True, True, names) == "both"
-    assert s09.both_word(True, False, names) == "A only"
-    assert s09.both_word(False, True, names) == "B only"
-    assert s09.both_word(False, False, names) == "neither"
-    assert s09.both_word(None, True, names) == "not tested"
-
-
 def _pos(model, spread_between, spread_within, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
@@ -65,17 +57,22 @@ def test_prior_effect_ratio_separates_prior_from_seed_effects():
 
 
 def _result(title, agrees):
-    return {"title": title, "verdicts": [(c, f"measured {i}", a) for i, (c, a) in enumerate(zip(s09.CLAIMS, agrees))]}
+    return {"title": title, "verdicts": [V.Verdict(c, f"measured {i}", V.Outcome.of(a))
+                                         for i, (c, a) in enumerate(zip(s09.CLAIMS, agrees))]}
 
 
 def test_claim_table_and_verdict_rows():
     res = [_result("A", [True, False, True, None]), _result("B", [True, True, False, True])]
     t = s09.claim_table(res)
     assert list(t["holds on"]) == ["both", "B only", "A only", "not tested"]
+    assert list(t["A"]) == ["measured 0 → agrees", "measured 1 → disagrees", "measured 2 → agrees",
+                            "measured 3 → not tested"]
     rows = s09.verdicts_09(res)
-    assert len(rows) == 4 and rows[0][0].endswith("(on both models)")
-    assert "A: measured 0 → yes" in rows[0][1] and "B: measured 0 → yes" in rows[0][1]
-    bad = [_result("A", [True] * 4), {"title": "B", "verdicts": [("other claim", "x", True)] * 4}]
+    assert len(rows) == 4 and rows[0].claim == s09.CLAIMS[0] + " (on both models)"
+    assert rows[0].measured == "A: measured 0 → agrees. B: measured 0 → agrees."
+    assert [v.outcome.value for v in rows] == ["agrees", "disagrees", "disagrees", "not tested"]
+    assert rows[1].by_model == {"A": V.Outcome.DISAGREES, "B": V.Outcome.AGREES} and rows[1].label == "B only"
+    bad = [_result("A", [True] * 4), {"title": "B", "verdicts": [V.Verdict("other claim", "x", V.Outcome.AGREES)] * 4}]
     with pytest.raises(ValueError, match="not aligned"):
         s09.claim_table(bad)
 
@@ -83,7 +80,7 @@ def test_claim_table_and_verdict_rows():
 @pytest.mark.slow
 def test_notebook_09_smoke(smoke_notebook):
     res = smoke_notebook("09_second_model")
-    assert res["models"] == ["tiny-random-llama", "tiny-random-gemma3"]
+    assert res["notebook"] == "09_second_model" and res["settings"]["models"] == ["tiny-random-llama", "tiny-random-gemma3"]
     gem = res["per_model"]["tiny-random-gemma3"]
     assert gem["facts"]["embed_scale"] == pytest.approx(8.0) and gem["facts"]["bos"] is True
     assert gem["facts"]["median_row_norm_prompt_space"] == pytest.approx(8 * gem["facts"]["median_row_norm_weight"],
@@ -91,11 +88,13 @@ def test_notebook_09_smoke(smoke_notebook):
     llama = res["per_model"]["tiny-random-llama"]
     assert llama["facts"]["embed_scale"] == 1.0 and llama["facts"]["bos"] is False
     for m in res["per_model"].values():
-        assert {r["prior"] for r in m["runs"]} == set(res["priors"])
+        assert {r["prior"] for r in m["runs"]} == set(res["settings"]["priors"])
         assert all(r["final_val_loss"] is not None and math.isfinite(r["final_val_loss"]) for r in m["runs"])
         assert len(m["placement"]) == 2 * len(m["runs"])
         assert len(m["verdicts"]) == 4
     assert len(res["claim_table"]) == len(res["verdicts"]) == 4
-    assert {v["agrees?"] for v in res["verdicts"]} <= {"both", "neither", "not tested",
-                                                      "a 4-layer random Llama (d=64) only",
-                                                      "a 4-layer random Gemma-3 (d=64) only"}
+    verdicts = [V.Verdict.from_dict(v) for v in res["verdicts"]]
+    titles = ["a 4-layer random Llama (d=64)", "a 4-layer random Gemma-3 (d=64)"]
+    assert all(list(v.by_model) == titles for v in verdicts)
+    assert [v.label for v in verdicts] == [row["holds on"] for row in res["claim_table"]]
+    assert {v.label for v in verdicts} <= {"both", "neither", "not tested", *(f"{t} only" for t in titles)}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from priorlib.compendium import runs as sec
 from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 
 C02, C03, C04 = (chapter(n) for n in ("02_lr_priors", "03_exclusion", "04_activation_spaces"))
@@ -122,10 +122,9 @@ def test_verdicts_02_from_synthetic_numbers():
     rows, place = _rows_place()
     s = setup("02_lr_priors", "cpu", learning_rates=[5e-4, 5e-3])
     out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s)
-    assert [v for *_, v in out] == [True, True, True]
+    assert [v.outcome for v in out] == [V.Outcome.AGREES] * 3
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0
-    table = sec.verdict(out)
-    assert list(table.columns) == ["paper's observation", "what we measured", "agrees?"]
+    assert list(V.frame(out)["verdict"]) == ["agrees"] * 3
     _, num = C02.verdicts(rows, place, {"median_nn_l2": 0.05}, s)
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 0.0
 
@@ -136,11 +135,13 @@ def test_placement_summary_pairs_sampled_and_trained():
     assert len(ps) == 4 and "→" in ps.loc[0, "median_nn_l2"] and (ps["moved_l2"] > 0).all()
 
 
-def test_write_results_turns_nan_into_null(tmp_path):
+def test_settings_are_recorded_in_results_json(tmp_path):
     s = setup("03_exclusion", "smoke", out_dir=tmp_path)
-    path = sec.write_results(s, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "n": np.int64(3)})
+    path = V.write_results(s.out_dir, {"x": float("nan")}, [V.Verdict("c", "m", V.Outcome.NOT_TESTED)],
+                           notebook=C03.STEM, profile=s.profile, model=s.model, settings=s)
     d = json.loads(path.read_text())
-    assert d["x"] is None and d["t"][1]["a"] is None and d["n"] == 3 and d["notebook"] == "03"
+    assert d["notebook"] == "03_exclusion" and d["model"] == d["settings"]["model"] == "tiny-random-llama"
+    assert d["settings"]["priors"] == s.priors and d["settings"]["out_dir"] == str(tmp_path) and d["x"] is None
 
 
 # ----------------------------------------------------------------------------------------------- notebooks
@@ -148,10 +149,10 @@ def _finite(x) -> bool:
     return x is not None and math.isfinite(float(x))
 
 
-def _check_common(res: dict, n_verdicts: int):
-    assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama"
+def _check_common(res: dict, stem: str, n_verdicts: int):
+    assert res["notebook"] == stem and res["profile"] == "smoke" and res["model"] == "tiny-random-llama"
     assert len(res["verdicts"]) == n_verdicts
-    assert all(v["agrees?"] in ("yes", "no", "not tested") for v in res["verdicts"])
+    assert all(V.Verdict.from_dict(v).by_model == {} for v in res["verdicts"])
     for r in res["runs"]:
         assert _finite(r["final_val_loss"]) and _finite(r["initial_val_loss"]) and _finite(r["final_f1"])
         assert 0 <= r["final_f1"] <= 100 and 0 <= r["final_exact_match"] <= 100
@@ -162,7 +163,7 @@ def _check_common(res: dict, n_verdicts: int):
 def test_notebook_02_smoke(smoke_notebook):
     res = smoke_notebook("02_lr_priors")
     s = res["settings"]
-    _check_common(res, 3)
+    _check_common(res, "02_lr_priors", 3)
     assert len(res["quality"]) == len(s["priors"]) * len(s["learning_rates"])  # one row per prior x lr
     assert {q["prior"] for q in res["quality"]} == set(s["priors"])
     assert len(res["placement"]) == 2 * res["n_runs"]
@@ -176,7 +177,7 @@ def test_notebook_02_smoke(smoke_notebook):
 @pytest.mark.slow
 def test_notebook_03_smoke(smoke_notebook):
     res = smoke_notebook("03_exclusion")
-    _check_common(res, 4)
+    _check_common(res, "03_exclusion", 4)
     d = res["density"]
     assert 0 < d["acceptance_rate"] <= 1 and _finite(d["hdr_radius"])
     assert d["summary"]["exclusion"]["median"] > d["summary"]["vocabulary"]["median"]
@@ -187,7 +188,7 @@ def test_notebook_03_smoke(smoke_notebook):
 @pytest.mark.slow
 def test_notebook_04_smoke(smoke_notebook):
     res = smoke_notebook("04_activation_spaces")
-    _check_common(res, 4)
+    _check_common(res, "04_activation_spaces", 4)
     from priorlib.data import web_source_name
     assert res["web_source"] == web_source_name()
     variants = {q["variant"] for q in res["quality"]}

@@ -9,6 +9,7 @@ import torch
 
 from priorlib.compendium import arms as A
 from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 from priorlib.compendium.profiles import CHAPTERS
 
@@ -94,18 +95,21 @@ def test_verdict_05_rules():
     df = pd.DataFrame({"arm": ["interp-0.5", "interp-0.5", "xavier", "xavier"], "final_val_loss": [1.0, 1.1, 1.2, 1.0],
                        "initial_val_loss": [2.0, 2.0, 2.0, 2.0], "final_accuracy": [10.0, 5.0, 0.0, 5.0]})
     rows, numbers = S5.verdict(summ, {"all tokens": summ}, df, n_seeds=2)
-    assert [r[2] for r in rows] == [True, True, True]
+    assert [v.outcome for v in rows] == [V.Outcome.AGREES] * 3
     worse = df.assign(final_val_loss=[3.0, 3.0, 1.0, 1.0])
     rows, _ = S5.verdict({**summ, "silhouette_squad_vs_web_all": 0.6, "layers_math_more_separated": 3}, {}, worse, n_seeds=2)
-    assert [r[2] for r in rows] == [False, False, False]
+    assert [v.outcome for v in rows] == [V.Outcome.DISAGREES] * 3
     assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.05, float(np.std([1.0, 1.1], ddof=1))))
 
 
-def test_write_results_is_json(tmp_path):
-    p = S6.write_results(tmp_path, {"a": pd.DataFrame({"x": [1.0]}), "b": np.float32(2.0), "t": torch.ones(2),
-                                   "n": np.int64(3), "ok": np.bool_(True)})
+def test_setup_is_recorded_in_results_json(tmp_path):
+    s = setup("06_vae", "smoke", out_dir=tmp_path)
+    p = V.write_results(s.out_dir, {"b": np.float32(2.0)}, [V.Verdict("c", "m", V.Outcome.AGREES)],
+                        notebook=S6.STEM, profile=s.profile, model=s.base.model, settings=s)
     got = json.loads(p.read_text())
-    assert got == {"a": [{"x": 1.0}], "b": 2.0, "t": [1.0, 1.0], "n": 3, "ok": True}
+    assert got["notebook"] == "06_vae" and got["model"] == got["settings"]["base"]["model"] == "tiny-random-llama"
+    assert got["settings"]["base"]["method"] == "deep" and len(got["settings"]["configs"]) == len(s.configs)
+    assert got["b"] == 2.0
 
 
 # ------------------------------------------------------------------------------------ notebooks
@@ -118,8 +122,9 @@ def _finite(records, cols):
 @pytest.mark.slow
 def test_notebook_05_smoke(smoke_notebook):
     res = smoke_notebook("05_math_interpolation")
+    assert res["notebook"] == "05_math_interpolation" and res["profile"] == "smoke"
     for key in ("clusters", "cluster_summary", "cluster_controls", "runs", "quality", "placement", "yardstick",
-                "verdict", "wall_s", "web_source"):
+                "verdicts", "wall_s", "web_source"):
         assert key in res, key
     assert "stand-in for C4" in res["web_source"]
     n_layers = len(res["clusters"])
@@ -135,14 +140,15 @@ def test_notebook_05_smoke(smoke_notebook):
     for q in res["quality"]:
         vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == q["arm"]]
         assert float(q["final_val_loss"].split(" ± ")[0]) == pytest.approx(np.mean(vals), abs=1e-3)
-    assert len(res["verdict"]) == 3
-    assert {v["agrees?"] for v in res["verdict"]} <= {"yes", "no", "not tested"}
+    assert len(res["verdicts"]) == 3
+    assert [V.Verdict.from_dict(v).claim for v in res["verdicts"]][0] == "MATH activations form their own cluster"
 
 
 @pytest.mark.slow
 def test_notebook_06_smoke(smoke_notebook):
     res = smoke_notebook("06_vae")
-    for key in ("sweep", "collapse", "runs", "quality", "placement", "verdict", "wall_s", "reference_rows"):
+    assert res["notebook"] == "06_vae" and res["profile"] == "smoke"
+    for key in ("sweep", "collapse", "runs", "quality", "placement", "verdicts", "wall_s", "reference_rows"):
         assert key in res, key
     grid = res["sweep_grid"]
     assert len(res["sweep"]) == len(grid["beta"]) * len(grid["var_match"])
@@ -156,4 +162,4 @@ def test_notebook_06_smoke(smoke_notebook):
     assert {r["arm"] for r in res["runs"]} == set(CHAPTERS["06_vae"]["smoke"]["priors"])
     _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     _finite(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
-    assert res["verdict"][0]["paper's observation"] == "The VAE prior collapsed"
+    assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"

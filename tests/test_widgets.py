@@ -9,7 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from priorlib.compendium.widgets import checkpoint_scrubber, figures_to_png  # noqa: E402
+from priorlib.compendium.figures import png  # noqa: E402
+from priorlib.compendium.widgets import checkpoint_scrubber  # noqa: E402
 
 
 def _figures(n):
@@ -19,14 +20,6 @@ def _figures(n):
         ax.plot([0, 1], [0, i])
         figs.append(fig)
     return figs
-
-
-def test_figures_to_png_closes_figures():
-    plt.close("all")
-    pngs = figures_to_png(_figures(2), dpi=40)
-    assert len(pngs) == 2 and all(p.startswith(b"\x89PNG") for p in pngs)
-    assert pngs[0] != pngs[1]
-    assert plt.get_fignums() == []
 
 
 @pytest.mark.parametrize("n", [1, 4])
@@ -52,7 +45,7 @@ def test_scrubber_links_slider_play_and_stack(n):
 
 
 def test_scrubber_accepts_png_bytes_without_labels():
-    pngs = figures_to_png(_figures(3), dpi=30)
+    pngs = [png(f, dpi=30) for f in _figures(3)]
     box = checkpoint_scrubber(pngs)
     assert [img.value for img in box.stack.children] == pngs
     assert box.slider.max == 2
@@ -62,7 +55,7 @@ def test_scrubber_rejects_bad_input():
     with pytest.raises(ValueError, match="at least one"):
         checkpoint_scrubber([])
     with pytest.raises(ValueError, match="labels"):
-        checkpoint_scrubber(figures_to_png(_figures(2), dpi=30), labels=["only one"])
+        checkpoint_scrubber([png(f, dpi=30) for f in _figures(2)], labels=["only one"])
     with pytest.raises(ValueError, match="PNG"):
         checkpoint_scrubber([b"not a png"])
     with pytest.raises(TypeError, match="Figure or PNG"):

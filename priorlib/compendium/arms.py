@@ -262,9 +262,3 @@ def _same(a: tuple[float, float], b: tuple[float, float], n_seeds: int) -> bool 
     if n_seeds < 2:
         return None
     return abs(a[0] - b[0]) <= 2 * max(a[1], b[1])
-
-
-# ------------------------------------------------------------------------------------ results.json
-def write_results(out_dir: Path, results: dict) -> Path:
-    from priorlib.compendium.runs import save_results
-    return save_results(out_dir, results)

@@ -1,13 +1,16 @@
-"""The claims page: every verdict row of every executed notebook, in one table per chapter.
+"""The claims page: every verdict of every executed notebook, in one table per chapter.
 
-Each notebook writes ``results.json`` with a ``verdicts`` list (paper's observation, what we
-measured, agrees?); ``priorlib book`` keeps it in the executed notebook's metadata, and this module
-renders ``book/claims.md`` from those committed notebooks, so the page never drifts from the numbers.
+Each notebook writes ``results.json`` through :func:`priorlib.compendium.verdicts.write_results` (its
+``verdicts``: claim, what we measured, outcome); ``priorlib book`` keeps it in the executed notebook's
+metadata, and this module renders ``book/claims.md`` from those committed notebooks, so the page never
+drifts from the numbers.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from priorlib.compendium.verdicts import COLUMNS, Verdict
 
 HEADER = """# The paper's claims, checked
 
@@ -18,37 +21,20 @@ profile (a random miniature model) only check the plumbing and are marked as suc
 evidence. Each chapter's run manifest (its last cell) names the model and profile behind its rows.
 """
 
-_OBS = ("paper's observation", "observation", "claim", "paper")
-_MEAS = ("what we measured", "measured", "we measured")
-_AGREE = ("agrees?", "agrees", "verdict")
-
-
-def _pick(row: dict, names) -> str:
-    for n in names:
-        if n in row:
-            return row[n]
-    return ""
-
-
-def normalise(row) -> tuple[str, str, str]:
-    """A verdict row as ``(observation, measured, verdict)`` from a dict or a 3-sequence."""
-    if isinstance(row, dict):
-        obs, meas, agree = _pick(row, _OBS), _pick(row, _MEAS), _pick(row, _AGREE)
-    else:
-        obs, meas, agree = (list(row) + ["", "", ""])[:3]
-    if isinstance(agree, bool) or agree is None:
-        agree = {True: "yes", False: "no", None: "not tested"}[agree]
-    return str(obs), str(meas), str(agree)
-
 
 def collect(book_dir: Path) -> list[dict]:
+    """Per executed notebook: its stem, profile and :class:`Verdict` list (empty if it recorded none)."""
     chapters = []
     for path in sorted(Path(book_dir).glob("[0-9][0-9]_*.ipynb")):
         meta = json.loads(path.read_text()).get("metadata", {}).get("priorlib", {})
         results = meta.get("results") or {}
         manifest = meta.get("run_manifest") or {}
-        chapters.append({"stem": path.stem, "profile": manifest.get("profile"),
-                         "rows": [normalise(r) for r in results.get("verdicts", results.get("verdict", []))]})
+        try:
+            rows = [Verdict.from_dict(d) for d in results.get("verdicts", [])]
+        except ValueError as err:
+            raise ValueError(f"{path.name}: its recorded verdicts are not in the results.json schema ({err}); "
+                             f"execute it again with `priorlib book --only {path.stem[:2]}`") from None
+        chapters.append({"stem": path.stem, "profile": manifest.get("profile"), "rows": rows})
     return chapters
 
 
@@ -66,8 +52,8 @@ def render(chapters: list[dict], web: str) -> str:
         if not ch["rows"]:
             out += ["This chapter has not recorded its verdicts yet (execute it with `priorlib book`).", ""]
             continue
-        out += ["| paper's observation | what we measured | agrees? |", "|---|---|---|"]
-        out += [f"| {_cell(o)} | {_cell(m)} | **{_cell(a)}** |" for o, m, a in ch["rows"]]
+        out += ["| " + " | ".join(COLUMNS.values()) + " |", "|---|---|---|"]
+        out += [f"| {_cell(v.claim)} | {_cell(v.measured)} | **{_cell(v.label)}** |" for v in ch["rows"]]
         out.append("")
     return "\n".join(out)
 
@@ -77,7 +63,8 @@ def write(root: Path) -> Path | None:
     chapters = collect(Path(root) / "book")
     if not any(ch["rows"] for ch in chapters):
         return None
+    from priorlib.checkpoint import atomic_write_text
     from priorlib.data import web_source_name
     path = Path(root) / "book" / "claims.md"
-    path.write_text(render(chapters, web_source_name()))
+    atomic_write_text(path, render(chapters, web_source_name()))
     return path

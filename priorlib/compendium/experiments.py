@@ -106,9 +106,3 @@ def placement_rows(runs: list[runstore.Run], reference, key: str = "soft", field
                        moved_l2=float((ck[-1][1][key] - ck[0][1][key]).norm(dim=-1).median()))
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def verdict_table(rows: list[tuple[str, str, bool | None]]) -> pd.DataFrame:
-    """``[(paper's observation, what we measured, agrees?)]`` -> the closing table of each notebook."""
-    return pd.DataFrame([{"paper's observation": a, "what we measured": b,
-                          "agrees?": {True: "yes", False: "no", None: "not tested"}[c]} for a, b, c in rows])

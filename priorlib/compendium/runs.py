@@ -7,7 +7,6 @@ captions from the numbers returned here.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from contextlib import contextmanager
@@ -297,49 +296,6 @@ def quiet_capture():
         yield
     finally:
         hooks.tqdm = old
-
-
-# --------------------------------------------------------------------------------------------- output
-def _clean(x):
-    """Plain JSON values: tables as records, numpy and torch scalars and arrays as Python ones, NaN as None."""
-    if isinstance(x, torch.Tensor):
-        return _clean(x.tolist())
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(float(x)) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (np.bool_,)):
-        return bool(x)
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, pd.DataFrame):
-        return _clean(x.to_dict(orient="records"))
-    return x
-
-
-def save_results(out_dir, results: dict) -> Path:
-    """``<out_dir>/results.json``, written atomically as strict JSON (see :func:`_clean`); every
-    notebook's results go through here, and ``priorlib book`` attaches them to the executed notebook."""
-    from priorlib.checkpoint import atomic_write_text
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    atomic_write_text(path, json.dumps(_clean(results), indent=1, allow_nan=False))
-    return path
-
-
-def write_results(s: Settings, results: dict) -> Path:
-    """``<out_dir>/results.json``: settings plus ``results``."""
-    return save_results(s.out_dir, {"notebook": s.notebook, "profile": s.profile, "model": s.model,
-                                    "settings": asdict(s), **results})
-
-
-def verdict(rows: list[tuple[str, str, bool | None]]) -> pd.DataFrame:
-    return ex.verdict_table(rows)
 
 
 def env_runs_root() -> str | None:

@@ -8,33 +8,11 @@ book with no kernel behind it. ``interact`` would need a kernel and is deliberat
 """
 from __future__ import annotations
 
-import io
-from typing import Iterable, Sequence
+from typing import Sequence
 
-__all__ = ["figures_to_png", "checkpoint_scrubber"]
+from priorlib.compendium.figures import png
 
-
-def _figure_to_png(fig, dpi: int) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def figures_to_png(figures: Iterable, dpi: int = 72, close: bool = True) -> list[bytes]:
-    """Render matplotlib figures to PNG bytes, closing each one afterwards (unless ``close=False``).
-
-    Closing matters in a notebook: an open figure is drawn a second time at the end of the cell.
-    """
-    import matplotlib.pyplot as plt
-
-    frames = []
-    for fig in figures:
-        try:
-            frames.append(_figure_to_png(fig, dpi))
-        finally:
-            if close:
-                plt.close(fig)
-    return frames
+__all__ = ["checkpoint_scrubber"]
 
 
 def _as_png(frame, dpi: int) -> bytes:
@@ -44,7 +22,7 @@ def _as_png(frame, dpi: int) -> bytes:
             raise ValueError("checkpoint_scrubber: a bytes frame must be a PNG image")
         return data
     if hasattr(frame, "savefig"):
-        return figures_to_png([frame], dpi=dpi)[0]
+        return png(frame, dpi=dpi)
     raise TypeError(
         f"checkpoint_scrubber: a frame must be a matplotlib Figure or PNG bytes, not {type(frame).__name__}"
     )

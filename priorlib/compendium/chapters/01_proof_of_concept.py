@@ -26,7 +26,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +38,7 @@ from priorlib.cache import cached, fingerprint
 from priorlib.metrics.placement import compare_steps, random_walk_step_lengths, trajectory_step_lengths
 from priorlib.compendium import profiles
 from priorlib.compendium.paths import repo_root, results_dir
+from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "01_proof_of_concept"
 
@@ -590,27 +591,6 @@ def tsne(x: np.ndarray, *, perplexity: float, seed: int, max_iter: int = 1000, n
     return cached(name, key, compute)["xy"]
 
 
-def as_json(obj):
-    """Turn numpy scalars / arrays and dataclasses into JSON-ready values (non-finite floats -> None)."""
-    if hasattr(obj, "__dataclass_fields__"):
-        return as_json(asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): as_json(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [as_json(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return as_json(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 # ---------------------------------------------------------------------------------------------
 # the five questions of notebook 01 (each returns plain numbers plus what its figure needs)
 # ---------------------------------------------------------------------------------------------
@@ -753,41 +733,34 @@ def question5(caps: dict, inputs: dict, points: list[str], cfg: Profile) -> dict
             "share_layers_math_further": float((df.silhouette_math_vs_nlp > df.silhouette_squad_vs_web).mean())}
 
 
-def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[dict]:
-    """The closing table: the paper's observation (as summarised in issue 5), our number, agreement."""
+def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[Verdict]:
+    """The closing table: the paper's observation (as summarised in issue 5), our number, the outcome."""
     t1 = q1["test"]["vocab"]
     ov = q3["overlap"]
     return [
-        {"question": "1 token trajectories",
-         "paper": "sentence paths on the embedding space are jumpy, steps slightly shorter than random walks",
-         "measured": f"median step ratio real/random walk {t1['median_ratio']:.2f}, Cliff's delta "
-                     f"{t1['cliffs_delta']:+.2f}, {100 * t1['share_shorter']:.0f}% of texts shorter",
-         "agrees": bool(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05)},
-        {"question": "2 upper-layer activation trajectories",
-         "paper": "activation trajectories at upper layers are localised",
-         "measured": f"upper-layer median step ratio {q2['upper_median_ratio']:.2f} (embeddings "
-                     f"{q2['embed_median_ratio']:.2f}), Cliff's delta {q2['upper_cliffs_delta']:+.2f}",
-         "agrees": bool(q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"])},
-        {"question": "3 SQuAD vs web text, last layer",
-         "paper": "SQuAD activations overlap the web-text (C4) distribution",
-         "measured": f"k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
-                     f"{ov['probe_accuracy']:.2f} balanced accuracy",
-         "agrees": bool(ov["mixing"] >= 0.5)},
-        {"question": "4 per-layer shape",
-         "paper": "a single unimodal cloud at every layer",
-         "measured": f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal",
-         "agrees": bool(q4["n_bimodal"] == 0)},
+        Verdict("sentence paths on the embedding space are jumpy, steps slightly shorter than random walks",
+                f"median step ratio real/random walk {t1['median_ratio']:.2f}, Cliff's delta "
+                f"{t1['cliffs_delta']:+.2f}, {100 * t1['share_shorter']:.0f}% of texts shorter",
+                Outcome.of(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05)),
+        Verdict("activation trajectories at upper layers are localised",
+                f"upper-layer median step ratio {q2['upper_median_ratio']:.2f} (embeddings "
+                f"{q2['embed_median_ratio']:.2f}), Cliff's delta {q2['upper_cliffs_delta']:+.2f}",
+                Outcome.of(q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"])),
+        Verdict("SQuAD activations overlap the web-text (C4) distribution",
+                f"k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
+                f"{ov['probe_accuracy']:.2f} balanced accuracy", Outcome.of(ov["mixing"] >= 0.5)),
+        Verdict("a single unimodal cloud at every layer",
+                f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", Outcome.of(q4["n_bimodal"] == 0)),
         verdict_q5(q5),
     ]
 
 
-def verdict_q5(q5: dict) -> dict:
+def verdict_q5(q5: dict) -> Verdict:
     """The task-cluster row: at the last layer MATH is further from NLP than SQuAD is from web text."""
-    return {"question": "5 task clusters",
-            "paper": "MATH far from web text, SQuAD close to it (T5-base)",
-            "measured": f"silhouette MATH vs NLP {q5['silhouette_math_vs_nlp']:.2f}, SQuAD vs web "
-                        f"{q5['silhouette_squad_vs_web']:.2f} (last layer)",
-            "agrees": bool(q5["silhouette_math_vs_nlp"] > q5["silhouette_squad_vs_web"])}
+    return Verdict("MATH far from web text, SQuAD close to it (T5-base)",
+                   f"silhouette MATH vs NLP {q5['silhouette_math_vs_nlp']:.2f}, SQuAD vs web "
+                   f"{q5['silhouette_squad_vs_web']:.2f} (last layer)",
+                   Outcome.of(q5["silhouette_math_vs_nlp"] > q5["silhouette_squad_vs_web"]))
 
 
 def fmt_p(p: float) -> str:

@@ -1,7 +1,7 @@
 """Chapter 02 (paper section 4.2): learning rate and prior; where trained soft prompts end, and their quality.
 
     C = chapter("02_lr_priors")
-    rows, verdict_numbers = C.verdicts(quality_rows, placement_rows, baseline, settings)
+    verdicts, verdict_numbers = C.verdicts(quality_rows, placement_rows, baseline, settings)
 
 The grid, the quality and placement tables are shared with chapters 03, 04, 07-09
 (:mod:`priorlib.compendium.runs`); this module holds what only notebook 02 decides.
@@ -16,10 +16,13 @@ import pandas as pd
 from priorlib.compendium import runs
 from priorlib.compendium.runs import (PAPER_LRS, Settings, _fmt, pooled_seed_sd, rank_correlation,
                                       same_within_noise)
+from priorlib.compendium.verdicts import Outcome, Verdict
+
+STEM = "02_lr_priors"
 
 
-def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Settings) -> tuple[list, dict]:
-    """The closing rows of notebook 02 and the numbers behind them.
+def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Settings) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 02 and the numbers behind them.
 
     1. *The prior decides where trained prompts end*: Spearman correlation, over runs, of the sampled and
        trained median distance to the nearest token embedding (agrees: rho >= 0.7).
@@ -52,18 +55,18 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
                final_f1_by_prior=f1.to_dict(), final_f1_range=float(f1.max() - f1.min()) if len(f1) else float("nan"))
     moved_txt = ", ".join(f"{k}: {v:.3g}" for k, v in num["median_moved_l2_by_lr"].items())
     out = [
-        ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
-         f"Spearman ρ = {_fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
-         f"token embedding ({len(t)} runs, all learning rates; agreement needs ρ ≥ 0.7)",
-         None if not np.isfinite(rho) else bool(rho >= 0.7)),
-        ("Prompts stay near where their prior put them at the paper's learning rates",
-         f"{_fmt(100 * stay, 3)}% of runs at the paper's rates moved less than the token embeddings' typical "
-         f"neighbour gap ({gap:.3g}); median movement by lr: {moved_txt}",
-         None if not np.isfinite(stay) else bool(stay == 1.0)),
-        ("Final quality is the same whichever prior starts the prompt",
-         f"at lr {lr_q:g}: final validation loss {', '.join(f'{k} {v:.3f}' for k, v in means.items())}; range "
-         f"{spread:.3f} vs tolerance {tol:.3f} (2 × seed sd {_fmt(sd)} or 5%); F1 range {_fmt(num['final_f1_range'])} points",
-         bool(same)),
+        Verdict("The prior decides where trained soft prompts end up (posteriors differ by prior)",
+                f"Spearman ρ = {_fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
+                f"token embedding ({len(t)} runs, all learning rates; agreement needs ρ ≥ 0.7)",
+                Outcome.of(None if not np.isfinite(rho) else rho >= 0.7)),
+        Verdict("Prompts stay near where their prior put them at the paper's learning rates",
+                f"{_fmt(100 * stay, 3)}% of runs at the paper's rates moved less than the token embeddings' typical "
+                f"neighbour gap ({gap:.3g}); median movement by lr: {moved_txt}",
+                Outcome.of(None if not np.isfinite(stay) else stay == 1.0)),
+        Verdict("Final quality is the same whichever prior starts the prompt",
+                f"at lr {lr_q:g}: final validation loss {', '.join(f'{k} {v:.3f}' for k, v in means.items())}; range "
+                f"{spread:.3f} vs tolerance {tol:.3f} (2 × seed sd {_fmt(sd)} or 5%); F1 range {_fmt(num['final_f1_range'])} points",
+                Outcome.of(same)),
     ]
     return out, num
 

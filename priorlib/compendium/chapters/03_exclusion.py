@@ -2,7 +2,7 @@
 
     C = chapter("03_exclusion")
     dens = C.exclusion_density(reference, c=5.0)
-    rows, numbers = C.verdicts(dens, quality_rows, placement_rows)
+    verdicts, numbers = C.verdicts(dens, quality_rows, placement_rows)
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ import torch
 
 from priorlib.compendium import runs
 from priorlib.compendium.runs import Settings, _fmt, group_compare, same_within_noise
+from priorlib.compendium.verdicts import Outcome, Verdict
+
+STEM = "03_exclusion"
 
 
 def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0) -> dict:
@@ -43,8 +46,8 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
             "expected_exclusion_median": math.sqrt(c * reference.dim)}
 
 
-def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list, dict]:
-    """Closing rows of notebook 03.
+def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list[Verdict], dict]:
+    """Closing verdicts of notebook 03.
 
     1. *Exclusion samples are sharply peaked*: coefficient of variation of their Mahalanobis distances is
        under half the vocabulary's (agrees).
@@ -70,21 +73,21 @@ def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list,
            "trained_median_mahalanobis_exclusion": m_exc, "trained_median_mahalanobis_fitted": m_fit,
            "hdr_radius": dens["hdr_radius"]}
     out = [
-        ("The exclusion prior's samples are sharply peaked",
-         f"Mahalanobis distance of exclusion draws {sm['exclusion']['median']:.1f} ± {sm['exclusion']['sd']:.2f} "
-         f"(sd/mean {cv_e:.3f}) vs the vocabulary's {sm['vocabulary']['median']:.1f} ± {sm['vocabulary']['sd']:.2f} "
-         f"(sd/mean {cv_v:.3f}); acceptance rate {dens['acceptance_rate']:.4f} (analytic {dens['acceptance_rate_analytic']:.4f})",
-         bool(cv_e < 0.5 * cv_v)),
-        ("Exclusion samples lie outside the token-embedding density",
-         f"{100 * share_e:.1f}% of draws inside the fit's 95% region (vocabulary: {100 * sm['vocabulary']['share_in_hdr']:.1f}%, "
-         f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", bool(share_e < 0.05)),
-        ("Training from the exclusion prior reaches the same quality as from the fitted Gaussian",
-         f"final val loss {cmp['mean_a']:.3f} vs {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, tolerance {tol:.3f}, "
-         f"Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs {_fmt(cmp_f1.get('mean_b'))}",
-         bool(same)),
-        ("Trained prompts from the exclusion prior stay outside the token-embedding region",
-         f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "
-         f"95% radius {dens['hdr_radius']:.1f}", None if not np.isfinite(m_exc) else bool(m_exc > dens["hdr_radius"])),
+        Verdict("The exclusion prior's samples are sharply peaked",
+                f"Mahalanobis distance of exclusion draws {sm['exclusion']['median']:.1f} ± {sm['exclusion']['sd']:.2f} "
+                f"(sd/mean {cv_e:.3f}) vs the vocabulary's {sm['vocabulary']['median']:.1f} ± {sm['vocabulary']['sd']:.2f} "
+                f"(sd/mean {cv_v:.3f}); acceptance rate {dens['acceptance_rate']:.4f} (analytic {dens['acceptance_rate_analytic']:.4f})",
+                Outcome.of(cv_e < 0.5 * cv_v)),
+        Verdict("Exclusion samples lie outside the token-embedding density",
+                f"{100 * share_e:.1f}% of draws inside the fit's 95% region (vocabulary: {100 * sm['vocabulary']['share_in_hdr']:.1f}%, "
+                f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", Outcome.of(share_e < 0.05)),
+        Verdict("Training from the exclusion prior reaches the same quality as from the fitted Gaussian",
+                f"final val loss {cmp['mean_a']:.3f} vs {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, tolerance {tol:.3f}, "
+                f"Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs {_fmt(cmp_f1.get('mean_b'))}",
+                Outcome.of(same)),
+        Verdict("Trained prompts from the exclusion prior stay outside the token-embedding region",
+                f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "
+                f"95% radius {dens['hdr_radius']:.1f}", Outcome.of(None if not np.isfinite(m_exc) else m_exc > dens["hdr_radius"])),
     ]
     return out, num
 

@@ -12,6 +12,9 @@ import torch
 
 from priorlib.compendium import runs
 from priorlib.compendium.runs import Settings, _fmt, group_compare, quiet_capture, same_within_noise
+from priorlib.compendium.verdicts import Outcome, Verdict
+
+STEM = "04_activation_spaces"
 
 
 def domain_references(model, tok, s: Settings, point: str, domains=("web", "squad")) -> dict:
@@ -46,8 +49,8 @@ def norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a.float().norm(dim=-1).median() / b.float().norm(dim=-1).median())
 
 
-def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float) -> tuple[list, dict]:
-    """Closing rows of notebook 04.
+def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float) -> tuple[list[Verdict], dict]:
+    """Closing verdicts of notebook 04.
 
     1. *Web text and SQuAD activations are distinct clusters*: held-out logistic accuracy >= 0.8 at the
        deepest point measured.
@@ -81,20 +84,20 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     later = None if not (np.isfinite(a_) and np.isfinite(b_)) else bool(b_ > a_)
     num["converge_later_decided_by"] = "validation loss" if use_val else "training loss"
     out = [
-        ("Web text and SQuAD activations form distinct clusters",
-         "held-out accuracy of a linear classifier telling web-text from SQuAD tokens: "
-         + ", ".join(f"{k}: {v:.3f}" for k, v in sep.items()), bool(acc >= 0.8)),
-        ("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
-         f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {_fmt(v_fit)}, Xavier {_fmt(v_xav)}; "
-         f"to the training-loss target: fitted {_fmt(s_fit)}, Xavier {_fmt(s_xav)} "
-         f"(decided by the {num['converge_later_decided_by']})", later),
-        ("'cut' and 'carry' deep prompts perform the same",
-         f"final val loss cut {cmp['mean_a']:.3f} vs carry {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, "
-         f"tolerance {tol:.3f}, Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs "
-         f"{_fmt(cmp_f1.get('mean_b'))}", bool(same)),
-        ("Trained deep prompts stay where their prior put them in activation space",
-         f"{_fmt(100 * stay, 3)}% of last-layer blocks moved less than the activations' typical neighbour gap "
-         f"({act_gap:.3g})", None if not np.isfinite(stay) else bool(stay == 1.0)),
+        Verdict("Web text and SQuAD activations form distinct clusters",
+                "held-out accuracy of a linear classifier telling web-text from SQuAD tokens: "
+                + ", ".join(f"{k}: {v:.3f}" for k, v in sep.items()), Outcome.of(acc >= 0.8)),
+        Verdict("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
+                f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {_fmt(v_fit)}, Xavier {_fmt(v_xav)}; "
+                f"to the training-loss target: fitted {_fmt(s_fit)}, Xavier {_fmt(s_xav)} "
+                f"(decided by the {num['converge_later_decided_by']})", Outcome.of(later)),
+        Verdict("'cut' and 'carry' deep prompts perform the same",
+                f"final val loss cut {cmp['mean_a']:.3f} vs carry {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, "
+                f"tolerance {tol:.3f}, Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs "
+                f"{_fmt(cmp_f1.get('mean_b'))}", Outcome.of(same)),
+        Verdict("Trained deep prompts stay where their prior put them in activation space",
+                f"{_fmt(100 * stay, 3)}% of last-layer blocks moved less than the activations' typical neighbour gap "
+                f"({act_gap:.3g})", Outcome.of(None if not np.isfinite(stay) else stay == 1.0)),
     ]
     return out, num
 

@@ -20,7 +20,10 @@ import torch
 
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _cached_tensors, _same, arm_means,  # noqa: F401
                                       arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
-                                      train_runs, write_results)
+                                      train_runs)
+from priorlib.compendium.verdicts import Outcome, Verdict
+
+STEM = "05_math_interpolation"
 
 # Kaufman & Rousseeuw's reading of the silhouette coefficient
 SILHOUETTE_NO_STRUCTURE = 0.25   # <= 0.25: no substantial cluster structure
@@ -187,8 +190,8 @@ def placement_summary(place: pd.DataFrame) -> pd.DataFrame:
     return place.groupby(["arm", "when"])[cols].mean().round(3).reset_index()
 
 
-def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: int):
-    """Rows of the closing table of notebook 05 and the numbers behind them."""
+def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: int) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 05 and the numbers behind them."""
     loss = arm_means(df, "final_val_loss")
     acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
     drop = arm_means(df.assign(d=df["initial_val_loss"] - df["final_val_loss"]), "d")
@@ -200,7 +203,7 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: in
     own = (summ["layers_math_more_separated"] > summ["n_layers"] / 2 and summ["probe_math_vs_nlp_all"] >= 0.95)
     strength = ("reasonable" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_REASONABLE else
                 "weak" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_NO_STRUCTURE else "not substantial")
-    rows = [(
+    rows = [Verdict(
         "MATH activations form their own cluster",
         f"silhouette MATH vs SQuAD+web: median {summ['silhouette_math_vs_nlp_all']:.2f} over {summ['n_layers']} "
         f"layers ({summ['silhouette_math_vs_nlp_deep']:.2f} at the deep-prompt layers), higher than SQuAD vs web at "
@@ -208,12 +211,12 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: in
         f"{100 * summ['probe_math_vs_nlp_all']:.0f}%. In absolute terms the cluster structure is {strength} "
         f"(Kaufman & Rousseeuw: > 0.25 weak, > 0.5 reasonable). Controls, MATH-vs-NLP / SQuAD-vs-web "
         f"silhouette: {ctrl}",
-        bool(own)), (
+        Outcome.of(own)), Verdict(
         "SQuAD and C4 share one cluster (C4 here: a web-text stand-in)",
         f"silhouette SQuAD vs web: median {summ['silhouette_squad_vs_web_all']:.2f} over layers "
         f"(<= {SILHOUETTE_NO_STRUCTURE} means no substantial cluster structure); a linear probe still separates "
         f"them at {100 * summ['probe_squad_vs_web_all']:.0f}%",
-        bool(summ["silhouette_squad_vs_web_all"] <= SILHOUETTE_NO_STRUCTURE))]
+        Outcome.of(summ["silhouette_squad_vs_web_all"] <= SILHOUETTE_NO_STRUCTURE))]
     interp = [a for a in loss if a.startswith("interp")]
     base = [a for a in loss if not a.startswith("interp")]
     if interp and base:
@@ -223,12 +226,12 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: in
                          + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "") for a in interp)
         meas += " vs " + "; ".join(f"{b}: {loss[b][0]:.3f} ± {loss[b][1]:.3f}"
                                    + (f", {acc[b][0]:.1f} ± {acc[b][1]:.1f}%" if b in acc else "") for b in base)
-        rows.append(("Interpolation priors between domains can be used for MATH",
-                     meas + f" (usable: loss falls and ends at or below the worst baseline's mean + sd, {worst:.3f})",
-                     bool(ok)))
+        rows.append(Verdict("Interpolation priors between domains can be used for MATH",
+                            meas + f" (usable: loss falls and ends at or below the worst baseline's mean + sd, "
+                            f"{worst:.3f})", Outcome.of(ok)))
     else:
-        rows.append(("Interpolation priors between domains can be used for MATH",
-                     "needs an interpolation arm and a baseline arm", None))
+        rows.append(Verdict("Interpolation priors between domains can be used for MATH",
+                            "needs an interpolation arm and a baseline arm", Outcome.NOT_TESTED))
     return rows, {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop}
 
 

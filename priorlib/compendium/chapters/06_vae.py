@@ -21,7 +21,10 @@ from priorlib.compendium import experiments
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO,  # noqa: F401
                                       VAE_EPOCHS, Setup, _same, arm_means, arm_of, collapse_kind, deep_key,
                                       domain_references, is_collapsed, load_model, model_note, quality, rows,
-                                      train_runs, write_results)
+                                      train_runs)
+from priorlib.compendium.verdicts import Outcome, Verdict
+
+STEM = "06_vae"
 
 
 def vae_sweep(reference, betas, var_matches, *, epochs: int | str = VAE_EPOCHS, seed: int = 0) -> pd.DataFrame:
@@ -109,31 +112,32 @@ def vae_placement(runs, ref, key: str) -> pd.DataFrame:
     return place
 
 
-def verdict(findings: dict, df: pd.DataFrame, n_seeds: int):
+def verdict(findings: dict, df: pd.DataFrame, n_seeds: int) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 06 and the numbers behind them."""
     plain = findings["plain"]
     loss = arm_means(df, "final_val_loss")
     acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
     rows = []
     if plain is not None:
-        rows.append((
+        rows.append(Verdict(
             "The VAE prior collapsed",
             f"plain VAE (β = 1, no penalty): {plain['active_units']} of {plain['latent_dim']} latent units active, "
             f"decoded samples keep {plain['variance_ratio']:.2f} of the data's variance; "
             f"{findings['n_collapsed']} of {findings['n_settings']} (β, γ) settings collapse by our rule "
             f"(active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
-            bool(plain["collapsed"])))
+            Outcome.of(plain["collapsed"])))
     else:
-        rows.append(("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", None))
+        rows.append(Verdict("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", Outcome.NOT_TESTED))
     if "fitted-gaussian" in loss:
         for a in [a for a in loss if a.startswith("vae")]:
             same = _same(loss[a], loss["fitted-gaussian"], n_seeds)
-            rows.append((
+            rows.append(Verdict(
                 "Prompts from different priors reach the same final quality",
                 f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
                 + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "")
                 + f" vs fitted-gaussian {loss['fitted-gaussian'][0]:.3f} ± {loss['fitted-gaussian'][1]:.3f}"
                 + (f", {acc['fitted-gaussian'][0]:.1f} ± {acc['fitted-gaussian'][1]:.1f}%" if acc else "")
-                + " (same: means within twice the larger seed sd)", same))
+                + " (same: means within twice the larger seed sd)", Outcome.of(same)))
     return rows, {"final_val_loss": loss, "final_accuracy": acc}
 
 

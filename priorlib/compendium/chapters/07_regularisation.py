@@ -36,6 +36,7 @@ from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.regularisers import REGULARISERS
 from priorlib.compendium.paths import results_dir
+from priorlib.compendium.verdicts import Outcome, Verdict
 
 NOTEBOOK = "07_regularisation"
 
@@ -293,8 +294,8 @@ def _run_name(name: str, w: float) -> str:
 
 
 def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float, vocab_gap: float,
-                rel_tol: float = 0.05) -> tuple[list, dict]:
-    """The closing rows of notebook 07 and the numbers behind them.
+                rel_tol: float = 0.05) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 07 and the numbers behind them.
 
     1. *Regularisation moves the posterior* (the paper "investigates" it and shows nothing): agrees if
        every pull-type regulariser in the sweep (prior L2, Mahalanobis, nearest token, weight decay)
@@ -332,11 +333,11 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
     n_moves = int(pull["moves"].sum())
     moves = None if not len(pull) else bool(n_moves == len(pull))
     num.update(pull_regularisers_moving=n_moves, pull_regularisers=len(pull))
-    row1 = ("Regularisation moves the posterior (the paper says it investigated this but shows no result)",
-            f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on beyond the noise at their "
-            f"largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type regulariser "
-            f"moves its measure towards its anchor by more than max(2 × seed sd, {100 * rel_tol:g}%) of the "
-            f"unregularised runs ({sd_txt}).", moves)
+    row1 = Verdict("Regularisation moves the posterior (the paper says it investigated this but shows no result)",
+                   f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on beyond the noise at their "
+                   f"largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type regulariser "
+                   f"moves its measure towards its anchor by more than max(2 × seed sd, {100 * rel_tol:g}%) of the "
+                   f"unregularised runs ({sd_txt}).", Outcome.of(moves))
 
     # 2 -- is quality flat over where prompts end?
     dq = reg["final_val_loss"] - q["mean"]
@@ -349,22 +350,22 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                rho_mahalanobis_val_loss=sec.rank_correlation(table["median_mahalanobis"], table["final_val_loss"]),
                rho_moved_val_loss=sec.rank_correlation(table["moved_l2"], table["final_val_loss"]))
     if worst is None:
-        row2 = ("Quality is flat across where the prompts end up (the paper's implicit claim)",
-                "no regularised runs", None)
+        row2 = Verdict("Quality is flat across where the prompts end up (the paper's implicit claim)",
+                       "no regularised runs", Outcome.NOT_TESTED)
     else:
         w = reg.loc[worst]
         num["worst_run"] = {"regulariser": w["regulariser"], "weight": float(w["weight"]),
                             "val_loss_change": float(dq[worst])}
-        row2 = ("Quality is flat across where the prompts end up (the paper's implicit claim)",
-                f"trained prompts ended at median Mahalanobis distance {num['mahalanobis_range'][0]:.3g}–"
-                f"{num['mahalanobis_range'][1]:.3g} and nearest-token L2 {num['nn_l2_range'][0]:.3g}–{num['nn_l2_range'][1]:.3g}; "
-                f"final validation loss {num['val_loss_range'][0]:.3f}–{num['val_loss_range'][1]:.3f} nats against the "
-                f"unregularised {q['mean']:.3f} (sd {_fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
-                f"regularised runs within the tolerance {q_tol:.3f} (max(2 × seed sd, {100 * rel_tol:g}%)); worst: "
-                f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
-                f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "
-                f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every regularised run is within the tolerance.",
-                bool(within.all()))
+        row2 = Verdict("Quality is flat across where the prompts end up (the paper's implicit claim)",
+                       f"trained prompts ended at median Mahalanobis distance {num['mahalanobis_range'][0]:.3g}–"
+                       f"{num['mahalanobis_range'][1]:.3g} and nearest-token L2 {num['nn_l2_range'][0]:.3g}–{num['nn_l2_range'][1]:.3g}; "
+                       f"final validation loss {num['val_loss_range'][0]:.3f}–{num['val_loss_range'][1]:.3f} nats against the "
+                       f"unregularised {q['mean']:.3f} (sd {_fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
+                       f"regularised runs within the tolerance {q_tol:.3f} (max(2 × seed sd, {100 * rel_tol:g}%)); worst: "
+                       f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
+                       f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "
+                       f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every regularised run is within the tolerance.",
+                       Outcome.of(within.all()))
 
     # 3 -- can the prompt be kept inside the pretrained cloud for free?
     inside = inside_cloud(reg, hdr_radius, vocab_gap) if len(reg) else pd.Series(dtype=bool)
@@ -379,18 +380,13 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                                                                         ins["final_val_loss"]))
     base_where = ("the unregularised prompts end inside too" if num["baseline_inside"] else
                   "the unregularised prompts end outside")
-    row3 = ("Where the prompts end up can be chosen without losing quality: they can be held inside the "
-            "token-embedding cloud at baseline quality",
-            (f"{len(ins)} of {len(reg)} regularised runs end inside the cloud (median Mahalanobis ≤ {hdr_radius:.3g}, the "
-             f"95% radius, or median nearest-token L2 ≤ {vocab_gap:.3g}, the vocabulary's own neighbour gap; "
-             f"{base_where}); {len(ok)} of them within the validation-loss tolerance {q_tol:.3f}"
-             + (f": {listing}" if len(ins) else "") + ". Rule: agrees if at least one run inside is within the "
-             "tolerance; not tested if none ends inside."),
-            None if not len(ins) else bool(len(ok) > 0))
+    row3 = Verdict("Where the prompts end up can be chosen without losing quality: they can be held inside the "
+                   "token-embedding cloud at baseline quality",
+                   (f"{len(ins)} of {len(reg)} regularised runs end inside the cloud (median Mahalanobis ≤ {hdr_radius:.3g}, the "
+                    f"95% radius, or median nearest-token L2 ≤ {vocab_gap:.3g}, the vocabulary's own neighbour gap; "
+                    f"{base_where}); {len(ok)} of them within the validation-loss tolerance {q_tol:.3f}"
+                    + (f": {listing}" if len(ins) else "") + ". Rule: agrees if at least one run inside is within the "
+                    "tolerance; not tested if none ends inside."),
+                   Outcome.of(None if not len(ins) else len(ok) > 0))
     return [row1, row2, row3], num
 
-
-# --------------------------------------------------------------------------------------------- output
-def write_results(s: Settings, results: dict):
-    """``<out_dir>/results.json`` (see :func:`runs.write_results`)."""
-    return sec.write_results(s, results)

@@ -32,6 +32,7 @@ from priorlib.compendium import chapter
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
+from priorlib.compendium.verdicts import Outcome, Verdict
 
 NOTEBOOK = "08_posterior_transfer"
 SOURCE_PRIOR = "fitted-gaussian"
@@ -365,8 +366,8 @@ def steps_metric(rows: pd.DataFrame) -> str:
     return "val_steps_to_target" if s.nunique(dropna=True) <= 1 else "steps_to_target"
 
 
-def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tuple[list, dict]:
-    """Closing rows of notebook 08 and the numbers behind them.
+def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tuple[list[Verdict], dict]:
+    """Closing verdicts of notebook 08 and the numbers behind them.
 
     0. *Precondition*: the SQuAD prompts left their prior (median movement > the token neighbour gap).
     1. *Posteriors are usable priors for another task*: every seed of each fitted posterior arm
@@ -400,47 +401,47 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
         acc_txt += "; final accuracy " + ", ".join(f"{a} {acc[a]['mean']:.1f} ± {acc[a]['sd']:.1f}%" for a in arms)
         if all(st["max"] == 0 for st in acc.values()):
             acc_txt += " (0 for every run: accuracy cannot tell the priors apart here, the loss decides)"
-    out = [(
+    out = [Verdict(
         "Soft prompts trained at a high learning rate leave their prior (precondition of the transfer test; "
         "not a claim of the paper)",
         f"median movement {shift['median_moved_l2']:.3g} vs token neighbour gap {shift['token_neighbour_gap']:.3g}; "
         f"median Mahalanobis to the token Gaussian {shift['median_mahalanobis_sampled']:.3g} → "
         f"{shift['median_mahalanobis_trained']:.3g}; sampled-vs-trained classifier "
-        f"{100 * shift['classifier_accuracy']:.0f}% ({shift['n_vectors']} vectors)", bool(shift["moved"]))]
+        f"{100 * shift['classifier_accuracy']:.0f}% ({shift['n_vectors']} vectors)", Outcome.of(shift["moved"]))]
     if fitted and controls:
         worst = max(loss[c]["mean"] + loss[c]["sd"] for c in controls)
         falls = {a: bool((rows.loc[rows["arm"] == a, "val_loss_drop"] > 0).all()) for a in fitted}
         usable = all(falls[a] and loss[a]["mean"] <= worst for a in fitted)
-        out.append((
+        out.append(Verdict(
             "Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
             "final validation loss " + "; ".join(f"{a} {_ms(loss[a], True)}" for a in fitted) + " vs controls "
             + "; ".join(f"{c} {_ms(loss[c], True)}" for c in controls)
             + f" (usable: every seed's loss falls and the mean ends at or below the worst control's mean + sd, "
-              f"{worst:.3f})" + acc_txt, usable if shift["moved"] else None))
+              f"{worst:.3f})" + acc_txt, Outcome.of(usable if shift["moved"] else None)))
     else:
-        out.append(("Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
-                    "needs a fitted posterior arm and a control arm", None))
+        out.append(Verdict("Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
+                           "needs a fitted posterior arm and a control arm", Outcome.NOT_TESTED))
     if "fitted-gaussian" in arms and fitted:
         verdict = _all(_faster(steps, a, "fitted-gaussian") for a in fitted)
-        out.append((
+        out.append(Verdict(
             "A posterior prior speeds up learning a new task vs the prior it came from",
             rule + ": " + "; ".join(f"{a} {_ms(steps[a])}" for a in fitted)
             + f" vs fitted-gaussian {_ms(steps['fitted-gaussian'])} (faster: fewer steps by more than twice the "
-              "larger seed sd, for every fitted posterior arm)", verdict if shift["moved"] else None))
+              "larger seed sd, for every fitted posterior arm)", Outcome.of(verdict if shift["moved"] else None)))
     if "fitted-gaussian" in arms and "posterior-copy" in arms:
-        out.append((
+        out.append(Verdict(
             "A trained prompt from another task is a faster start than a fresh draw from its prior (warm start)",
             rule + f": posterior-copy {_ms(steps['posterior-copy'])} vs fitted-gaussian "
             f"{_ms(steps['fitted-gaussian'])}; final validation loss {_ms(loss['posterior-copy'], True)} vs "
-            f"{_ms(loss['fitted-gaussian'], True)}", _faster(steps, "posterior-copy", "fitted-gaussian")
-            if shift["moved"] else None))
+            f"{_ms(loss['fitted-gaussian'], True)}",
+            Outcome.of(_faster(steps, "posterior-copy", "fitted-gaussian") if shift["moved"] else None)))
     collapsed = vae["collapse"] != "none"
-    out.append((
+    out.append(Verdict(
         "The VAE prior collapsed (paper §4.6; here a VAE trained on the SQuAD posterior bank)",
         f"{vae['active_units']} of {vae['latent_dim']} latent units active, decoded samples keep "
         f"{vae['variance_ratio']:.3f} of the bank's variance ({vae['epochs']} epochs on {shift['n_vectors']} "
         f"vectors; collapsed: active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
-        bool(collapsed)))
+        Outcome.of(collapsed)))
     return out, num
 
 
@@ -465,17 +466,6 @@ def closing_note(rows: pd.DataFrame, numbers: dict, shift: dict) -> str:
         "Differences count only when they exceed twice the larger seed sd; with this few seeds, smaller "
         "differences are noise."))
     return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------ output
-def write_results(s: Setup, results: dict) -> Path:
-    """``<out_dir>/results.json``: the setup plus ``results`` (NaN as null, tables as records)."""
-    d = {"notebook": NOTEBOOK, "profile": s.profile, "model": s.target.model, "bank": s.bank,
-         "setup": {"source_lr": s.source_lr, "source_seeds": s.source_seeds, "arms": s.arms, "seeds": s.seeds,
-                   "vae_epochs": s.vae_epochs, "source": sec._clean(s.source.table()),
-                   "target": s.target.to_dict()},
-         **results}
-    return sec.save_results(s.out_dir, d)
 
 
 def fmt(x, nd: int = 3) -> str:

@@ -14,14 +14,14 @@ For each model the notebook runs the very same experiments, with the very same r
 - notebook 01's task clusters (``question5`` of chapter ``01_proof_of_concept``) and its verdict.
 
 On the main model the runs have the same configs as notebook 02's, so they come from the run store
-when notebook 02 has run. :func:`claim_table` puts both models' verdicts side by side.
+when notebook 02 has run. :func:`verdicts_09` and :func:`claim_table` put both models' verdicts side by side.
 """
 from __future__ import annotations
 
 import gc
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from priorlib.compendium import chapter
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as s02
 from priorlib.compendium.paths import results_dir
+from priorlib.compendium.verdicts import Verdict
 
 STEM = "09_second_model"
 CLAIMS = ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
@@ -124,8 +125,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     points = atlas.hook_points(model, cfg.layers)
     caps = atlas.capture_all(model, tok, inputs, points, cfg)
     q5 = atlas.question5(caps, inputs, points, cfg)
-    v5 = atlas.verdict_q5(q5)
-    verdicts = list(verdicts) + [(CLAIMS[3], v5["measured"], v5["agrees"])]
+    verdicts = list(verdicts) + [replace(atlas.verdict_q5(q5), claim=CLAIMS[3])]
     del model, caps, ref
     gc.collect()
     log(f"{name}: {len(runs)} runs and the task clusters in {time.perf_counter() - t0:.0f} s")
@@ -191,40 +191,29 @@ def cluster_rows(results: list[dict]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def _agree_word(v) -> str:
-    return {True: "yes", False: "no", None: "not tested"}[v]
-
-
-def both_word(a, b, names: tuple[str, str]) -> str:
-    """``both`` / ``<model> only`` / ``neither`` / ``not tested``."""
-    if a is None or b is None:
-        return "not tested"
-    if a and b:
-        return "both"
-    if a or b:
-        return f"{names[0] if a else names[1]} only"
-    return "neither"
+def verdicts_09(results: list[dict]) -> list[Verdict]:
+    """One verdict per claim across both models: both measurements, each model's outcome (``by_model``),
+    and the claim's outcome on both (see :meth:`Verdict.across`)."""
+    a, b = results
+    names = (a["title"], b["title"])
+    out = []
+    for va, vb in zip(a["verdicts"], b["verdicts"]):
+        if va.claim != vb.claim:
+            raise ValueError(f"the two models' verdicts are not aligned: {va.claim!r} vs {vb.claim!r}")
+        out.append(Verdict.across(
+            f"{va.claim} (on both models)",
+            f"{names[0]}: {va.measured} → {va.outcome.value}. {names[1]}: {vb.measured} → {vb.outcome.value}.",
+            {names[0]: va.outcome, names[1]: vb.outcome}))
+    return out
 
 
 def claim_table(results: list[dict]) -> pd.DataFrame:
-    """One row per claim: each model's measurement and verdict, and whether it holds on both."""
+    """One row per claim: each model's measurement and outcome, and on which models it holds."""
     a, b = results
     names = (a["title"], b["title"])
-    rows = []
-    for (obs, ma, va), (obs_b, mb, vb) in zip(a["verdicts"], b["verdicts"]):
-        if obs != obs_b:
-            raise ValueError(f"the two models' verdicts are not aligned: {obs!r} vs {obs_b!r}")
-        rows.append({"claim": obs, f"{names[0]}": f"{ma} → {_agree_word(va)}",
-                     f"{names[1]}": f"{mb} → {_agree_word(vb)}", "holds on": both_word(va, vb, names)})
-    return pd.DataFrame(rows)
-
-
-def verdicts_09(results: list[dict]) -> list[tuple[str, str, str]]:
-    """Rows for the claims page: ``(claim, both models' measurements, holds on ...)``."""
-    table = claim_table(results)
-    names = [r["title"] for r in results]
-    return [(f"{row['claim']} (on both models)", f"{names[0]}: {row[names[0]]}. {names[1]}: {row[names[1]]}.",
-             row["holds on"]) for _, row in table.iterrows()]
+    return pd.DataFrame([{"claim": va.claim, names[0]: f"{va.measured} → {va.outcome.value}",
+                          names[1]: f"{vb.measured} → {vb.outcome.value}", "holds on": v.label}
+                         for va, vb, v in zip(a["verdicts"], b["verdicts"], verdicts_09(results))])
 
 
 def scale_sentence(facts: dict, title: str) -> str:
@@ -239,22 +228,14 @@ def scale_sentence(facts: dict, title: str) -> str:
                                  if facts.get("bos") else ""))
 
 
-def results_json(su: Setup, results: list[dict], seconds: float) -> dict:
-    return {"notebook": "09", "profile": su.profile, "models": list(su.models), "priors": su.priors,
-            "learning_rate": su.lr, "seeds": su.seeds,
-            "per_model": {r["name"]: {"facts": r["facts"], "baseline": r["baseline"], "quality": r["quality"],
+def results_record(su: Setup, results: list[dict], seconds: float) -> dict:
+    """The chapter's numbers for ``results.json`` (beside the header and verdicts that
+    :func:`priorlib.compendium.verdicts.write_results` adds): per model, and the claim table."""
+    return {"per_model": {r["name"]: {"facts": r["facts"], "baseline": r["baseline"], "quality": r["quality"],
                                       "runs": r["rows"].drop(columns=["key"]), "placement": r["placement"],
                                       "numbers": r["numbers"],
                                       "q5": {k: r["q5"][k] for k in ("silhouette_math_vs_nlp", "silhouette_squad_vs_web",
                                                                      "probe_math_vs_nlp", "probe_squad_vs_web",
                                                                      "share_layers_math_further")},
-                                      "verdicts": ex.verdict_table(r["verdicts"]),
-                                      "seconds": r["seconds"]} for r in results},
-            "claim_table": claim_table(results),
-            "verdicts": [{"paper's observation": o, "what we measured": m, "agrees?": v}
-                         for o, m, v in verdicts_09(results)],
-            "seconds": seconds}
-
-
-def write_results(su: Setup, results: list[dict], seconds: float) -> Path:
-    return s02.save_results(su.out_dir, results_json(su, results, seconds))
+                                      "verdicts": r["verdicts"], "seconds": r["seconds"]} for r in results},
+            "claim_table": claim_table(results), "seconds": seconds}

@@ -184,10 +184,3 @@ def kl_per_unit(kls: dict, *, title: str = ""):
     fig.tight_layout()
     return fig
 
-
-def show(fig, dpi: int = 100):
-    """Display a figure as a PNG in the notebook and close it (the Agg backend draws nothing inline)."""
-    from IPython.display import Image, display
-
-    from priorlib.compendium.widgets import figures_to_png
-    display(Image(figures_to_png([fig], dpi=dpi)[0]))

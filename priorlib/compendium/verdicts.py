@@ -1,0 +1,161 @@
+"""Verdicts: each claim of the paper against what a chapter measured, and the one ``results.json`` writer.
+
+    from priorlib.compendium import verdicts as V
+    vs = [V.Verdict("MATH activations form their own cluster", "silhouette 0.41", V.Outcome.of(0.41 > 0.25))]
+    V.table(vs)                                           # the closing table of a notebook
+    V.write_results(out_dir, {"runs": rows}, vs, notebook="05_math_interpolation", profile="cpu",
+                    model="smollm2-135m", settings=s)     # -> <out_dir>/results.json
+
+Every notebook writes its ``results.json`` through :func:`write_results`, in one schema::
+
+    {"notebook": "05_math_interpolation", "profile": "cpu", "model": "smollm2-135m", "settings": {...},
+     "verdicts": [{"claim": ..., "measured": ..., "outcome": "agrees", "by_model": {}}, ...],
+     ...the chapter's numbers}
+
+``priorlib book`` keeps it in the executed notebook's metadata, and the claims page
+(:mod:`priorlib.compendium.claims`) reads the verdicts back with :meth:`Verdict.from_dict`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import pandas as pd
+
+from priorlib.compendium.jsonable import jsonable
+
+HEADER_FIELDS = ("notebook", "profile", "model", "settings", "verdicts")
+COLUMNS = {"claim": "paper's observation", "measured": "what we measured", "outcome": "verdict"}
+
+
+class Outcome(str, Enum):
+    """What a measurement says about a claim (adding an outcome is one line here).
+
+        Outcome.of(True)      # Outcome.AGREES; False: DISAGREES; None (the rule could not be applied): NOT_TESTED
+        Outcome("not tested") # from its JSON value
+    """
+    AGREES = "agrees"
+    DISAGREES = "disagrees"
+    NOT_TESTED = "not tested"
+
+    @classmethod
+    def of(cls, agrees) -> "Outcome":
+        """A rule's result: true -> AGREES, false -> DISAGREES, ``None`` -> NOT_TESTED."""
+        if agrees is None:
+            return cls.NOT_TESTED
+        return cls.AGREES if agrees else cls.DISAGREES
+
+
+def _outcome(value, what: str) -> Outcome:
+    try:
+        return Outcome(value)
+    except ValueError:
+        raise ValueError(f"{what} must be one of {[o.value for o in Outcome]}, got {value!r}") from None
+
+
+def combined(by_model: dict[str, Outcome]) -> Outcome:
+    """The outcome of a claim checked on several models: AGREES only when it agrees on every one; the
+    first outcome that is neither AGREES nor DISAGREES (NOT_TESTED, ...) when there is one; else DISAGREES."""
+    outcomes = [_outcome(o, "a model's outcome") for o in by_model.values()]
+    if not outcomes:
+        raise ValueError("combined: needs at least one model's outcome")
+    undecided = [o for o in outcomes if o not in (Outcome.AGREES, Outcome.DISAGREES)]
+    if undecided:
+        return undecided[0]
+    return Outcome.AGREES if all(o is Outcome.AGREES for o in outcomes) else Outcome.DISAGREES
+
+
+def holds_on(by_model: dict[str, Outcome]) -> str:
+    """On which models a claim holds: ``both`` (``all`` for more than two), ``neither`` (``none``),
+    ``<model> only`` (``<a> and <b> only``), or the undecided outcome (``not tested``)."""
+    outcome = combined(by_model)
+    if outcome not in (Outcome.AGREES, Outcome.DISAGREES):
+        return outcome.value
+    holds = [m for m, o in by_model.items() if _outcome(o, "a model's outcome") is Outcome.AGREES]
+    if len(holds) == len(by_model):
+        return "both" if len(by_model) == 2 else "all"
+    if not holds:
+        return "neither" if len(by_model) == 2 else "none"
+    return " and ".join(holds) + " only"
+
+
+@dataclass
+class Verdict:
+    """One claim of the paper, what we measured, and the outcome; ``by_model`` when it was checked on several.
+
+        Verdict("Prompts stay near their prior", "100% of runs moved less than the gap", Outcome.AGREES)
+        Verdict.across("Tasks form clusters (on both models)", "A: ... B: ...",
+                       {"SmolLM2": Outcome.AGREES, "Gemma": Outcome.DISAGREES})   # outcome DISAGREES
+    """
+    claim: str
+    measured: str
+    outcome: Outcome
+    by_model: dict[str, Outcome] = field(default_factory=dict)  # model -> its own outcome (chapter 09)
+
+    def __post_init__(self):
+        for name in ("claim", "measured"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"Verdict.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        self.outcome = _outcome(self.outcome, "Verdict.outcome")
+        self.by_model = {str(m): _outcome(o, f"Verdict.by_model[{m!r}]") for m, o in dict(self.by_model).items()}
+        if self.by_model and self.outcome is not combined(self.by_model):
+            models = ", ".join(f"{m}: {o.value}" for m, o in self.by_model.items())
+            raise ValueError(f"Verdict.outcome {self.outcome.value!r} contradicts its models' outcomes ({models}), "
+                             f"which combine to {combined(self.by_model).value!r}")
+
+    @classmethod
+    def across(cls, claim: str, measured: str, by_model: dict) -> "Verdict":
+        """A claim checked on several models; its outcome is :func:`combined` from theirs."""
+        return cls(claim, measured, combined(by_model), by_model)
+
+    @property
+    def label(self) -> str:
+        """The verdict as tables show it: the outcome, or on which models the claim holds (:func:`holds_on`)."""
+        return holds_on(self.by_model) if self.by_model else self.outcome.value
+
+    def to_dict(self) -> dict:
+        return {"claim": self.claim, "measured": self.measured, "outcome": self.outcome.value,
+                "by_model": {m: o.value for m, o in self.by_model.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        """A verdict from the ``results.json`` schema (the keys of :meth:`to_dict`, nothing else)."""
+        keys = {"claim", "measured", "outcome", "by_model"}
+        if not isinstance(d, dict) or set(d) != keys:
+            got = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise ValueError(f"a verdict needs exactly the keys {sorted(keys)}, got {got}")
+        return cls(d["claim"], d["measured"], d["outcome"], d["by_model"])
+
+
+def frame(verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per verdict under readable headers (paper's observation, what we measured, verdict)."""
+    return pd.DataFrame([{COLUMNS["claim"]: v.claim, COLUMNS["measured"]: v.measured, COLUMNS["outcome"]: v.label}
+                         for v in verdicts], columns=list(COLUMNS.values()))
+
+
+def table(verdicts: list[Verdict]):
+    """The closing table of a notebook: :func:`frame`, left-aligned, without the row index."""
+    return frame(verdicts).style.hide(axis="index").set_properties(**{"text-align": "left"})
+
+
+def write_results(out_dir, results: dict, verdicts: list[Verdict], *, notebook: str, profile: str, model: str,
+                  settings) -> Path:
+    """Write ``<out_dir>/results.json`` atomically, as strict JSON (:func:`~priorlib.compendium.jsonable.jsonable`):
+    the header (``notebook``: the chapter's stem, ``profile``, ``model``, ``settings``), the ``verdicts``,
+    then the chapter's ``results`` (which must not reuse a header key)."""
+    from priorlib.checkpoint import atomic_write_text
+    if not verdicts or not all(isinstance(v, Verdict) for v in verdicts):
+        raise TypeError("write_results: verdicts must be a non-empty list of Verdict")
+    clash = sorted(set(results) & set(HEADER_FIELDS))
+    if clash:
+        raise ValueError(f"write_results: results must not set the header fields {clash}")
+    doc = {"notebook": notebook, "profile": profile, "model": model, "settings": settings,
+           "verdicts": [v.to_dict() for v in verdicts], **results}
+    text = json.dumps(jsonable(doc), indent=1, allow_nan=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    atomic_write_text(path, text)
+    return path

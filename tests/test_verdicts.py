@@ -1,0 +1,104 @@
+"""The one verdict type, its table, the JSON cleaner and the one results.json writer."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from priorlib.compendium import verdicts as V
+from priorlib.compendium.jsonable import jsonable
+
+
+def test_outcome_of_a_rule():
+    assert V.Outcome.of(True) is V.Outcome.AGREES and V.Outcome.of(np.bool_(False)) is V.Outcome.DISAGREES
+    assert V.Outcome.of(None) is V.Outcome.NOT_TESTED
+    assert [o.value for o in V.Outcome] == ["agrees", "disagrees", "not tested"]
+
+
+def test_verdict_validates_and_round_trips():
+    v = V.Verdict("MATH is far", "silhouette 0.41", "agrees")
+    assert v.outcome is V.Outcome.AGREES and v.by_model == {} and v.label == "agrees"
+    assert v.to_dict() == {"claim": "MATH is far", "measured": "silhouette 0.41", "outcome": "agrees", "by_model": {}}
+    assert V.Verdict.from_dict(json.loads(json.dumps(v.to_dict()))) == v
+    with pytest.raises(ValueError, match="one of"):
+        V.Verdict("c", "m", "yes")
+    with pytest.raises(ValueError, match="non-empty string"):
+        V.Verdict("", "m", V.Outcome.AGREES)
+    with pytest.raises(ValueError, match="exactly the keys"):  # the old schemas are not read
+        V.Verdict.from_dict({"paper's observation": "c", "what we measured": "m", "agrees?": "yes"})
+
+
+def test_verdict_across_models():
+    A, D, N = V.Outcome.AGREES, V.Outcome.DISAGREES, V.Outcome.NOT_TESTED
+    cases = [({"a": A, "b": A}, A, "both"), ({"a": D, "b": D}, D, "neither"), ({"a": A, "b": D}, D, "a only"),
+             ({"a": D, "b": A}, D, "b only"), ({"a": A, "b": N}, N, "not tested"), ({"a": D, "b": N}, N, "not tested"),
+             ({"a": A, "b": A, "c": A}, A, "all"), ({"a": A, "b": D, "c": A}, D, "a and c only")]
+    for by_model, outcome, label in cases:
+        v = V.Verdict.across("claim (on both models)", "a: x. b: y.", by_model)
+        assert (v.outcome, v.label) == (outcome, label), by_model
+        assert V.Verdict.from_dict(v.to_dict()) == v
+    with pytest.raises(ValueError, match="contradicts"):
+        V.Verdict("c", "m", A, {"a": A, "b": D})
+
+
+def test_table_has_readable_headers_and_no_index():
+    vs = [V.Verdict("c1", "m1", V.Outcome.AGREES), V.Verdict.across("c2", "m2", {"x": "agrees", "y": "disagrees"})]
+    f = V.frame(vs)
+    assert list(f.columns) == ["paper's observation", "what we measured", "verdict"]
+    assert list(f["verdict"]) == ["agrees", "x only"]
+    html = V.table(vs).to_html()
+    assert "x only" in html and "text-align: left" in html and 'class="row_heading' not in html
+
+
+class _Kind(str, Enum):
+    A = "a"
+
+
+@dataclasses.dataclass
+class _Cfg:
+    kind: _Kind
+    out: Path
+    lrs: tuple
+
+
+def test_jsonable_turns_everything_into_plain_json():
+    got = jsonable({"f32": np.float32(2.0), "nan": float("nan"), "inf": np.float64("inf"), "i": np.int64(3),
+                    "b": np.bool_(True), "t": torch.ones(2), "arr": np.arange(2), "df": pd.DataFrame({"x": [1.0, np.nan]}),
+                    "s": pd.Series({"p": 1}), "cfg": _Cfg(_Kind.A, Path("/tmp/x"), (1e-3,)), 0.005: "lr key",
+                    np.int64(7): "np key", _Kind.A: "enum key", "na": pd.NA, "nested": [(1, {"k": np.float16(0.5)})]})
+    assert got == {"f32": 2.0, "nan": None, "inf": None, "i": 3, "b": True, "t": [1.0, 1.0], "arr": [0, 1],
+                   "df": [{"x": 1.0}, {"x": None}], "s": {"p": 1}, "cfg": {"kind": "a", "out": "/tmp/x", "lrs": [0.001]},
+                   "0.005": "lr key", "7": "np key", "a": "enum key", "na": None, "nested": [[1, {"k": 0.5}]]}
+    assert type(got["i"]) is int and type(got["b"]) is bool
+    json.dumps(got, allow_nan=False)
+    with pytest.raises(TypeError, match="no JSON form for a object"):
+        jsonable({"x": object()})
+
+
+def test_write_results_one_schema_strict_and_atomic(tmp_path):
+    vs = [V.Verdict("c", "m", V.Outcome.NOT_TESTED)]
+    out = tmp_path / "new" / "folder"
+    path = V.write_results(out, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "n": np.int64(3)}, vs,
+                           notebook="03_exclusion", profile="smoke", model="tiny-random-llama",
+                           settings=_Cfg(_Kind.A, tmp_path, (5e-3,)))
+    assert path == out / "results.json"
+    d = json.loads(path.read_text())
+    assert list(d)[:5] == ["notebook", "profile", "model", "settings", "verdicts"]
+    assert d["notebook"] == "03_exclusion" and d["profile"] == "smoke" and d["model"] == "tiny-random-llama"
+    assert d["settings"] == {"kind": "a", "out": str(tmp_path), "lrs": [0.005]}
+    assert d["verdicts"] == [{"claim": "c", "measured": "m", "outcome": "not tested", "by_model": {}}]
+    assert d["x"] is None and d["t"][1]["a"] is None and d["n"] == 3
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # no temporary file left behind
+    with pytest.raises(ValueError, match="header fields"):
+        V.write_results(out, {"verdicts": []}, vs, notebook="03_exclusion", profile="smoke", model="m", settings={})
+    with pytest.raises(TypeError, match="list of Verdict"):
+        V.write_results(out, {}, [("c", "m", True)], notebook="03_exclusion", profile="smoke", model="m", settings={})
+    with pytest.raises(TypeError, match="no JSON form"):  # nothing half-written: the old file stays
+        V.write_results(out, {"bad": object()}, vs, notebook="03_exclusion", profile="smoke", model="m", settings={})
+    assert json.loads(path.read_text())["notebook"] == "03_exclusion"
