@@ -303,7 +303,3 @@ def env_runs_root() -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- verdicts
-def _fmt(x, nd: int = 3) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.{nd}g}"
-
-

@@ -159,3 +159,9 @@ def write_results(out_dir, results: dict, verdicts: list[Verdict], *, notebook: 
     path = out / "results.json"
     atomic_write_text(path, text)
     return path
+
+
+def fmt(x, nd: int = 3) -> str:
+    """A number as the measured text shows it: ``nd`` significant figures, "n/a" when missing or not finite."""
+    import math
+    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.{nd}g}"

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from priorlib.compendium import runs
-from priorlib.compendium.runs import (PAPER_LRS, Settings, _fmt, pooled_seed_sd, rank_correlation,
+from priorlib.compendium.verdicts import fmt
+from priorlib.compendium.runs import (PAPER_LRS, Settings, pooled_seed_sd, rank_correlation,
                                       same_within_noise)
 from priorlib.compendium.verdicts import Outcome, Verdict
 
@@ -56,16 +57,16 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
     moved_txt = ", ".join(f"{k}: {v:.3g}" for k, v in num["median_moved_l2_by_lr"].items())
     out = [
         Verdict("The prior decides where trained soft prompts end up (posteriors differ by prior)",
-                f"Spearman ρ = {_fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
+                f"Spearman ρ = {fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
                 f"token embedding ({len(t)} runs, all learning rates; agreement needs ρ ≥ 0.7)",
                 Outcome.of(None if not np.isfinite(rho) else rho >= 0.7)),
         Verdict("Prompts stay near where their prior put them at the paper's learning rates",
-                f"{_fmt(100 * stay, 3)}% of runs at the paper's rates moved less than the token embeddings' typical "
+                f"{fmt(100 * stay, 3)}% of runs at the paper's rates moved less than the token embeddings' typical "
                 f"neighbour gap ({gap:.3g}); median movement by lr: {moved_txt}",
                 Outcome.of(None if not np.isfinite(stay) else stay == 1.0)),
         Verdict("Final quality is the same whichever prior starts the prompt",
                 f"at lr {lr_q:g}: final validation loss {', '.join(f'{k} {v:.3f}' for k, v in means.items())}; range "
-                f"{spread:.3f} vs tolerance {tol:.3f} (2 × seed sd {_fmt(sd)} or 5%); F1 range {_fmt(num['final_f1_range'])} points",
+                f"{spread:.3f} vs tolerance {tol:.3f} (2 × seed sd {fmt(sd)} or 5%); F1 range {fmt(num['final_f1_range'])} points",
                 Outcome.of(same)),
     ]
     return out, num

@@ -13,7 +13,8 @@ import pandas as pd
 import torch
 
 from priorlib.compendium import runs
-from priorlib.compendium.runs import Settings, _fmt, group_compare, same_within_noise
+from priorlib.compendium.verdicts import fmt
+from priorlib.compendium.runs import Settings, group_compare, same_within_noise
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "03_exclusion"
@@ -83,7 +84,7 @@ def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list[
                 f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", Outcome.of(share_e < 0.05)),
         Verdict("Training from the exclusion prior reaches the same quality as from the fitted Gaussian",
                 f"final val loss {cmp['mean_a']:.3f} vs {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, tolerance {tol:.3f}, "
-                f"Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs {_fmt(cmp_f1.get('mean_b'))}",
+                f"Welch p = {fmt(cmp['p_value'], 2)}); F1 {fmt(cmp_f1.get('mean_a'))} vs {fmt(cmp_f1.get('mean_b'))}",
                 Outcome.of(same)),
         Verdict("Trained prompts from the exclusion prior stay outside the token-embedding region",
                 f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "

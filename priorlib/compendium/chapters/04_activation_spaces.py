@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 
 from priorlib.compendium import runs
-from priorlib.compendium.runs import Settings, _fmt, group_compare, quiet_capture, same_within_noise
+from priorlib.compendium.verdicts import fmt
+from priorlib.compendium.runs import Settings, group_compare, quiet_capture, same_within_noise
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "04_activation_spaces"
@@ -88,15 +89,15 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                 "held-out accuracy of a linear classifier telling web-text from SQuAD tokens: "
                 + ", ".join(f"{k}: {v:.3f}" for k, v in sep.items()), Outcome.of(acc >= 0.8)),
         Verdict("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
-                f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {_fmt(v_fit)}, Xavier {_fmt(v_xav)}; "
-                f"to the training-loss target: fitted {_fmt(s_fit)}, Xavier {_fmt(s_xav)} "
+                f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {fmt(v_fit)}, Xavier {fmt(v_xav)}; "
+                f"to the training-loss target: fitted {fmt(s_fit)}, Xavier {fmt(s_xav)} "
                 f"(decided by the {num['converge_later_decided_by']})", Outcome.of(later)),
         Verdict("'cut' and 'carry' deep prompts perform the same",
                 f"final val loss cut {cmp['mean_a']:.3f} vs carry {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, "
-                f"tolerance {tol:.3f}, Welch p = {_fmt(cmp['p_value'], 2)}); F1 {_fmt(cmp_f1.get('mean_a'))} vs "
-                f"{_fmt(cmp_f1.get('mean_b'))}", Outcome.of(same)),
+                f"tolerance {tol:.3f}, Welch p = {fmt(cmp['p_value'], 2)}); F1 {fmt(cmp_f1.get('mean_a'))} vs "
+                f"{fmt(cmp_f1.get('mean_b'))}", Outcome.of(same)),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
-                f"{_fmt(100 * stay, 3)}% of last-layer blocks moved less than the activations' typical neighbour gap "
+                f"{fmt(100 * stay, 3)}% of last-layer blocks moved less than the activations' typical neighbour gap "
                 f"({act_gap:.3g})", Outcome.of(None if not np.isfinite(stay) else stay == 1.0)),
     ]
     return out, num

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ import pandas as pd
 from priorlib.compendium import experiments as ex
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
+from priorlib.compendium.verdicts import fmt
 from priorlib.regularisers import REGULARISERS
 from priorlib.compendium.paths import results_dir
 from priorlib.compendium.verdicts import Outcome, Verdict
@@ -285,10 +285,6 @@ def inside_cloud(table: pd.DataFrame, hdr_radius: float, vocab_gap: float) -> pd
 
 
 # --------------------------------------------------------------------------------------------- verdicts
-def _fmt(x, nd: int = 3) -> str:
-    return sec._fmt(x, nd)
-
-
 def _run_name(name: str, w: float) -> str:
     return f"{name} w={w:g}"
 
@@ -323,7 +319,7 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
         mark = "moved" if r["moves"] else "not beyond noise"
         parts.append(f"{r['regulariser']} (w={r['largest_weight']:g}): {r['target']} {r['target_baseline']:.3g} → "
                      f"{r['target_at_largest']:.3g} (tolerance {r['tolerance']:.2g}, ρ(weight, {r['target']}) = "
-                     f"{_fmt(r['rho'], 2)}; {mark})")
+                     f"{fmt(r['rho'], 2)}; {mark})")
     hinge = summary[summary["regulariser"] == "mahalanobis_hinge"]
     hinge_note = ""
     if len(hinge) and hinge["target_baseline"].iloc[0] > hdr_radius:
@@ -360,7 +356,7 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                        f"trained prompts ended at median Mahalanobis distance {num['mahalanobis_range'][0]:.3g}–"
                        f"{num['mahalanobis_range'][1]:.3g} and nearest-token L2 {num['nn_l2_range'][0]:.3g}–{num['nn_l2_range'][1]:.3g}; "
                        f"final validation loss {num['val_loss_range'][0]:.3f}–{num['val_loss_range'][1]:.3f} nats against the "
-                       f"unregularised {q['mean']:.3f} (sd {_fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
+                       f"unregularised {q['mean']:.3f} (sd {fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
                        f"regularised runs within the tolerance {q_tol:.3f} (max(2 × seed sd, {100 * rel_tol:g}%)); worst: "
                        f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
                        f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "

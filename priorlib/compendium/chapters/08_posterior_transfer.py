@@ -19,7 +19,6 @@ Target
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
 from priorlib.compendium.verdicts import Outcome, Verdict
+from priorlib.compendium.verdicts import fmt  # noqa: F401  (the notebook formats with S.fmt)
 
 NOTEBOOK = "08_posterior_transfer"
 SOURCE_PRIOR = "fitted-gaussian"
@@ -466,7 +466,3 @@ def closing_note(rows: pd.DataFrame, numbers: dict, shift: dict) -> str:
         "Differences count only when they exceed twice the larger seed sd; with this few seeds, smaller "
         "differences are noise."))
     return "\n".join(lines)
-
-
-def fmt(x, nd: int = 3) -> str:
-    return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.{nd}g}"
