@@ -32,7 +32,6 @@ from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
 from priorlib.compendium.verdicts import Outcome, Verdict
-from priorlib.compendium.verdicts import fmt  # noqa: F401  (the notebook formats with S.fmt)
 
 NOTEBOOK = "08_posterior_transfer"
 SOURCE_PRIOR = "fitted-gaussian"
