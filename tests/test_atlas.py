@@ -1,13 +1,11 @@
-"""Unit tests of chapter 01_proof_of_concept and priorlib.cache on synthetic data with fixed seeds."""
-import json
-
+"""Unit tests of chapter 01_proof_of_concept on synthetic data with fixed seeds (priorlib.cache: test_cache)."""
 import numpy as np
 import pytest
 import torch
 
 from priorlib.compendium import chapter
 atlas = chapter("01_proof_of_concept")
-from priorlib.cache import artifacts_dir, cached, params_key
+from priorlib.cache import artifacts_dir
 from priorlib.compendium.setup import setup
 from priorlib.compendium.profiles import CHAPTERS
 
@@ -29,43 +27,6 @@ def test_settings_defaults_and_overrides():
         setup("01_proof_of_concept", "huge")
     with pytest.raises(ValueError, match="unknown parameter"):
         setup("01_proof_of_concept", "cpu", n_webs=3)
-
-
-# ------------------------------------------------------------------------------------- cache
-def test_cache_hit_miss_and_formats():
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return {"t": torch.arange(6, dtype=torch.float32).reshape(2, 3), "a": np.array([1.5, 2.5]), "s": 3.0}
-
-    first = cached("unit", {"n": 2, "layers": (1, 2)}, compute, verbose=False)
-    again = cached("unit", {"layers": [1, 2], "n": 2}, compute, verbose=False)  # same JSON, other order
-    assert len(calls) == 1
-    assert isinstance(again["t"], torch.Tensor) and torch.equal(again["t"], first["t"])
-    assert isinstance(again["a"], np.ndarray) and np.array_equal(again["a"], first["a"])
-    assert float(again["s"]) == 3.0 and list(again) == ["t", "a", "s"]
-    cached("unit", {"n": 3, "layers": (1, 2)}, compute, verbose=False)  # any change recomputes
-    assert len(calls) == 2
-    files = sorted(p.suffix for p in artifacts_dir().iterdir())
-    assert ".pkl" not in files and {".json", ".safetensors", ".npz"} <= set(files)
-    meta = json.loads(next(artifacts_dir().glob("unit-*.json")).read_text())
-    assert meta["params"]["n"] in (2, 3)
-
-
-def test_cache_incomplete_entry_is_a_miss_and_no_cache_env(monkeypatch):
-    calls = []
-    compute = lambda: (calls.append(1), {"a": np.ones(3)})[1]  # noqa: E731
-    cached("inc", {"x": 1}, compute, verbose=False)
-    next(artifacts_dir().glob("inc-*.npz")).unlink()  # a half-written entry must not count as a hit
-    cached("inc", {"x": 1}, compute, verbose=False)
-    assert len(calls) == 2
-    monkeypatch.setenv("PRIORLIB_NO_CACHE", "1")
-    cached("inc", {"x": 1}, compute, verbose=False)
-    assert len(calls) == 3
-    assert params_key("a", {"x": 1}) != params_key("b", {"x": 1})
-    with pytest.raises(TypeError):
-        params_key("a", {"x": object()})
 
 
 # ------------------------------------------------------------------------------------- steps
