@@ -79,3 +79,16 @@ def test_object_arrays_are_refused():
         cached("obj", {}, lambda: {"a": np.array([{"x": 1}], dtype=object)}, verbose=False)
     assert not list(artifacts_dir().glob("obj-*.json"))  # nothing that could count as a hit
 
+
+def test_activation_reference_goes_through_the_cache(tiny):
+    from priorlib.initial import activation_reference
+
+    model, tok = tiny
+    texts = ["The cat sat on the mat.", "Two plus two is four."]
+    a = activation_reference(model, tok, texts, "layers.1.resid_pre", model_name="tiny-random-llama", max_length=16)
+    (meta,) = artifacts_dir().glob("activation-reference-*.json")
+    assert json.loads(meta.read_text())["params"]["point"] == "layers.1.resid_pre"
+    b = activation_reference(model, tok, texts, "layers.1.resid_pre", model_name="tiny-random-llama", max_length=16)
+    assert torch.equal(a.vectors, b.vectors) and len(a) == sum(len(tok(t)["input_ids"]) for t in texts)
+    activation_reference(model, tok, texts[:1], "layers.1.resid_pre", model_name="tiny-random-llama", max_length=16)
+    assert len(list(artifacts_dir().glob("activation-reference-*.json"))) == 2  # other texts, other entry
