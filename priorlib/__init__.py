@@ -12,9 +12,9 @@ The front door (everything else lives in the modules below):
 - ``Example``, ``TaskSpec``, ``register_task``    your own (prompt, answer) task and scorer
 - ``PromptedLM``                                 soft and deep prompts around a frozen model
 - ``sample_prior``, ``Reference``                where prompts start: the prior registry and its reference cloud
-- ``Trace``, ``capture``                         named hook points and activation capture
+- ``Trace``, ``capture``                         named hook points, and what to keep of a forward pass
 
-Modules, one concern each: ``models``, ``data``, ``tasks``, ``hooks``, ``stats``, ``prompts``, ``priors``,
+Modules, one concern each: ``models``, ``data``, ``tasks``, ``hooks``, ``activations``, ``projection``, ``cache``, ``stats``, ``prompts``, ``priors``,
 ``initial`` (a run's first prompts), ``regularisers``, ``trainer``, ``runstore``, ``metrics``. The machinery
 that runs the notebooks and builds the book is ``priorlib.compendium``; the library never imports it.
 """
@@ -34,7 +34,7 @@ _EXPORTS = {
     "load_model": "priorlib.models", "register_model": "priorlib.models", "ModelSpec": "priorlib.models",
     "Example": "priorlib.data", "TaskSpec": "priorlib.tasks", "register_task": "priorlib.tasks",
     "PromptedLM": "priorlib.prompts", "sample_prior": "priorlib.priors", "Reference": "priorlib.priors",
-    "Trace": "priorlib.hooks", "capture": "priorlib.hooks",
+    "Trace": "priorlib.hooks", "capture": "priorlib.activations",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,15 +1,24 @@
-"""A small content-addressed cache for expensive intermediates (captured activations, t-SNE maps).
+"""The one content-addressed cache of priorlib: every expensive intermediate that is computed once and reused.
 
-    out = cached("web-capture", {"model": "smollm2-135m", "n": 200, ...}, compute)
+    out = cached("web-capture", {"model": "smollm2-135m", "texts": fingerprint(texts)}, compute)
 
 ``compute()`` returns a ``dict[str, Tensor | ndarray]``; the first call stores it and later calls with
-the *same* parameters load it, while any change of a parameter (the dict is serialised as sorted JSON
-and hashed with sha256) computes afresh. Nothing is pickled: torch tensors go into a ``.safetensors``
-file, numpy arrays into an ``.npz`` read with ``allow_pickle=False``, and a ``.json`` sidecar holding
-the parameters and the key list is written last, so an interrupted write never counts as a hit.
+the *same* parameters load it, while any change of a parameter computes afresh. Users: activation
+references (:mod:`priorlib.initial`), trained VAE priors (:mod:`priorlib.priors.vae`), the per-text
+captures and t-SNE maps of :mod:`priorlib.activations` / :mod:`priorlib.projection`, and the
+compendium's domain means and cluster scores.
+
+One hashing: :func:`params_key` serialises ``{"name", "params", "version"}`` as canonical JSON (sorted
+keys) and takes its sha256; data that parameters depend on enter ``params`` as a :func:`fingerprint`
+(sha256 of array bytes, dtype and shape, or of texts). Nothing is pickled: torch tensors go into a
+``.safetensors`` file, numpy arrays into an ``.npz`` read with ``allow_pickle=False``, and a ``.json``
+sidecar with the parameters and the key list is written last. Every file is written under a name of
+its own (pid) and renamed into place, so neither an interrupted write nor two concurrent writers
+ever leave an entry that counts as a hit with half its contents.
 
 Where: ``$PRIORLIB_ARTIFACTS`` if set, else ``$PRIORLIB_CACHE/artifacts`` (default
-``~/.cache/priorlib/artifacts``). ``PRIORLIB_NO_CACHE=1`` recomputes (and rewrites) every entry.
+``~/.cache/priorlib/artifacts``). ``PRIORLIB_NO_CACHE=1`` (or ``true`` / ``yes``) recomputes and
+rewrites every entry.
 """
 from __future__ import annotations
 
@@ -23,7 +32,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["cached", "artifacts_dir", "params_key", "fingerprint"]
+__all__ = ["cached", "artifacts_dir", "params_key", "fingerprint", "cache_enabled"]
 
 _VERSION = 1  # bump when the on-disk layout changes
 
@@ -36,6 +45,11 @@ def artifacts_dir() -> Path:
         root = Path(os.environ.get("PRIORLIB_CACHE", Path.home() / ".cache" / "priorlib")) / "artifacts"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def cache_enabled() -> bool:
+    """False when ``PRIORLIB_NO_CACHE`` is ``1`` / ``true`` / ``yes``: every entry is recomputed."""
+    return os.environ.get("PRIORLIB_NO_CACHE", "").strip().lower() not in ("1", "true", "yes")
 
 
 def _jsonable(value):
@@ -59,11 +73,21 @@ def params_key(name: str, params: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def fingerprint(*arrays) -> str:
-    """A short sha256 of array contents (dtype and shape included), to key results derived from data."""
+def fingerprint(*values) -> str:
+    """A short sha256 of data, to key results derived from it: arrays and tensors (dtype, shape and
+    bytes), strings, and lists of strings (each length-prefixed, so no two lists collide)."""
     h = hashlib.sha256()
-    for a in arrays:
-        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    for v in values:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, (list, tuple)) and all(isinstance(t, str) for t in v):
+            h.update(f"texts{len(v)}".encode())
+            for t in v:
+                b = t.encode()
+                h.update(f"{len(b)}:".encode())
+                h.update(b)
+            continue
+        a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
         h.update(f"{a.dtype}{a.shape}".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
@@ -97,6 +121,7 @@ def _tmp_beside(path: Path) -> Path:
     """A fresh temporary file next to ``path`` (unique per writer: concurrent stores never share one)."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(name, 0o644)  # mkstemp makes it private; a cache entry is as readable as any other file
     return Path(name)
 
 
@@ -126,11 +151,12 @@ def _store(result: dict, params: dict, meta_path: Path, st_path: Path, npz_path:
 def cached(name: str, params: dict, compute: Callable[[], dict], *, verbose: bool = True) -> dict:
     """``compute()`` once per distinct ``(name, params)``; later calls load the stored arrays.
 
-    Values must be torch tensors or numeric numpy arrays (Python scalars become 0-d arrays).
+    Values must be torch tensors or numeric numpy arrays (Python scalars become 0-d arrays); they
+    come back as they went in (tensors as tensors, arrays as arrays, in the same key order).
     """
     key = params_key(name, params)
     meta_path, st_path, npz_path = _paths(name, key)
-    if os.environ.get("PRIORLIB_NO_CACHE", "") not in ("1", "true", "yes") and meta_path.exists():
+    if cache_enabled() and meta_path.exists():
         hit = _load(meta_path, st_path, npz_path)
         if hit is not None:
             if verbose:

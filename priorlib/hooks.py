@@ -1,4 +1,4 @@
-"""Named hook points and activation capture, in the style of TransformerLens / baukit.
+"""Named hook points and the forward pass that reads them, in the style of TransformerLens / baukit.
 
 Hook points (strings):
 
@@ -9,16 +9,17 @@ Hook points (strings):
 
 ``Trace`` is a context manager that records the named points of one forward pass and, with
 ``stop=True``, aborts the forward right after the deepest point it needs, so capturing layer 3 of a
-30-layer model costs 4 layers. ``iter_activations`` runs it over a list of texts in batches (bf16,
-no grad, right padding without an attention mask: causal attention never lets a real token see the
-padding after it, so real positions are exact).
+30-layer model costs 4 layers. ``hook_points`` lists the points of a model's blocks, ``depth_of`` says
+how many blocks a point has passed. ``iter_activations`` runs ``Trace`` over a list of texts in batches
+(bf16, no grad, right padding without an attention mask: causal attention never lets a real token see
+the padding after it, so real positions are exact); :mod:`priorlib.activations` decides what to keep.
 """
 from __future__ import annotations
 
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -54,6 +55,33 @@ def parse_point(model: nn.Module, name: str) -> HookPoint:
     (i,) = arch.resolve_layers(model, [int(m.group(2))])
     pre = m.group(3) == "resid_pre"
     return HookPoint(f"layers.{i}.{m.group(3)}", arch.layers(model)[i], pre, i + (0.0 if pre else 0.5))
+
+
+def hook_points(model: nn.Module, layers: Sequence[int] | None = None, *, site: str = "resid_post",
+                embed: bool = True) -> list[str]:
+    """``["embed", "layers.i.<site>", ...]`` for the chosen blocks (all when ``None``; negative indices
+    count from the end). ``site`` is ``"resid_post"`` (block outputs) or ``"resid_pre"`` (block inputs);
+    ``embed=False`` leaves out the embeddings."""
+    if site not in ("resid_pre", "resid_post"):
+        raise ValueError(f"site must be 'resid_pre' or 'resid_post', not {site!r}")
+    idx = list(range(arch.n_layers(model))) if layers is None else arch.resolve_layers(model, layers)
+    return (["embed"] if embed else []) + [f"layers.{i}.{site}" for i in idx]
+
+
+def depth_of(point: str) -> int:
+    """Decoder blocks an activation has passed: 0 for ``embed``, ``i`` for ``layers.i.resid_pre``, ``i + 1``
+    for ``layers.i.resid_post`` (the ``hidden_states`` index of Hugging Face models)."""
+    m = _POINT.match(point)
+    if not m or m.group(1) == "final_norm" or int(m.group(2) or 0) < 0:
+        raise ValueError(f"depth_of needs 'embed' or 'layers.{{i}}.resid_pre/post' with i >= 0, got {point!r}")
+    if m.group(1) == "embed":
+        return 0
+    return int(m.group(2)) + (m.group(3) == "resid_post")
+
+
+def depth_labels(points: Sequence[str]) -> list[int]:
+    """:func:`depth_of` of each point."""
+    return [depth_of(p) for p in points]
 
 
 def _first_tensor(x):
@@ -162,83 +190,38 @@ def text_activations(model: nn.Module, tok, input_ids: torch.Tensor, points: lis
 
 
 def iter_activations(model: nn.Module, tok, texts: list[str], points: list[str], *, batch_size: int = 16,
-                     max_length: int = 256, dtype: torch.dtype | None = torch.bfloat16,
+                     max_length: int = 256, dtype: torch.dtype | None = torch.bfloat16, bucket: int | None = None,
                      progress: bool = True, desc: str = "capture") -> Iterator[tuple[dict, torch.Tensor, torch.Tensor, list[int]]]:
     """Yield ``(acts, mask, input_ids, indices)`` per batch; ``acts[name]`` is ``[B, T, d]`` float32.
 
     A model with a BOS token sees it at position 0; its activations are dropped, so ``acts`` align
-    with the text tokens ``input_ids``.
+    with the text tokens ``input_ids`` and ``mask [B, T]`` marks the real ones.
 
-    Texts are sorted by length into batches (less padding); ``indices`` maps rows back to ``texts``.
-    The forward stops after the deepest requested point.
+    Texts are sorted by token count into batches (less padding); ``indices`` maps rows back to
+    ``texts``. The forward stops after the deepest requested point. With ``bucket``, every forward
+    sees ``batch_size`` rows and a multiple of ``bucket`` positions (the extra rows are dropped before
+    yielding): on CPU, oneDNN compiles kernels per input shape, and with every batch a new length that
+    compilation costs more than the forward itself; a handful of shapes removes it. Padding after the
+    real tokens never changes them (causal attention).
     """
     device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    batches = [order[s: s + batch_size] for s in range(0, len(order), batch_size)]
-    for idx in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
-        input_ids, mask = tokenize_batch(tok, [texts[i] for i in idx], max_length, device)
+    ids = tok(texts, add_special_tokens=False, truncation=True, max_length=max_length)["input_ids"]
+    if any(len(x) == 0 for x in ids):
+        raise ValueError("a text tokenised to zero tokens")
+    order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, unit="batch"):
+        idx = order[start: start + batch_size]
+        T = max(len(ids[i]) for i in idx)
+        rows = len(idx)
+        if bucket:
+            T, rows = -(-T // bucket) * bucket, batch_size
+        input_ids = torch.full((rows, T), pad, dtype=torch.long)
+        mask = torch.zeros((rows, T), dtype=torch.bool)
+        for b, i in enumerate(idx):
+            input_ids[b, : len(ids[i])] = torch.tensor(ids[i])
+            mask[b, : len(ids[i])] = True
+        input_ids = input_ids.to(device)
         acts = text_activations(model, tok, input_ids, points, dtype)
-        yield {k: v.float() for k, v in acts.items()}, mask, input_ids, idx
-
-
-def capture(model: nn.Module, tok, texts: list[str], points: list[str], *, reduce: str = "tokens",
-            batch_size: int = 16, max_length: int = 256, dtype=torch.bfloat16, progress: bool = True,
-            stats: bool = False, max_rows: int | None = None, seed: int = 0) -> dict:
-    """Capture activations at ``points`` for ``texts``.
-
-    reduce:
-      - ``"tokens"``: every real token's vector, ``[N_tokens, d]`` float16 per point (subsampled to
-        ``max_rows`` with a fixed seed when given), plus ``text_index`` / ``position`` ``[N_tokens]``.
-      - ``"mean"``: one mean vector per text, ``[len(texts), d]`` float32 (the task-cluster view).
-      - ``"trajectory"``: a list, per text, of ``[T_i, d]`` float16 tensors (token trajectories).
-    With ``stats=True`` a :class:`priorlib.stats.StreamingGaussian` per point sees *every* token
-    (float64 accumulation), so a Gaussian fits all of them even when only a subsample is kept.
-    """
-    if reduce not in ("tokens", "mean", "trajectory"):
-        raise ValueError(f"reduce must be 'tokens', 'mean' or 'trajectory', not {reduce!r}")
-    names = [parse_point(model, p).name for p in points]
-    out: dict = {"points": names}
-    if stats:
-        from .stats import StreamingGaussian
-        out["stats"] = {n: StreamingGaussian() for n in names}
-    chunks: dict[str, list] = {n: [] for n in names}
-    text_index, position = [], []
-    traj: dict[str, list] = {n: [None] * len(texts) for n in names}
-    means: dict[str, torch.Tensor] = {}
-    for acts, mask, _, idx in iter_activations(model, tok, texts, names, batch_size=batch_size,
-                                               max_length=max_length, dtype=dtype, progress=progress):
-        lengths = mask.sum(1)
-        for n in names:
-            a = acts[n]  # [B, T, d]
-            if stats:
-                out["stats"][n].update(a[mask].double())
-            if reduce == "tokens":
-                chunks[n].append(a[mask].half().cpu())  # [n_real, d]
-            elif reduce == "mean":
-                m = (a * mask[..., None]).sum(1) / lengths[:, None]  # [B, d]
-                for row, i in enumerate(idx):
-                    means.setdefault(n, torch.empty(len(texts), a.shape[-1]))[i] = m[row].cpu()
-            else:
-                for row, i in enumerate(idx):
-                    traj[n][i] = a[row, : lengths[row]].half().cpu()
-        if reduce == "tokens":
-            for row, i in enumerate(idx):
-                L = int(lengths[row])
-                text_index.append(torch.full((L,), i))
-                position.append(torch.arange(L))
-    if reduce == "tokens":
-        ti, pos = torch.cat(text_index), torch.cat(position)
-        keep = None
-        if max_rows is not None and len(ti) > max_rows:
-            g = torch.Generator().manual_seed(seed)
-            keep = torch.randperm(len(ti), generator=g)[:max_rows].sort().values
-        for n in names:
-            x = torch.cat(chunks[n])
-            out[n] = x if keep is None else x[keep]
-        out["text_index"] = ti if keep is None else ti[keep]
-        out["position"] = pos if keep is None else pos[keep]
-    elif reduce == "mean":
-        out.update(means)
-    else:
-        out.update(traj)
-    return out
+        n = len(idx)
+        yield {k: v[:n].float() for k, v in acts.items()}, mask[:n].to(device), input_ids[:n], idx

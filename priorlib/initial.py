@@ -6,19 +6,16 @@
 - the deep block of layer k lives in the space of that layer's input, ``layers.{k}.resid_pre``,
   captured on the task's training texts.
 
-Activation references are cached on disk (safetensors, keyed by model, point and texts).
+Activation references go through :func:`priorlib.cache.cached` (keyed by model, point and texts).
 """
 from __future__ import annotations
 
-import hashlib
-
 import torch
-from safetensors.torch import load_file, save_file
 
 from priorlib import arch
 from priorlib.config import TrainConfig
-from priorlib.hooks import capture
-from priorlib.models import cache_dir
+from priorlib.activations import capture
+from priorlib.cache import cached, fingerprint
 from priorlib.priors import Reference, sample_prior
 from priorlib.stats import StreamingGaussian
 
@@ -31,24 +28,17 @@ def activation_reference(model, tok, texts: list[str], point: str, *, model_name
     """Activations at ``point`` on ``texts``: a row subsample (<= 20k) plus a Gaussian fitted to *all* tokens."""
     # the attention kernel and the weights' dtype change bf16 activations in the last bits, and so the fit:
     # they are part of the key (an sdpa-era cache must not stand in for an eager run)
-    attn = getattr(model.config, "_attn_implementation", None)
-    dtype = next(model.parameters()).dtype
-    h = hashlib.sha256(f"{model_name}|{point}|{max_length}|{len(texts)}|{attn}|{dtype}".encode())
-    for t in texts:
-        h.update(t.encode())
-    path = cache_dir() / "references" / f"{h.hexdigest()[:20]}.safetensors"
-    if path.exists():
-        d = load_file(str(path))
-        stats = StreamingGaussian.from_dict({k[6:]: v for k, v in d.items() if k.startswith("stats.")})
-    else:
+    params = {"model": model_name, "point": point, "max_length": max_length, "texts": fingerprint(texts),
+              "n_texts": len(texts), "attn": getattr(model.config, "_attn_implementation", None),
+              "dtype": str(next(model.parameters()).dtype), "max_rows": MAX_ROWS}
+
+    def compute() -> dict:
         got = capture(model, tok, texts, [point], reduce="tokens", stats=True, max_rows=MAX_ROWS, max_length=max_length)
         p = got["points"][0]
-        stats = got["stats"][p]
-        d = {"rows": got[p].float().contiguous(), **{f"stats.{k}": v.contiguous() for k, v in stats.to_dict().items()}}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(d, str(tmp))
-        tmp.rename(path)
+        return {"rows": got[p].float(), **{f"stats.{k}": v for k, v in got["stats"][p].to_dict().items()}}
+
+    d = cached("activation-reference", params, compute, verbose=False)
+    stats = StreamingGaussian.from_dict({k[6:]: v for k, v in d.items() if k.startswith("stats.")})
     ref = Reference.from_activations(d["rows"].float(), name or f"{point} activations")
     ref.gaussian = stats.fit("ledoit-wolf" if stats.n < 10 * stats.dim else "none")
 

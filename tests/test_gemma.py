@@ -11,7 +11,8 @@ import torch
 
 from priorlib import arch
 from priorlib.batching import bos_ids
-from priorlib.hooks import capture, tokenize_batch, with_bos
+from priorlib.activations import capture
+from priorlib.hooks import tokenize_batch, with_bos
 from priorlib.prompts import PromptedLM
 
 TEXTS = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France, and"]

@@ -183,6 +183,7 @@ def test_plots_have_labelled_axes():
 @pytest.mark.slow
 def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):
     monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))  # banks and VAEs: fresh
+    monkeypatch.setenv("PRIORLIB_ARTIFACTS", str(tmp_path / "cache" / "artifacts"))
     res = smoke_notebook("08_posterior_transfer")
     for key in ("shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
         assert key in res, key

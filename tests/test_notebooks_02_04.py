@@ -85,13 +85,9 @@ def test_group_compare_and_pooled_sd():
     assert math.isnan(single["p_value"]) and math.isnan(single["pooled_sd"])
 
 
-def test_rank_correlation_and_separability():
+def test_rank_correlation():
     assert sec.rank_correlation([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert math.isnan(sec.rank_correlation([1, 2], [1, 2]))
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(400, 8, generator=g)
-    assert C04.separability(a, a + 10.0, n=400) > 0.95
-    assert C04.separability(a[:200], a[200:], n=200) < 0.7
 
 
 def test_exclusion_density_on_a_gaussian_reference():

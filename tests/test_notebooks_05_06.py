@@ -34,6 +34,12 @@ def test_cluster_scores_separate_only_what_is_separated():
     assert (sc["probe_math_vs_nlp"] > 0.95).all()
     assert (sc["probe_squad_vs_web"] < 0.8).all()
     assert np.allclose(sc["chance_math_vs_nlp"], 2 / 3) and np.allclose(sc["chance_squad_vs_web"], 0.5)
+    # the one cluster measure of the book, layer by layer
+    from priorlib.metrics.clusters import domain_separation
+    m = _means(shift_math=4.0, shift_squad=0.0)
+    want = domain_separation(m["skip_first"][1].numpy(), np.array(m["domains"])[m["domain"].numpy()])
+    assert sc.iloc[1]["silhouette_math_vs_nlp"] == pytest.approx(want["silhouette_math_vs_nlp"])
+    assert sc.iloc[1]["probe_squad_vs_web"] == pytest.approx(want["probe_squad_vs_web"])
     summ = S5.cluster_summary(sc, deep_layers=[1])
     assert summ["layers_math_more_separated"] == 2 and summ["n_layers"] == 2
     assert summ["silhouette_math_vs_nlp_deep"] == pytest.approx(float(sc["silhouette_math_vs_nlp"].iloc[1]))

@@ -20,6 +20,7 @@ def gen(seed=0):
 def cache(tmp_path, monkeypatch):
     """Every test gets an empty cache (banks and VAEs) and an empty in-memory bank table."""
     monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PRIORLIB_ARTIFACTS", str(tmp_path / "cache" / "artifacts"))
     post._LOADED.clear()
     yield tmp_path / "cache"
     post._LOADED.clear()
@@ -181,5 +182,5 @@ def test_vae_fit_is_cached_and_scale_pulls_to_the_bank_mean(cache):
     half = sample_prior("posterior", 9, space(), gen(2), scale=0.5, **kw)
     mean = rows.mean(0)
     assert torch.allclose(half - mean, 0.5 * (full - mean), atol=1e-5)
-    assert len(list((cache / "vae").glob("*.safetensors"))) == 1  # trained once, on the bank rows
+    assert len(list((cache / "artifacts").glob("vae-*.safetensors"))) == 1  # trained once, on the bank rows
     assert (full.mean(0) - mean).abs().max() < 2.0  # decoded draws land near the bank, not anywhere

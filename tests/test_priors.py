@@ -297,11 +297,12 @@ def test_vae_diagnostics_flag_collapse(two_clusters):
 
 
 def test_vae_cache_roundtrip(tmp_path, monkeypatch, two_clusters):
-    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("PRIORLIB_ARTIFACTS", str(tmp_path))
+    monkeypatch.delenv("PRIORLIB_NO_CACHE", raising=False)
     p = VAEParams(latent_dim=2, hidden_dim=16, epochs=1)
     first = load_or_train_vae(two_clusters, p)
-    files = list((tmp_path / "vae").glob("*.safetensors"))
-    assert len(files) == 1
+    files = list(tmp_path.glob("vae-*.safetensors"))
+    assert len(files) == 1 and not list(tmp_path.glob("*.pkl"))
     second = load_or_train_vae(two_clusters, p)
     assert torch.equal(first.sample(5, gen()), second.sample(5, gen()))
 

@@ -171,9 +171,10 @@ def test_every_prior_trains_from_the_cli_config(tmp_path, tiny, prior, params):
 def test_activation_reference_cache_is_keyed_by_attention_kernel(tmp_path, monkeypatch, tiny, tiny_eager):
     """bf16 activations differ in the last bits between sdpa and eager: each gets its own cached fit."""
     from priorlib.initial import activation_reference
-    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path))
+    monkeypatch.setenv("PRIORLIB_ARTIFACTS", str(tmp_path))
+    monkeypatch.delenv("PRIORLIB_NO_CACHE", raising=False)
     texts = ["The quick brown fox jumps over the lazy dog.", "Paris is the capital of France."]
     for model, _ in (tiny, tiny_eager, tiny):
         activation_reference(model, tiny[1], texts, "layers.1.resid_pre", model_name="tiny-random-llama",
                              max_length=32)
-    assert len(list((tmp_path / "references").glob("*.safetensors"))) == 2
+    assert len(list(tmp_path.glob("activation-reference-*.safetensors"))) == 2

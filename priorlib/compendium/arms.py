@@ -5,7 +5,7 @@ The notebooks only call these functions and explain the results.
 05
   :func:`domain_means` captures per-text mean activations of web text (the C4 stand-in), SQuAD and
   MATH at the input of every layer; :func:`cluster_scores` scores, per layer, how well MATH separates
-  from the two NLP domains and SQuAD from web text (silhouette and a cross-validated linear probe).
+  from the two NLP domains and SQuAD from web text (:func:`priorlib.metrics.clusters.domain_separation`).
   Deep prompts (the "cut" variant, with the token-level prompt) then train on MATH arithmetic from
   the interpolation prior between the MATH and web-text Gaussians and from baselines
   (:data:`ARMS`); :func:`two_cloud_placement` says where the trained blocks sit relative to both fits.
@@ -17,9 +17,7 @@ The notebooks only call these functions and explain the results.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,28 +151,6 @@ def load_model(config: TrainConfig):
     from priorlib.models import load_model as _load
     dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
     return _load(config.model, dtype=dtype, device=config.device, attn_implementation=config.attn_implementation)
-
-
-# ------------------------------------------------------------------------------------------ cache
-def _cache_file(name: str, params: dict) -> Path:
-    from priorlib.models import cache_dir
-    key = hashlib.sha256(json.dumps({"name": name, "params": params}, sort_keys=True, default=str).encode())
-    path = cache_dir() / "sections" / f"{name}-{key.hexdigest()[:20]}.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _cached_tensors(name: str, params: dict, compute) -> dict[str, torch.Tensor]:
-    """``compute() -> {name: Tensor}``, stored once per ``params`` (atomic write, safetensors)."""
-    from safetensors.torch import load_file, save_file
-    path = _cache_file(name, params)
-    if path.exists() and not os.environ.get("PRIORLIB_NO_CACHE"):
-        return load_file(str(path))
-    out = compute()
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    save_file({k: v.contiguous() for k, v in out.items()}, str(tmp))
-    tmp.replace(path)
-    return out
 
 
 # ------------------------------------------------------------------------------ 05: domain clusters

@@ -164,7 +164,7 @@ def bench_train(args, results: dict) -> None:
 
 def bench_capture(args, results: dict) -> None:
     from priorlib.data import load_web
-    from priorlib.hooks import capture
+    from priorlib.activations import capture
     from priorlib.models import load_model
     m32, tok = load_model(args.model, dtype=torch.float32)
     m16, _ = load_model(args.model, dtype=torch.bfloat16)

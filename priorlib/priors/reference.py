@@ -7,7 +7,6 @@ activation references go through exactly the same code paths.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -90,11 +89,10 @@ class Reference:
         return self.token_ids if self.token_ids is not None else torch.arange(len(self))
 
     def content_hash(self) -> str:
-        """sha256 of the rows (shape + float32 bytes): a cache key for things trained on them."""
+        """:func:`priorlib.cache.fingerprint` of the rows: a cache key for things trained on them."""
         if self._hash is None:
-            h = hashlib.sha256(str(tuple(self.vectors.shape)).encode())
-            h.update(self.vectors.numpy().tobytes())
-            self._hash = h.hexdigest()
+            from ..cache import fingerprint
+            self._hash = fingerprint(self.vectors)
         return self._hash
 
     # ------------------------------------------------------------------ Gaussian fit

@@ -7,16 +7,13 @@ diag sigma^2(u))`` and decoder ``g(z)`` the loss per row is
     KL_j = (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) / 2 ,   z' ~ N(0, I)
 
 (the last term, weight ``var_match``, pushes the decoded prior samples to the data's spread).
-Trained VAEs are cached as safetensors under ``$PRIORLIB_CACHE/vae`` keyed by a hash of the
-reference rows and the params, so each (reference, params) pair is trained once.
+Trained VAEs go through :func:`priorlib.cache.cached`, keyed by a fingerprint of the reference rows and
+the params, so each (reference, params) pair is trained once.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -143,30 +140,19 @@ def _train(vectors: Tensor, p: VAEParams, progress: bool) -> VAE:
     return vae
 
 
-def _cache_path(reference: Reference, p: VAEParams) -> Path:
-    from ..models import cache_dir
-
-    key = json.dumps({"ref": reference.content_hash(), "params": p.training_key()}, sort_keys=True)
-    return cache_dir() / "vae" / f"vae-{hashlib.sha256(key.encode()).hexdigest()[:20]}.safetensors"
-
-
 def load_or_train_vae(reference: Reference, p: VAEParams, progress: bool = False) -> VAE:
-    """The VAE for ``(reference, p)``: from the safetensors cache, or trained and then cached."""
-    from safetensors.torch import load_file, save_file
+    """The VAE for ``(reference, p)``: its weights from :func:`priorlib.cache.cached`, trained there once."""
+    if not p.cache:
+        return train_vae(reference.vectors, p, progress=progress)
+    from ..cache import cached
 
-    path = _cache_path(reference, p) if p.cache else None
+    def compute() -> dict:
+        return {k: v.contiguous() for k, v in train_vae(reference.vectors, p, progress=progress).state_dict().items()}
+
+    state = cached("vae", {"reference": reference.content_hash(), "params": p.training_key()}, compute, verbose=False)
     vae = VAE(reference.dim, p.latent_dim, p.hidden_dim)
-    if path is not None and path.exists():
-        vae.load_state_dict(load_file(str(path)))
-        return vae.eval().requires_grad_(False)
-    vae = train_vae(reference.vectors, p, progress=progress)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        state = {k: v.contiguous() for k, v in vae.state_dict().items()}
-        save_file(state, str(tmp), metadata={"params": json.dumps(p.training_key()), "reference": reference.name})
-        tmp.replace(path)  # atomic: concurrent writers never leave half a file
-    return vae
+    vae.load_state_dict(state)
+    return vae.eval().requires_grad_(False)
 
 
 @torch.no_grad()

@@ -2,7 +2,10 @@
 
     C = chapter("04_activation_spaces")
     refs = C.domain_references(model, tok, settings, "layers.29.resid_post")
-    acc = C.separability(refs["web"].vectors, refs["squad"].vectors)
+    acc = two_cloud_separation(refs["web"].vectors, refs["squad"].vectors)["probe_accuracy"]
+
+How far web-text and SQuAD token activations separate is the book's one cluster measure,
+:func:`priorlib.metrics.clusters.two_cloud_separation` (cross-validated linear probe on z-scored rows).
 """
 from __future__ import annotations
 
@@ -29,22 +32,6 @@ def domain_references(model, tok, s: Settings, point: str, domains=("web", "squa
                 for d in domains}
 
 
-def separability(a: torch.Tensor, b: torch.Tensor, n: int = 2000, seed: int = 0) -> float:
-    """Held-out accuracy of a logistic regression telling rows of ``a`` from rows of ``b`` (2-fold,
-    balanced, at most ``n`` rows each): 0.5 = the same cloud, 1.0 = disjoint."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.pipeline import make_pipeline
-    rng = np.random.default_rng(seed)
-    k = min(n, len(a), len(b))
-    xa = a.float().numpy()[rng.choice(len(a), k, replace=False)]
-    xb = b.float().numpy()[rng.choice(len(b), k, replace=False)]
-    x = np.concatenate([xa, xb]); y = np.r_[np.zeros(k), np.ones(k)]
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=0.1))
-    return float(cross_val_score(clf, x, y, cv=2).mean())
-
-
 def norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
     """Median row norm of ``a`` over that of ``b``."""
     return float(a.float().norm(dim=-1).median() / b.float().norm(dim=-1).median())
@@ -53,8 +40,8 @@ def norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 04.
 
-    1. *Web text and SQuAD activations are distinct clusters*: held-out logistic accuracy >= 0.8 at the
-       deepest point measured.
+    1. *Web text and SQuAD activations are distinct clusters*: cross-validated probe accuracy
+       (:func:`priorlib.metrics.clusters.two_cloud_separation`) >= 0.8 at the deepest point measured.
     2. *Diverged priors converge later*: deep "cut" from Xavier needs more steps than from the Gaussian
        fitted on activations to reach the common training-loss target (mean over seeds; agrees if later).
     3. *"cut" and "carry" perform the same*: |difference of mean final val loss| within max(2 x seed sd, 5 %).

@@ -7,7 +7,8 @@
 
 :func:`domain_means` captures per-text mean activations of web text (the C4 stand-in), SQuAD and MATH at
 the input of every layer; :func:`cluster_scores` scores, per layer, how well MATH separates from the two
-NLP domains and SQuAD from web text. Deep prompts then train on MATH from the interpolation prior between
+NLP domains and SQuAD from web text, with the book's one cluster measure
+(:func:`priorlib.metrics.clusters.domain_separation`, as notebooks 01 and 09). Deep prompts then train on MATH from the interpolation prior between
 the MATH and web-text Gaussians and from baselines; :func:`two_cloud_placement` says where the trained
 blocks sit relative to both fits. The arms, the setup and the quality tables are shared with chapter 06
 (:mod:`priorlib.compendium.arms`) and re-exported here, so the notebook needs this module only.
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _cached_tensors, _same, arm_means,  # noqa: F401
+from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _same, arm_means,  # noqa: F401
                                       arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
                                       train_runs)
 from priorlib.compendium.verdicts import Outcome, Verdict
@@ -30,41 +31,27 @@ SILHOUETTE_NO_STRUCTURE = 0.25   # <= 0.25: no substantial cluster structure
 SILHOUETTE_REASONABLE = 0.50     # > 0.50: a reasonable cluster structure
 
 
-@torch.no_grad()
-def _masked_means(model, tok, texts: list[str], points: list[str], max_length: int) -> dict[str, torch.Tensor]:
-    """``{"skip_first", "all_tokens"}: [n_points, n_texts, d]``: mean over each text's real tokens,
-    without and with position 0, from one forward pass per batch."""
-    from priorlib.hooks import iter_activations
-    out = {}
-    for acts, mask, _, idx in iter_activations(model, tok, texts, points, max_length=max_length, progress=False):
-        skip = mask.clone()
-        skip[:, 0] = False
-        skip[skip.sum(1) == 0, 0] = True  # a one-token text keeps its only token
-        for name, m in (("skip_first", skip), ("all_tokens", mask)):
-            w = m[..., None].float()
-            for j, p in enumerate(points):
-                a = acts[p]  # [B, T, d]
-                if name not in out:
-                    out[name] = torch.empty(len(points), len(texts), a.shape[-1])
-                out[name][j, idx] = ((a * w).sum(1) / w.sum(1)).cpu()
-    return out
+# the per-text means of chapter 05: positions [start, stop) of each text (priorlib.activations.TextMeans)
+MEAN_WINDOWS = {"skip_first": (1, None), "all_tokens": (0, None), "short": (1, 25)}
 
 
 def domain_means(model, tok, *, model_name: str, n_texts: int, max_length: int = 128,
                  domains=DOMAINS) -> dict:
-    """Per-text mean activations at the input of every layer, for each domain.
+    """Per-text mean activations at the input of every layer, for each domain, from one pass.
 
-    Returns ``{"layers": [L], "domain": [N] (index into domains), variant: [L, N, d]}`` with variants
-    ``"skip_first"`` (mean over tokens 1.. — the first position of a causal LM carries an
-    attention-sink vector of very large norm, whose weight 1/T would otherwise encode text length),
-    ``"all_tokens"`` (mean over all tokens, as ``capture(reduce="mean")``) and ``"short"`` (tokens
-    1..24 only, so every domain averages over about as many tokens as a MATH problem has).
+    Returns ``{"layers": [L], "domain": [N] (index into domains), variant: [L, N, d]}`` with the
+    variants of :data:`MEAN_WINDOWS`: ``"skip_first"`` (mean over tokens 1.. — the first position of a
+    causal LM carries an attention-sink vector of very large norm, whose weight 1/T would otherwise
+    encode text length), ``"all_tokens"`` (mean over all tokens, as ``capture(reduce="mean")``) and
+    ``"short"`` (tokens 1..24 only, so every domain averages over about as many tokens as a MATH
+    problem has). Cached by :func:`priorlib.cache.cached`.
     """
-    from priorlib import arch
+    from priorlib.activations import TextMeans
+    from priorlib.cache import cached
+    from priorlib.hooks import hook_points, iter_activations
     from priorlib.tasks import domain_texts
 
-    n_layers = arch.n_layers(model)
-    points = [f"layers.{i}.resid_pre" for i in range(n_layers)]
+    points = hook_points(model, site="resid_pre", embed=False)
 
     def compute_all():
         texts, labels = [], []
@@ -72,66 +59,40 @@ def domain_means(model, tok, *, model_name: str, n_texts: int, max_length: int =
             t = domain_texts(d, n_texts)
             texts += t
             labels += [k] * len(t)
-        full = _masked_means(model, tok, texts, points, max_length)
-        return {"layers": torch.arange(n_layers), "domain": torch.tensor(labels), **full,
-                "short": _masked_means(model, tok, texts, points, 25)["skip_first"]}
+        means = {name: TextMeans(len(texts), *w) for name, w in MEAN_WINDOWS.items()}
+        for acts, mask, _, idx in iter_activations(model, tok, texts, points, max_length=max_length, progress=False):
+            for m in means.values():
+                m.add(acts, mask, idx)
+        return {"layers": torch.arange(len(points)), "domain": torch.tensor(labels),
+                **{name: torch.stack([m[p] for p in points]) for name, m in means.items()}}
 
     params = {"model": model_name, "n_texts": n_texts, "max_length": max_length, "domains": list(domains),
-              "version": 1}
-    out = dict(_cached_tensors("s05-domain-means", params, compute_all))
+              "windows": MEAN_WINDOWS, "version": 2}
+    out = dict(cached("s05-domain-means", params, compute_all, verbose=False))
     out["domains"] = list(domains)
     out["cache_params"] = params
     return out
 
 
-def _standardise(x: np.ndarray) -> np.ndarray:
-    return (x - x.mean(0)) / (x.std(0) + 1e-6)
-
-
 def cluster_scores(means: dict, variant: str = "skip_first", folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Cached :func:`_cluster_scores` (the probes take a while on a shared CPU)."""
-    params = {"means": means.get("cache_params"), "variant": variant, "folds": folds, "seed": seed, "version": 1}
-    if params["means"] is None:
-        return _cluster_scores(means, variant, folds, seed)
-    got = _cached_tensors("s05-cluster-scores", params, lambda: {
-        k: torch.tensor(v.to_numpy(), dtype=torch.float64)
-        for k, v in _cluster_scores(means, variant, folds, seed).items()})
-    df = pd.DataFrame({k: v.numpy() for k, v in got.items()})
+    """Per layer: :func:`priorlib.metrics.clusters.domain_separation` of the per-text means ``variant``
+    (silhouette, cross-validated probe accuracy and its chance level, MATH vs NLP and SQuAD vs web),
+    cached by :func:`priorlib.cache.cached` when ``means`` came from :func:`domain_means`."""
+    from priorlib.cache import cached
+    from priorlib.metrics.clusters import domain_separation
+
+    def compute() -> dict:
+        names = np.asarray(means["domains"])[means["domain"].numpy()]
+        x = means[variant].float().numpy()  # [L, N, d]
+        table = [{"layer": layer, **domain_separation(x[i], names, folds=folds, seed=seed)}
+                 for i, layer in enumerate(means["layers"].tolist())]
+        return {k: np.array([r[k] for r in table]) for k in table[0]}
+
+    params = {"means": means.get("cache_params"), "variant": variant, "folds": folds, "seed": seed, "version": 2}
+    got = compute() if params["means"] is None else cached("s05-cluster-scores", params, compute, verbose=False)
+    df = pd.DataFrame({k: np.asarray(v) for k, v in got.items()})
     df["layer"] = df["layer"].astype(int)
     return df[["layer"] + sorted(c for c in df if c != "layer")]
-
-
-def _cluster_scores(means: dict, variant: str = "skip_first", folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Per layer: silhouette and linear-probe accuracy for MATH vs NLP (SQuAD + web) and SQuAD vs web.
-
-    Features are z-scored per dimension over the texts compared (a few residual dimensions are
-    orders of magnitude larger than the rest and would otherwise decide every distance). The
-    silhouette uses Euclidean distance; the probe is an L2-regularised logistic regression scored by
-    stratified ``folds``-fold cross-validation (chance: the majority share).
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-
-    doms = means["domains"]
-    lab = means["domain"].numpy()
-    x_all = means[variant].float().numpy()  # [L, N, d]
-    is_math = lab == doms.index("math")
-    nlp = np.isin(lab, [doms.index("squad"), doms.index("web")])
-    rows = []
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for i, layer in enumerate(means["layers"].tolist()):
-        row = {"layer": layer}
-        for name, keep, y in (("math_vs_nlp", np.ones_like(is_math), is_math.astype(int)),
-                              ("squad_vs_web", nlp, (lab == doms.index("squad")).astype(int))):
-            x = _standardise(x_all[i][keep])
-            yy = y[keep]
-            row[f"silhouette_{name}"] = float(silhouette_score(x, yy, metric="euclidean"))
-            clf = LogisticRegression(C=0.1, max_iter=2000)
-            row[f"probe_{name}"] = float(cross_val_score(clf, x, yy, cv=cv).mean())
-            row[f"chance_{name}"] = float(max(yy.mean(), 1 - yy.mean()))
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def cluster_summary(scores: pd.DataFrame, deep_layers: list[int]) -> dict:

@@ -27,7 +27,7 @@ import torch
 
 from priorlib.compendium import experiments as ex
 from priorlib.config import TrainConfig
-from priorlib.compendium import chapter
+from priorlib.metrics.clusters import two_cloud_separation
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
 from priorlib.compendium.paths import results_dir
@@ -177,9 +177,10 @@ def bank_shift(runs, reference, *, gap: float, seed: int = 0) -> tuple[dict, pd.
 
     Returns ``(numbers, per-run placement)``: median Mahalanobis distance to the token-embedding Gaussian
     of the sampled and of the trained vectors, median movement (L2) against the token embeddings'
-    neighbour gap ``gap``, median norms, and the held-out accuracy of a linear classifier telling
-    sampled from trained vectors (0.5: same distribution). ``moved``: median movement > ``gap``;
-    ``distinct``: classifier accuracy >= :data:`DISTINCT_ACCURACY`.
+    neighbour gap ``gap``, median norms, and the cross-validated accuracy of a linear probe telling
+    sampled from trained vectors (:func:`priorlib.metrics.clusters.two_cloud_separation`; 0.5: same
+    distribution). ``moved``: median movement > ``gap``; ``distinct``: classifier accuracy >=
+    :data:`DISTINCT_ACCURACY`.
     """
     place = sec.placement(runs, reference)
     a = sampled_prompts(runs).reshape(-1, reference.dim)  # [N, d]
@@ -192,7 +193,7 @@ def bank_shift(runs, reference, *, gap: float, seed: int = 0) -> tuple[dict, pd.
            "median_moved_l2": float((b - a).norm(dim=-1).median()),
            "median_norm_sampled": float(a.norm(dim=-1).median()), "median_norm_trained": float(b.norm(dim=-1).median()),
            "median_norm_tokens": float(reference.vectors.norm(dim=-1).median()),
-           "classifier_accuracy": chapter("04_activation_spaces").separability(a, b, seed=seed)}
+           "classifier_accuracy": two_cloud_separation(a, b, seed=seed)["probe_accuracy"]}
     out["moved"] = bool(out["median_moved_l2"] > gap)
     out["distinct"] = bool(out["classifier_accuracy"] >= DISTINCT_ACCURACY)
     return out, place

@@ -11,7 +11,8 @@ For each model the notebook runs the very same experiments, with the very same r
   seeds) and its three verdicts (``verdicts`` of chapter ``02_lr_priors``): the prior decides
   where trained prompts end; prompts stay near their prior at the paper's rates; final quality is
   the same across priors;
-- notebook 01's task clusters (``question5`` of chapter ``01_proof_of_concept``) and its verdict.
+- notebook 01's task clusters (``question5`` of chapter ``01_proof_of_concept``, which scores them with the
+  book's one cluster measure, :func:`priorlib.metrics.clusters.domain_separation`) and its verdict.
 
 On the main model the runs have the same configs as notebook 02's, so they come from the run store
 when notebook 02 has run. :func:`verdicts_09` and :func:`claim_table` put both models' verdicts side by side.
@@ -102,6 +103,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     """Everything one model contributes: notebook 02's grid and verdicts, notebook 01's task clusters."""
     atlas = chapter("01_proof_of_concept")
     from priorlib.batching import bos_ids
+    from priorlib.hooks import hook_points
     from priorlib.priors import Reference
 
     t0 = time.perf_counter()
@@ -122,7 +124,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
 
     cfg = atlas.settings(su.profile, model=name)
     inputs = atlas.load_inputs(cfg, tok)
-    points = atlas.hook_points(model, cfg.layers)
+    points = hook_points(model, cfg.layers)
     caps = atlas.capture_all(model, tok, inputs, points, cfg)
     q5 = atlas.question5(caps, inputs, points, cfg)
     verdicts = list(verdicts) + [replace(atlas.verdict_q5(q5), claim=CLAIMS[3])]

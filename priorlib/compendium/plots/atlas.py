@@ -170,7 +170,7 @@ def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
     c.plot(df.depth, df.probe_squad_vs_web, "--", color="tab:orange", label="probe SQuAD vs web")
     c.axhline(0, color="0.3", lw=0.8)
     c.set_xlabel("layer (0 = token embeddings)")
-    c.set_ylabel("silhouette / held-out balanced accuracy (unitless)")
+    c.set_ylabel("silhouette / 5-fold CV probe accuracy (unitless)")
     c.set_ylim(-0.25, 1.05)
     c.set_title("Separation per layer")
     c.xaxis.set_major_locator(MaxNLocator(integer=True))

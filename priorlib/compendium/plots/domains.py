@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from priorlib.metrics.clusters import standardise
 from priorlib.compendium.plots.posterior import prior_posterior, scrubber_frames
 
 DOMAIN_NAMES = {"web": "web text (C4 stand-in)", "squad": "SQuAD", "math": "MATH"}
@@ -51,7 +52,7 @@ def domain_scatter(means: dict, layers, *, variant: str = "skip_first", title: s
     fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.5), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         x = means[variant][all_layers.index(layer)].float().numpy()
-        x = (x - x.mean(0)) / (x.std(0) + 1e-6)
+        x = standardise(x)  # the features the cluster measure sees
         pca = PCA(2, random_state=0).fit(x)
         y = pca.transform(x)
         for k, d in enumerate(doms):
