@@ -1,6 +1,6 @@
-"""Notebooks 05 (MATH clusters, interpolation prior) and 06 (VAE prior): their logic, and a smoke run of each."""
-import json
-import math
+"""Chapter 05 (MATH activation clusters, the interpolation prior) and the deep-prompt arms it shares with chapter 06: their logic, and the notebook run end to end with the smoke profile."""
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +13,13 @@ from priorlib.compendium import verdicts as V
 from priorlib.compendium.setup import setup
 from priorlib.compendium.profiles import CHAPTERS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
+from chapter_checks import finite_columns  # noqa: E402
+
 S5, S6 = chapter("05_math_interpolation"), chapter("06_vae")
+
+
+# ------------------------------------------------------------------------------------------ logic
 
 
 # ------------------------------------------------------------------------------------------ logic
@@ -62,38 +68,6 @@ def test_setup_grid_and_arms():
         setup("05_math_interpolation", "smoke", priors=["nope"])
 
 
-def test_collapse_rule_and_findings():
-    assert S6.is_collapsed(1, 16, 0.9) and S6.is_collapsed(10, 16, 0.1) and not S6.is_collapsed(8, 16, 0.5)
-    sweep = pd.DataFrame([
-        {"beta": b, "var_match": v, "active_units": a, "latent_dim": 16, "variance_ratio": r, "recon_mse": 0.5,
-         "kl_total": 1.0, "collapsed": S6.is_collapsed(a, 16, r)}
-        for b, v, a, r in [(0.25, 0.0, 12, 0.8), (1.0, 0.0, 3, 0.1), (4.0, 0.0, 0, 0.0), (1.0, 10.0, 6, 0.9)]])
-    f = S6.collapse_findings(sweep)
-    assert f["n_collapsed"] == 2 and f["n_settings"] == 4
-    assert f["plain"]["collapsed"] and f["smallest_collapsing_beta_without_penalty"] == 1.0
-    assert (1.0, 10.0) not in f["collapsed_settings"]
-
-
-def test_vae_sweep_on_a_small_reference():
-    from priorlib.priors import Reference
-    g = torch.Generator().manual_seed(0)
-    ref = Reference.from_activations(torch.randn(400, 8, generator=g) * torch.linspace(0.5, 2, 8), "toy")
-    sweep = S6.vae_sweep(ref, betas=(0.5, 8.0), var_matches=(0.0,), epochs=3)
-    assert len(sweep) == 2
-    assert sweep["active_units"].between(0, sweep["latent_dim"].iloc[0]).all()
-    assert np.isfinite(sweep[["variance_ratio", "recon_mse", "kl_total"]].to_numpy()).all()
-    # a larger KL weight never buys more information in the latents
-    assert sweep["kl_total"].iloc[1] <= sweep["kl_total"].iloc[0] + 1e-6
-
-
-def test_sample_spread_and_same():
-    x = torch.zeros(5, 3)
-    assert S6.sample_spread(x) == 0.0
-    assert S6.sample_spread(torch.eye(3)) == pytest.approx(math.sqrt(2))
-    assert S6._same((1.0, 0.1), (1.15, 0.05), 2) and not S6._same((1.0, 0.01), (1.2, 0.02), 2)
-    assert S6._same((1.0, 0.0), (1.0, 0.0), 1) is None
-
-
 def test_verdict_05_rules():
     summ = {"silhouette_math_vs_nlp_all": 0.2, "silhouette_math_vs_nlp_deep": 0.4, "silhouette_squad_vs_web_all": 0.1,
             "probe_math_vs_nlp_all": 1.0, "probe_squad_vs_web_all": 0.9, "layers_math_more_separated": 30,
@@ -108,23 +82,7 @@ def test_verdict_05_rules():
     assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.05, float(np.std([1.0, 1.1], ddof=1))))
 
 
-def test_setup_is_recorded_in_results_json(tmp_path):
-    s = setup("06_vae", "smoke", out_dir=tmp_path)
-    p = V.write_results(s.out_dir, {"b": np.float32(2.0)}, [V.Verdict("c", "m", V.Outcome.AGREES)],
-                        notebook=S6.STEM, profile=s.profile, model=s.base.model, settings=s)
-    got = json.loads(p.read_text())
-    assert got["notebook"] == "06_vae" and got["model"] == got["settings"]["base"]["model"] == "tiny-random-llama"
-    assert got["settings"]["base"]["method"] == "deep" and len(got["settings"]["configs"]) == len(s.configs)
-    assert got["b"] == 2.0
-
-
 # ------------------------------------------------------------------------------------ notebooks
-def _finite(records, cols):
-    for r in records:
-        for c in cols:
-            assert r[c] is not None and math.isfinite(r[c]), (c, r)
-
-
 @pytest.mark.slow
 def test_notebook_05_smoke(smoke_notebook):
     res = smoke_notebook("05_math_interpolation")
@@ -135,37 +93,16 @@ def test_notebook_05_smoke(smoke_notebook):
     assert "stand-in for C4" in res["web_source"]
     n_layers = len(res["clusters"])
     assert n_layers == 4 and [r["layer"] for r in res["clusters"]] == list(range(n_layers))
-    _finite(res["clusters"], ["silhouette_math_vs_nlp", "silhouette_squad_vs_web", "probe_math_vs_nlp"])
+    finite_columns(res["clusters"], ["silhouette_math_vs_nlp", "silhouette_squad_vs_web", "probe_math_vs_nlp"])
     assert all(-1 <= r["silhouette_math_vs_nlp"] <= 1 and 0 <= r["probe_squad_vs_web"] <= 1 for r in res["clusters"])
     arms = {r["arm"] for r in res["runs"]}
     assert arms == set(CHAPTERS["05_math_interpolation"]["smoke"]["priors"])
-    _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
+    finite_columns(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     assert len(res["placement"]) == 2 * len(res["runs"])
-    _finite(res["placement"], ["maha_math", "maha_web", "share_closer_to_math", "moved_l2"])
+    finite_columns(res["placement"], ["maha_math", "maha_web", "share_closer_to_math", "moved_l2"])
     # consistency: the quality table's means are the runs' means
     for q in res["quality"]:
         vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == q["arm"]]
         assert float(q["final_val_loss"].split(" ± ")[0]) == pytest.approx(np.mean(vals), abs=1e-3)
     assert len(res["verdicts"]) == 3
     assert [V.Verdict.from_dict(v).claim for v in res["verdicts"]][0] == "MATH activations form their own cluster"
-
-
-@pytest.mark.slow
-def test_notebook_06_smoke(smoke_notebook):
-    res = smoke_notebook("06_vae")
-    assert res["notebook"] == "06_vae" and res["profile"] == "smoke"
-    for key in ("sweep", "collapse", "runs", "quality", "placement", "verdicts", "wall_s", "reference_rows"):
-        assert key in res, key
-    grid = res["sweep_grid"]
-    assert len(res["sweep"]) == len(grid["beta"]) * len(grid["var_match"])
-    assert {(r["beta"], r["var_match"]) for r in res["sweep"]} == {(b, v) for b in grid["beta"] for v in grid["var_match"]}
-    _finite(res["sweep"], ["variance_ratio", "recon_mse", "kl_total"])
-    for r in res["sweep"]:
-        assert 0 <= r["active_units"] <= r["latent_dim"]
-        assert r["collapsed"] == S6.is_collapsed(r["active_units"], r["latent_dim"], r["variance_ratio"])
-        assert r["collapse"] == S6.collapse_kind(r["active_units"], r["latent_dim"], r["variance_ratio"])
-    assert res["collapse"]["n_collapsed"] == sum(r["collapsed"] for r in res["sweep"])
-    assert {r["arm"] for r in res["runs"]} == set(CHAPTERS["06_vae"]["smoke"]["priors"])
-    _finite(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
-    _finite(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
-    assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"

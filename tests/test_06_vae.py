@@ -1,0 +1,86 @@
+"""Chapter 06 (the VAE prior and its collapse): its rules, its sweep, its results file, and the notebook run end to end with the smoke profile."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from priorlib.compendium import chapter
+from priorlib.compendium import verdicts as V
+from priorlib.compendium.setup import setup
+from priorlib.compendium.profiles import CHAPTERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
+from chapter_checks import finite_columns  # noqa: E402
+
+S5, S6 = chapter("05_math_interpolation"), chapter("06_vae")
+
+
+# ------------------------------------------------------------------------------------------ logic
+
+
+def test_collapse_rule_and_findings():
+    assert S6.is_collapsed(1, 16, 0.9) and S6.is_collapsed(10, 16, 0.1) and not S6.is_collapsed(8, 16, 0.5)
+    sweep = pd.DataFrame([
+        {"beta": b, "var_match": v, "active_units": a, "latent_dim": 16, "variance_ratio": r, "recon_mse": 0.5,
+         "kl_total": 1.0, "collapsed": S6.is_collapsed(a, 16, r)}
+        for b, v, a, r in [(0.25, 0.0, 12, 0.8), (1.0, 0.0, 3, 0.1), (4.0, 0.0, 0, 0.0), (1.0, 10.0, 6, 0.9)]])
+    f = S6.collapse_findings(sweep)
+    assert f["n_collapsed"] == 2 and f["n_settings"] == 4
+    assert f["plain"]["collapsed"] and f["smallest_collapsing_beta_without_penalty"] == 1.0
+    assert (1.0, 10.0) not in f["collapsed_settings"]
+
+
+def test_vae_sweep_on_a_small_reference():
+    from priorlib.priors import Reference
+    g = torch.Generator().manual_seed(0)
+    ref = Reference.from_activations(torch.randn(400, 8, generator=g) * torch.linspace(0.5, 2, 8), "toy")
+    sweep = S6.vae_sweep(ref, betas=(0.5, 8.0), var_matches=(0.0,), epochs=3)
+    assert len(sweep) == 2
+    assert sweep["active_units"].between(0, sweep["latent_dim"].iloc[0]).all()
+    assert np.isfinite(sweep[["variance_ratio", "recon_mse", "kl_total"]].to_numpy()).all()
+    # a larger KL weight never buys more information in the latents
+    assert sweep["kl_total"].iloc[1] <= sweep["kl_total"].iloc[0] + 1e-6
+
+
+def test_sample_spread_and_same():
+    x = torch.zeros(5, 3)
+    assert S6.sample_spread(x) == 0.0
+    assert S6.sample_spread(torch.eye(3)) == pytest.approx(math.sqrt(2))
+    assert S6._same((1.0, 0.1), (1.15, 0.05), 2) and not S6._same((1.0, 0.01), (1.2, 0.02), 2)
+    assert S6._same((1.0, 0.0), (1.0, 0.0), 1) is None
+
+
+def test_setup_is_recorded_in_results_json(tmp_path):
+    s = setup("06_vae", "smoke", out_dir=tmp_path)
+    p = V.write_results(s.out_dir, {"b": np.float32(2.0)}, [V.Verdict("c", "m", V.Outcome.AGREES)],
+                        notebook=S6.STEM, profile=s.profile, model=s.base.model, settings=s)
+    got = json.loads(p.read_text())
+    assert got["notebook"] == "06_vae" and got["model"] == got["settings"]["base"]["model"] == "tiny-random-llama"
+    assert got["settings"]["base"]["method"] == "deep" and len(got["settings"]["configs"]) == len(s.configs)
+    assert got["b"] == 2.0
+
+
+@pytest.mark.slow
+def test_notebook_06_smoke(smoke_notebook):
+    res = smoke_notebook("06_vae")
+    assert res["notebook"] == "06_vae" and res["profile"] == "smoke"
+    for key in ("sweep", "collapse", "runs", "quality", "placement", "verdicts", "wall_s", "reference_rows"):
+        assert key in res, key
+    grid = res["sweep_grid"]
+    assert len(res["sweep"]) == len(grid["beta"]) * len(grid["var_match"])
+    assert {(r["beta"], r["var_match"]) for r in res["sweep"]} == {(b, v) for b in grid["beta"] for v in grid["var_match"]}
+    finite_columns(res["sweep"], ["variance_ratio", "recon_mse", "kl_total"])
+    for r in res["sweep"]:
+        assert 0 <= r["active_units"] <= r["latent_dim"]
+        assert r["collapsed"] == S6.is_collapsed(r["active_units"], r["latent_dim"], r["variance_ratio"])
+        assert r["collapse"] == S6.collapse_kind(r["active_units"], r["latent_dim"], r["variance_ratio"])
+    assert res["collapse"]["n_collapsed"] == sum(r["collapsed"] for r in res["sweep"])
+    assert {r["arm"] for r in res["runs"]} == set(CHAPTERS["06_vae"]["smoke"]["priors"])
+    finite_columns(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
+    finite_columns(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
+    assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"
