@@ -374,6 +374,16 @@ def _config_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def _give_redirect_an_icon(index: Path) -> None:
+    """jupyter-book's root ``index.html`` only redirects to the first page. Without an icon of its own a
+    browser that lingers on it asks for ``/favicon.ico`` (a 404 and a console error on an offline site), and
+    a real icon's request is cut off by the redirect; an empty inline icon asks for nothing."""
+    html = index.read_text()
+    link = '<link rel="icon" href="data:," />'
+    if link not in html:
+        index.write_text(link + "\n" + html)
+
+
 def build_book(root, *, clean: bool = False, log=print) -> Path:
     """``jupyter-book build <root>``; a changed ``_config.yml`` triggers a clean build.
 
@@ -400,6 +410,7 @@ def build_book(root, *, clean: bool = False, log=print) -> Path:
     if res.returncode != 0 or not index.is_file():
         tail = "\n".join(out.strip().splitlines()[-15:])
         raise ValueError(f"jupyter-book build failed (exit {res.returncode}):\n{tail}")
+    _give_redirect_an_icon(index)
     build.mkdir(exist_ok=True)
     stamp.write_text(digest)
     log(f"book: {_rel(index, Path.cwd())} ({time.perf_counter() - t0:.1f} s, "
