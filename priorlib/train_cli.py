@@ -82,6 +82,8 @@ def config_from_args(a) -> "TrainConfig":
 
 
 def run(a) -> int:
+    from .data import check_data
+    check_data(a.task)  # no data anywhere: one line at once, before torch or a model loads
     config = config_from_args(a)  # ValueError -> one line, before anything loads
     from .trainer import Trainer
     if a.resume and a.resume_or_start:

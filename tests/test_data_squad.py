@@ -191,9 +191,13 @@ def test_missing_folder_and_offline(tmp_path, monkeypatch):
     assert "does not exist" in _error(FileNotFoundError, tmp_path)
     (tmp_path / "squad").mkdir()
     assert "no *.json" in _error(FileNotFoundError, tmp_path)
+    # Nothing to find: no $PRIORLIB_DATA, no priorlib checkout around the working directory or the package.
+    from priorlib.data import examples
     monkeypatch.delenv("PRIORLIB_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(examples, "__file__", str(tmp_path / "site" / "priorlib" / "data" / "examples.py"))
     monkeypatch.setenv("PRIORLIB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="PRIORLIB_DATA"):
+    with pytest.raises(FileNotFoundError, match="offline mode is set .PRIORLIB_OFFLINE.*set PRIORLIB_DATA"):
         load_squad("train")
 
 

