@@ -46,14 +46,6 @@ class NotebookError(ValueError):
     """A notebook failed; the message names it and the failing cell's error (one line)."""
 
 
-def set_data_env(root: Path) -> None:
-    """Point ``PRIORLIB_DATA`` at ``<repo>/../shared/data`` when unset and that folder exists."""
-    if not os.environ.get("PRIORLIB_DATA"):
-        shared = (root.parent / "shared" / "data").resolve()
-        if shared.is_dir():
-            os.environ["PRIORLIB_DATA"] = str(shared)
-
-
 # ----------------------------------------------------------------------------------------- kernel
 # The kernel talks to papermill over loopback TCP; ipykernel 7 warns about that on every start ("running
 # over TCP without encryption"), which would land in the terminal of every `priorlib book`. The kernel's own
@@ -381,7 +373,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     t0 = time.perf_counter()
     root = repo_root(args.root)
-    set_data_env(root)
     if not args.no_execute:
         params = parameters_from_args(args.profile, args.parameters)
         notebooks = find_notebooks(root / "notebooks", args.only)

@@ -196,7 +196,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     t0 = time.perf_counter()
     root = _book.repo_root(args.root)
-    _book.set_data_env(root)
     src = resolve_notebook(root, args.notebook)
     grid = load_grid(args.grid)
     base = _book.parameters_from_args(args.profile, args.parameters)

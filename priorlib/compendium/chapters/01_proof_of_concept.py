@@ -19,7 +19,6 @@ the answers:
 from __future__ import annotations
 
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from priorlib.compendium.verdicts import Outcome, Verdict
 STEM = "01_proof_of_concept"
 
 __all__ = [
-    "Profile", "settings", "set_data_env", "repo_root", "ROLE_NAMES", "squad_texts_with_roles", "load_inputs",
+    "Profile", "settings", "repo_root", "ROLE_NAMES", "squad_texts_with_roles", "load_inputs",
     "capture_all", "upper_points", "question1", "question2", "question3", "question4", "question5", "verdicts",
     "verdict_q5", "fmt_p", "ratio_phrase", "mixing_phrase",
 ]
@@ -88,17 +87,6 @@ def settings(profile: str = "cpu", *, model=None, n_web=None, n_squad=None, n_ma
     cfg = Profile(**{**profiles.chapter_defaults(STEM, profile), **given}, out_dir=results_dir(STEM, out_dir))
     check_model_name(cfg.model)
     return cfg
-
-
-def set_data_env() -> str:
-    """Point ``PRIORLIB_DATA`` at ``<repo>/../shared/data`` when it is unset; return the value in use."""
-    if not os.environ.get("PRIORLIB_DATA"):
-        shared = repo_root().parent / "shared" / "data"
-        if shared.is_dir():
-            os.environ["PRIORLIB_DATA"] = str(shared)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    return os.environ.get("PRIORLIB_DATA", "")
 
 
 # ---------------------------------------------------------------------------------------------
