@@ -220,3 +220,24 @@ pm.execute_notebook({str(tmp_path / 'in.ipynb')!r}, {str(tmp_path / 'out.ipynb')
     assert "without encryption" not in out.stderr + out.stdout
     import nbformat
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"].strip() == "42"
+
+
+def test_manifest_dirty_flag_ignores_the_books_own_outputs(tmp_path):
+    """A build rewrites book/NN_*.ipynb and book/claims.md chapter by chapter; those are outputs, so a chapter
+    executed after another one's copy was rewritten still records a clean tree. A changed source does not."""
+    import subprocess
+
+    from priorlib.compendium.manifest import git_commit
+
+    def git(*a):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t", *a],
+                       check=True, capture_output=True)
+    (tmp_path / "book").mkdir()
+    for name, text in (("book/01_x.ipynb", "{}"), ("book/claims.md", "#"), ("book/intro.md", "#"), ("src.py", "")):
+        (tmp_path / name).write_text(text)
+    git("init", "-q"); git("add", "-A"); git("commit", "-qm", "init")
+    (tmp_path / "book/01_x.ipynb").write_text('{"executed": 1}')
+    (tmp_path / "book/claims.md").write_text("# regenerated")
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "book/intro.md").write_text("# edited prose")   # prose is a source
+    assert git_commit(tmp_path)["dirty"] is True
