@@ -120,8 +120,10 @@ def _gemma3_folder() -> Path:
 
 def _hub_folder(repo: str) -> Callable[[], Path]:
     def load() -> Path:
-        if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("PRIORLIB_OFFLINE") == "1":
-            raise ModelUnavailable(f"{repo} needs the Hugging Face hub, but offline mode is set")
+        from .data.examples import hub_unreachable
+        why = hub_unreachable()  # offline flags, else one bounded connect probe: fails fast, no retry loop
+        if why:
+            raise ModelUnavailable(f"{repo} needs the Hugging Face hub, which cannot be used: {why}")
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def add_arguments(p) -> None:
@@ -27,8 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
     p.add_argument("--curve-steps", type=int, default=4, help="steps whose losses are compared")
     p.add_argument("--capture-texts", type=int, default=64)
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results.json"))
-    p.add_argument("--page", default=str(REPO / "book" / "performance.md"))
+    p.add_argument("--out", default=None, help="results JSON (default: benchmarks/results.json of the repository)")
+    p.add_argument("--page", default=None, help="performance page (default: book/performance.md of the repository)")
     p.add_argument("--skip", nargs="*", default=[], help="sections to skip: train capture deep")
 
 
@@ -312,6 +311,10 @@ def markdown(results: dict) -> str:
 
 
 def run(args) -> int:
+    from priorlib.compendium.paths import repo_root
+    root = repo_root()  # the repository being benchmarked (from the working directory), not the package's own
+    out = Path(args.out) if args.out else root / "benchmarks" / "results.json"
+    page_path = Path(args.page) if args.page else root / "book" / "performance.md"
     results = {"environment": environment()}
     if "train" not in args.skip:
         bench_train(args, results)
@@ -319,9 +322,10 @@ def run(args) -> int:
         bench_capture(args, results)
     if "deep" not in args.skip:
         bench_deep(args, results)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    from priorlib.checkpoint import atomic_write_text
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(results, indent=1))
     page = markdown(results)
-    Path(args.page).write_text(page)
+    atomic_write_text(page_path, page)
     print(page)
     return 0
