@@ -77,7 +77,9 @@ class PromptedLM(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def attached(self):
-        return self.deep.attached(self.model) if self.deep is not None else nullcontext()
+        if self.deep is None:
+            return nullcontext()
+        return self.deep.attached(self.model, start=len(self.bos_ids))  # "carry" goes after the BOS row(s)
 
     def input_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``[BOS] + soft prompt + text``: ``[B, P + T, d]``."""

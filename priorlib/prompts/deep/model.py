@@ -43,8 +43,9 @@ class DeepPrompt(nn.Module):
     are cut from the output, so no other layer sees them. Cached decoding works: on a decode step the
     block is already in layer k's key/value cache and only the mask needs ``n`` extra columns.
 
-    *carry*: the first ``n`` positions of the sequence (the token-level soft prompt) are overwritten by
-    the block at the input of layer k; they then flow on through the upper layers like any token.
+    *carry*: the ``n`` positions of the token-level soft prompt, rows ``start .. start + n - 1`` of the
+    sequence (after the ``start`` BOS rows, see :meth:`attached`), are overwritten by the block at the input
+    of layer k; they then flow on through the upper layers like any token.
     """
 
     def __init__(self, config: DeepPromptConfig, model: nn.Module, init: dict[int, torch.Tensor] | None = None):
@@ -67,7 +68,9 @@ class DeepPrompt(nn.Module):
         return self.weights[str(layer)]
 
     @contextmanager
-    def attached(self, model: nn.Module):
+    def attached(self, model: nn.Module, start: int = 0):
+        """Hook the blocks into ``model``'s layers. ``start``: rows in front of the soft prompt (the BOS
+        token(s)), which "carry" leaves alone; "cut" puts its block in front of everything."""
         handles = []
         blocks = arch.layers(model)
         n = self.n_tokens
@@ -83,8 +86,8 @@ class DeepPrompt(nn.Module):
                 decoding["now"] = dec
                 if self.config.mode is DeepMode.CARRY:
                     if not dec:
-                        p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)
-                        h = torch.cat([p, h[:, n:]], dim=1)
+                        p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)  # [B, n, d]
+                        h = torch.cat([h[:, :start], p, h[:, start + n:]], dim=1)  # [B, L, d]: BOS rows kept
                 else:
                     mask = kwargs.get("attention_mask")
                     if dec and mask is not None:
