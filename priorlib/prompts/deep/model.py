@@ -67,6 +67,11 @@ class DeepPrompt(nn.Module):
     def block(self, layer: int) -> nn.Parameter:
         return self.weights[str(layer)]
 
+    def cached_in_front(self) -> dict[int, int]:
+        """Keys each layer's decoding cache holds in front of the text's: the block, on "cut" layers
+        ("carry" rewrites the soft prompt's own rows and adds none)."""
+        return {i: self.n_tokens for i in self.layer_ids} if self.config.mode is DeepMode.CUT else {}
+
     @contextmanager
     def attached(self, model: nn.Module, start: int = 0):
         """Hook the blocks into ``model``'s layers. ``start``: rows in front of the soft prompt (the BOS
@@ -91,10 +96,10 @@ class DeepPrompt(nn.Module):
                 else:
                     mask = kwargs.get("attention_mask")
                     if dec and mask is not None:
-                        # the mask's columns follow the text's 2-D mask from column 0. Gemma sizes its
-                        # full-attention mask from the first full-attention layer's cache; when that is a
-                        # deep layer it counted the block too and padded masked columns at the end. Keep
-                        # the text's columns only; the block's visible columns go in front below.
+                        # the mask's columns follow the text's 2-D mask from column 0. PromptedLM's cache
+                        # (decoding.PromptCache) sizes masks without the block; a plain DynamicCache sizes
+                        # them from one layer's cache, which, on a deep layer, counted the block too (masked
+                        # columns padded at the end). Keep the text's columns; the block's go in front below.
                         mask = mask[..., : cache.get_seq_length(i) + h.shape[1] - n]
                     kwargs["attention_mask"] = _extend_mask(mask, n, prefill=not dec)
                     if not dec:
