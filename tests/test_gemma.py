@@ -102,3 +102,40 @@ def test_real_gemma3_270m_loads_and_knows_paris():
     lm = PromptedLM.build(model, method="soft", n_tokens=0, bos_ids=bos_ids(tok))
     ids = torch.tensor(tok("The Eiffel Tower is located in the city of", add_special_tokens=False)["input_ids"])
     assert tok.decode(lm.generate(ids, max_new_tokens=2)).strip().startswith("Paris")
+
+
+@pytest.mark.parametrize("layer", [0, 2])
+def test_carry_block_goes_after_bos(tiny_gemma, layer):
+    """Deep "carry" overwrites the soft-prompt rows ``b .. b + n - 1`` at the input of layer k, never the
+    BOS row: that row stays the plain model's BOS state (the token embedding at layer 0), and since BOS
+    sees only itself, its final state is the plain model's too."""
+    model, tok = tiny_gemma
+    ids, _ = tokenize_batch(tok, TEXTS[:1], 64, "cpu")
+    n = 3
+    lm = PromptedLM.build(model, method="deep", n_tokens=n, deep_layers=(layer,), deep_mode="carry",
+                          bos_ids=bos_ids(tok))
+    _randomise(lm)
+    seen = {}
+
+    def grab(mod, args, kwargs):  # runs after the deep prompt's own pre-hook: sees what layer k sees
+        seen["x"] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
+
+    with torch.no_grad():
+        plain = arch.backbone(model)(input_ids=with_bos(tok, ids), output_hidden_states=True)
+        with lm.attached():
+            handle = arch.layers(model)[layer].register_forward_pre_hook(grab, with_kwargs=True)
+            try:
+                arch.backbone(model)(inputs_embeds=lm.input_embeds(ids))
+            finally:
+                handle.remove()
+        final = lm.hidden(ids)  # [1, 1 + n + T, d]
+    x = seen["x"]  # [1, 1 + n + T, d]
+    assert x.shape[1] == 1 + n + ids.shape[1]
+    bos_in = plain.hidden_states[layer][:, 0]  # [1, d]: the plain model's BOS state entering layer k
+    if layer == 0:
+        torch.testing.assert_close(bos_in, arch.embed(model)(torch.tensor([tok.bos_token_id]))[None, 0])
+    torch.testing.assert_close(x[:, 0], bos_in, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x[0, 1:1 + n], lm.deep.block(layer).detach(), rtol=0, atol=0)
+    if layer == 0:  # the text rows enter layer 0 as their token embeddings
+        torch.testing.assert_close(x[:, 1 + n:], arch.embed(model)(ids), rtol=0, atol=0)
+    torch.testing.assert_close(final[:, 0], plain.last_hidden_state[:, 0], rtol=1e-5, atol=1e-5)

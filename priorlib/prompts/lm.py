@@ -77,7 +77,9 @@ class PromptedLM(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def attached(self):
-        return self.deep.attached(self.model) if self.deep is not None else nullcontext()
+        if self.deep is None:
+            return nullcontext()
+        return self.deep.attached(self.model, start=len(self.bos_ids))  # "carry" goes after the BOS row(s)
 
     def input_embeds(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``[BOS] + soft prompt + text``: ``[B, P + T, d]``."""
@@ -170,16 +172,28 @@ class PromptedLM(nn.Module):
                 h = h[0] if isinstance(h, tuple) else h
         return arch.final_norm(self.model)(h)
 
+    def decode_cache(self):
+        """An empty key/value cache for :meth:`generate` and :meth:`generate_batch` (see ``decoding.PromptCache``).
+
+        HF sizes each attention type's mask from the first layer of that type. Where a deep "cut" layer
+        shares its type with a layer holding no block, that size must leave the block out, else the other
+        layer gets a mask wider than its keys. Where every layer of a type holds the block, HF's own
+        sizing (extra columns masked at the end, which each deep layer trims) is kept as it is.
+        """
+        from .decoding import PromptCache
+        front = self.deep.cached_in_front() if self.deep is not None else {}
+        types = getattr(self.model.config, "layer_types", None) or ["full_attention"] * arch.n_layers(self.model)
+        mixed = {t for i, t in enumerate(types) if i not in front}  # types with a layer that holds no block
+        return PromptCache(self.model.config, {i: k for i, k in front.items() if types[i] in mixed})
+
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 16, stop_ids=()) -> list[int]:
         """Greedy continuation of one sequence ``[T]`` with a key/value cache."""
-        from transformers import DynamicCache
-
         body, head = arch.backbone(self.model), arch.lm_head(self.model)
         dev = input_ids.device
         stop = set(int(s) for s in stop_ids)
         out_ids: list[int] = []
-        cache = DynamicCache(config=self.model.config)
+        cache = self.decode_cache()
         with self.attached():
             x = self.input_embeds(input_ids[None])  # [1, P + T, d]
             pos = x.shape[1]
@@ -205,8 +219,6 @@ class PromptedLM(nn.Module):
         text, masked out, and positions count only real rows, so every real position sees exactly what
         it would see alone, and no query is left with nothing to attend to.
         """
-        from transformers import DynamicCache
-
         body, head, emb = arch.backbone(self.model), arch.lm_head(self.model), arch.embed(self.model)
         dev = seqs[0].device
         B, L, P = len(seqs), max(len(x) for x in seqs), self.n_prefix
@@ -220,7 +232,7 @@ class PromptedLM(nn.Module):
         stop = torch.tensor(sorted(int(s) for s in stop_ids) or [-1], device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         out = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=dev)
-        cache = DynamicCache(config=self.model.config)
+        cache = self.decode_cache()
         with self.attached():
             h = body(inputs_embeds=self.input_embeds(ids), attention_mask=mask, position_ids=pos,
                      cache=cache, use_cache=True).last_hidden_state

@@ -43,8 +43,9 @@ class DeepPrompt(nn.Module):
     are cut from the output, so no other layer sees them. Cached decoding works: on a decode step the
     block is already in layer k's key/value cache and only the mask needs ``n`` extra columns.
 
-    *carry*: the first ``n`` positions of the sequence (the token-level soft prompt) are overwritten by
-    the block at the input of layer k; they then flow on through the upper layers like any token.
+    *carry*: the ``n`` positions of the token-level soft prompt, rows ``start .. start + n - 1`` of the
+    sequence (after the ``start`` BOS rows, see :meth:`attached`), are overwritten by the block at the input
+    of layer k; they then flow on through the upper layers like any token.
     """
 
     def __init__(self, config: DeepPromptConfig, model: nn.Module, init: dict[int, torch.Tensor] | None = None):
@@ -66,8 +67,15 @@ class DeepPrompt(nn.Module):
     def block(self, layer: int) -> nn.Parameter:
         return self.weights[str(layer)]
 
+    def cached_in_front(self) -> dict[int, int]:
+        """Keys each layer's decoding cache holds in front of the text's: the block, on "cut" layers
+        ("carry" rewrites the soft prompt's own rows and adds none)."""
+        return {i: self.n_tokens for i in self.layer_ids} if self.config.mode is DeepMode.CUT else {}
+
     @contextmanager
-    def attached(self, model: nn.Module):
+    def attached(self, model: nn.Module, start: int = 0):
+        """Hook the blocks into ``model``'s layers. ``start``: rows in front of the soft prompt (the BOS
+        token(s)), which "carry" leaves alone; "cut" puts its block in front of everything."""
         handles = []
         blocks = arch.layers(model)
         n = self.n_tokens
@@ -83,15 +91,15 @@ class DeepPrompt(nn.Module):
                 decoding["now"] = dec
                 if self.config.mode is DeepMode.CARRY:
                     if not dec:
-                        p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)
-                        h = torch.cat([p, h[:, n:]], dim=1)
+                        p = w.to(h.dtype).unsqueeze(0).expand(h.shape[0], -1, -1)  # [B, n, d]
+                        h = torch.cat([h[:, :start], p, h[:, start + n:]], dim=1)  # [B, L, d]: BOS rows kept
                 else:
                     mask = kwargs.get("attention_mask")
                     if dec and mask is not None:
-                        # the mask's columns follow the text's 2-D mask from column 0. Gemma sizes its
-                        # full-attention mask from the first full-attention layer's cache; when that is a
-                        # deep layer it counted the block too and padded masked columns at the end. Keep
-                        # the text's columns only; the block's visible columns go in front below.
+                        # the mask's columns follow the text's 2-D mask from column 0. PromptedLM's cache
+                        # (decoding.PromptCache) sizes masks without the block; a plain DynamicCache sizes
+                        # them from one layer's cache, which, on a deep layer, counted the block too (masked
+                        # columns padded at the end). Keep the text's columns; the block's go in front below.
                         mask = mask[..., : cache.get_seq_length(i) + h.shape[1] - n]
                     kwargs["attention_mask"] = _extend_mask(mask, n, prefill=not dec)
                     if not dec:
