@@ -61,3 +61,48 @@ def test_deep_cut_at_layer_0_decodes_like_teacher_forcing(fixture, token_prompt,
         single, one = _with_step_logits(lm, lambda: lm.generate(s, steps))
         assert single == batched[b]
         torch.testing.assert_close(one[0][0], logits[0][b], rtol=0, atol=1e-4)
+
+
+GEMMAS = ["tiny_gemma", "tiny_gemma_eager"]
+PROMPTS_ON_SLIDING_LAYERS = [dict(method="soft"), dict(method="deep", deep_layers=(0, 1)),
+                             dict(method="deep", deep_layers=(-3, -2, -1))]  # tiny Gemma: layers 0-2 slide
+
+
+def _random_ids(n, seed):
+    return torch.randint(100, 5000, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("fixture", GEMMAS)
+@pytest.mark.parametrize("kw", PROMPTS_ON_SLIDING_LAYERS, ids=["soft", "deep01", "deep_top3"])
+@pytest.mark.parametrize("extra", [-8, 20], ids=["window_passed_while_decoding", "window_passed_at_prefill"])
+def test_short_row_beside_a_long_row_decodes_as_alone(fixture, kw, extra, request):
+    """Rows are ``[BOS | prompt | padding | text]``. The sliding window counts positions, not columns: the
+    padding a long row forces on a short one must not push the short row's BOS and prompt out of it."""
+    model, tok = request.getfixturevalue(fixture)
+    window = model.config.sliding_window
+    short, long = _random_ids(6, 1), _random_ids(window + extra, 2)
+    lm = PromptedLM.build(model, n_tokens=4, bos_ids=bos_ids(tok), **kw)
+    _randomise(lm)
+    steps = 12
+    assert lm.n_prefix + len(long) + steps > window  # columns of the short row pass the window
+    alone, alone_logits = _with_step_logits(lm, lambda: lm.generate_batch([short], steps, pad_id=tok.pad_token_id))
+    both, both_logits = _with_step_logits(lm, lambda: lm.generate_batch([short, long], steps, pad_id=tok.pad_token_id))
+    assert both[0] == alone[0] == lm.generate(short, steps)
+    for t in range(steps):
+        torch.testing.assert_close(both_logits[t][0], alone_logits[t][0], rtol=0, atol=1e-4,
+                                   msg=lambda m: f"short row, step {t}: {m}")
+    assert both[1] == lm.generate(long, steps)
+    _assert_steps_match_teacher_forcing(lm, [short, long], both, both_logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("fixture", GEMMAS)
+@pytest.mark.parametrize("kw", PROMPTS_ON_SLIDING_LAYERS, ids=["soft", "deep01", "deep_top3"])
+def test_decoding_past_the_window_equals_teacher_forcing(fixture, kw, request):
+    """One row whose decoding passes the sliding window: the deep blocks of sliding layers stay visible."""
+    model, tok = request.getfixturevalue(fixture)
+    seq = _random_ids(model.config.sliding_window - 4, 3)
+    lm = PromptedLM.build(model, n_tokens=4, bos_ids=bos_ids(tok), **kw)
+    _randomise(lm)
+    out, logits = _with_step_logits(lm, lambda: lm.generate(seq, 10))
+    assert len(out) == len(logits) == 10
+    _assert_steps_match_teacher_forcing(lm, [seq], [out], logits, atol=1e-4)

@@ -186,6 +186,19 @@ class PromptedLM(nn.Module):
         mixed = {t for i, t in enumerate(types) if i not in front}  # types with a layer that holds no block
         return PromptCache(self.model.config, {i: k for i, k in front.items() if types[i] in mixed})
 
+    def decode_mask(self, keep: torch.Tensor | None, pos: torch.Tensor, n_query: int, dtype: torch.dtype):
+        """The backbone's ``attention_mask`` for a decoding call: ``keep [B, K]`` (the text's 2-D mask, None:
+        no padding) while the ``K`` columns fit in the sliding window (HF builds the layers' masks from it,
+        and counting columns is then the same as counting positions); past the window, one 4-D mask per
+        layer type, by position (``decoding.masks_by_position``). ``pos [B, K]``: each column's position."""
+        window = arch.sliding_window(self.model)
+        if window is None or pos.shape[1] <= window:
+            return keep
+        from .decoding import masks_by_position
+        if keep is None:
+            keep = torch.ones(pos.shape, dtype=torch.long, device=pos.device)
+        return masks_by_position(self.model.config, keep, pos, n_query, window, dtype)
+
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 16, stop_ids=()) -> list[int]:
         """Greedy continuation of one sequence ``[T]`` with a key/value cache."""
@@ -197,16 +210,18 @@ class PromptedLM(nn.Module):
         with self.attached():
             x = self.input_embeds(input_ids[None])  # [1, P + T, d]
             pos = x.shape[1]
-            h = body(inputs_embeds=x, cache=cache, use_cache=True,
-                     position_ids=torch.arange(pos, device=dev)[None]).last_hidden_state
+            cols = torch.arange(pos, device=dev)[None]  # [1, P + T]: every column's position
+            h = body(inputs_embeds=x, attention_mask=self.decode_mask(None, cols, pos, x.dtype), cache=cache,
+                     use_cache=True, position_ids=cols).last_hidden_state
             for _ in range(max_new_tokens):
                 nxt = int(head(h[:, -1]).argmax(-1))
                 if nxt in stop:
                     break
                 out_ids.append(nxt)
                 x = arch.embed(self.model)(torch.tensor([[nxt]], device=dev))
-                h = body(inputs_embeds=x, cache=cache, use_cache=True,
-                         position_ids=torch.tensor([[pos]], device=dev)).last_hidden_state
+                cols = torch.arange(pos + 1, device=dev)[None]  # [1, pos + 1]
+                h = body(inputs_embeds=x, attention_mask=self.decode_mask(None, cols, 1, x.dtype), cache=cache,
+                         use_cache=True, position_ids=torch.tensor([[pos]], device=dev)).last_hidden_state
                 pos += 1
         return out_ids
 
@@ -217,7 +232,8 @@ class PromptedLM(nn.Module):
 
         Rows are laid out ``[prompt | padding | tokens]``: padding sits *between* the prompt and the
         text, masked out, and positions count only real rows, so every real position sees exactly what
-        it would see alone, and no query is left with nothing to attend to.
+        it would see alone, and no query is left with nothing to attend to. A sliding window counts
+        positions too (:meth:`decode_mask`), so a short row beside a long one keeps its BOS and prompt.
         """
         body, head, emb = arch.backbone(self.model), arch.lm_head(self.model), arch.embed(self.model)
         dev = seqs[0].device
@@ -234,7 +250,8 @@ class PromptedLM(nn.Module):
         out = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=dev)
         cache = self.decode_cache()
         with self.attached():
-            h = body(inputs_embeds=self.input_embeds(ids), attention_mask=mask, position_ids=pos,
+            x = self.input_embeds(ids)  # [B, P + L, d]
+            h = body(inputs_embeds=x, attention_mask=self.decode_mask(mask, pos, P + L, x.dtype), position_ids=pos,
                      cache=cache, use_cache=True).last_hidden_state
             nxt_pos = pos[:, -1:] + 1  # [B, 1]
             for t in range(max_new_tokens):
@@ -243,9 +260,10 @@ class PromptedLM(nn.Module):
                 if done.all():
                     break
                 out[:, t] = torch.where(done, -1, nxt)
-                mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=dev)], 1)
-                h = body(inputs_embeds=emb(nxt[:, None]), attention_mask=mask, position_ids=nxt_pos,
-                         cache=cache, use_cache=True).last_hidden_state
+                mask = torch.cat([mask, torch.ones(B, 1, dtype=mask.dtype, device=dev)], 1)  # [B, K]
+                pos = torch.cat([pos, nxt_pos], 1)  # [B, K]
+                h = body(inputs_embeds=emb(nxt[:, None]), attention_mask=self.decode_mask(mask, pos, 1, x.dtype),
+                         position_ids=nxt_pos, cache=cache, use_cache=True).last_hidden_state
                 nxt_pos = nxt_pos + 1
         return [[int(t) for t in row if t >= 0] for row in out.tolist()]
 

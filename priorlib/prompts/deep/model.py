@@ -96,10 +96,11 @@ class DeepPrompt(nn.Module):
                 else:
                     mask = kwargs.get("attention_mask")
                     if dec and mask is not None:
-                        # the mask's columns follow the text's 2-D mask from column 0. PromptedLM's cache
-                        # (decoding.PromptCache) sizes masks without the block; a plain DynamicCache sizes
-                        # them from one layer's cache, which, on a deep layer, counted the block too (masked
-                        # columns padded at the end). Keep the text's columns; the block's go in front below.
+                        # the mask's columns follow the text's 2-D mask from column 0. HF sizes a type's
+                        # mask from its first layer's cache; where that is a deep layer it may count the block
+                        # too (masked columns padded at the end: a plain DynamicCache, or PromptedLM's cache
+                        # where every layer of the type is deep). Keep the text's columns; the block's go in
+                        # front below.
                         mask = mask[..., : cache.get_seq_length(i) + h.shape[1] - n]
                     kwargs["attention_mask"] = _extend_mask(mask, n, prefill=not dec)
                     if not dec:
