@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 
 def _kv(text: str) -> tuple[str, str]:
