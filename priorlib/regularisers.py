@@ -15,8 +15,10 @@ the chi-square_d 0.95 quantile):
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported on first use, so the CLI's checks fail fast without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,12 @@ class Penalty:
             self.rows = reference.vectors  # [V, d]
 
     def _maha(self, p: torch.Tensor) -> torch.Tensor:
+        import torch
         w = torch.linalg.solve_triangular(self.L, (p - self.mu).T, upper=False)  # [d, n]
         return w.pow(2).sum(0).clamp_min(1e-12).sqrt()  # [n]
 
     def terms(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        import torch
         p = p.float()
         d = p.shape[-1]
         out = {}
