@@ -40,24 +40,29 @@ def bos_ids(tok) -> tuple[int, ...]:
     return cached
 
 
-def encode(tok, ex, max_length: int, add_eos: bool = True) -> Encoded:
-    """Tokenise one example into at most ``max_length`` tokens (prompt cut by :func:`prompt_ids`); a BOS
-    token, when the model has one, comes on top and is not counted."""
+def encode(tok, ex, max_length: int | None, add_eos: bool = True) -> Encoded:
+    """Tokenise one example into at most ``max_length`` tokens (prompt cut by :func:`prompt_ids`, which
+    keeps the answer's window: training only), or whole when ``max_length`` is ``None`` (evaluation); a
+    BOS token, when the model has one, comes on top and is not counted."""
     target = tok(ex.target, add_special_tokens=False)["input_ids"]
     if add_eos and tok.eos_token_id is not None:
         target = target + [tok.eos_token_id]
     if not target:
         raise ValueError(f"example {ex.meta.get('id', '?')}: empty target")
+    if max_length is None:
+        return Encoded(tuple(tok(ex.prompt, add_special_tokens=False)["input_ids"]), tuple(target))
     return Encoded(prompt_ids(tok, ex, max_length - len(target)), tuple(target))
 
 
 def prompt_ids(tok, ex, budget: int) -> tuple[int, ...]:
     """The prompt's tokens, at most ``budget`` of them.
 
-    If the prompt is too long, tokens are dropped from its *first paragraph* (for SQuAD the context:
-    everything before the first newline at or after ``keep_span``), as a window around ``keep_span``
-    (the gold answer), so the question, the "Answer:" cue and the answer's evidence all survive.
-    Without ``keep_span`` the prompt loses tokens from its start.
+    If the prompt is too long, tokens are dropped from its cuttable head (``ex.cut_end``: for SQuAD the
+    whole context, newlines included; when unset, everything before the first newline at or after
+    ``keep_span``), as a window around ``keep_span`` (the gold answer), so the question, the "Answer:" cue
+    and the answer's evidence all survive. This looks at the answer, so it is for *training* only;
+    evaluation encodes whole prompts (:func:`priorlib.tasks.held_out_set`). Without ``keep_span`` the
+    prompt loses tokens from its start.
     """
     if budget < 8:
         raise ValueError(f"example {ex.meta.get('id', '?')}: only {budget} tokens are left for the prompt")
@@ -68,8 +73,11 @@ def prompt_ids(tok, ex, budget: int) -> tuple[int, ...]:
     if ex.keep_span is None:
         return tuple(ids[len(ids) - budget:])
     a_char, b_char = ex.keep_span
-    para_end = ex.prompt.find("\n", b_char)
-    para_end = len(ex.prompt) if para_end < 0 else para_end
+    if ex.cut_end is not None:
+        para_end = ex.cut_end
+    else:
+        para_end = ex.prompt.find("\n", b_char)
+        para_end = len(ex.prompt) if para_end < 0 else para_end
     head = [i for i, (s, e) in enumerate(offsets) if e <= para_end]  # truncatable region
     tail = ids[len(head):]
     room = budget - len(tail)

@@ -14,10 +14,26 @@ class Method(str, Enum):
     DEEP = "deep"
 
 
+class Schedule(str, Enum):
+    LINEAR = "linear"       # warm-up, then linear decay to 0 at ``steps``
+    CONSTANT = "constant"   # warm-up, then ``lr`` until the run stops (the schedule for stop_at_plateau)
+
+
+class DeepLR(str, Enum):
+    ACTIVATION_SCALE = "activation-scale"  # each deep block's lr times its layer's activation scale / the embeddings'
+    SAME = "same"                          # every prompt tensor at ``lr`` (engine 1)
+
+
 class Precision(str, Enum):
     BF16 = "bf16"   # frozen weights in bf16 + autocast; prompts and optimizer state stay fp32
     FP32 = "fp32"   # everything fp32 (bitwise-reproducible resume on CPU)
 
+
+# The engine's version: part of every run's identity (its store key), bumped whenever a change would alter
+# what a run computes. 2: evaluation on whole contexts (no answer-guided cropping), generation stops at a
+# newline, SQuAD v1.1's F1 rule for empty answers, deep blocks' lr scaled to their layer (DeepLR), the
+# plateau rule, BOS-safe deep carry, Gemma's sliding window in decoding.
+ENGINE_VERSION = 2
 
 MIN_MAX_LENGTH = 10  # the encoder keeps at least 8 prompt tokens, plus an answer token and EOS
 
@@ -64,6 +80,8 @@ class TrainConfig:
     batch_size: int = 8
     grad_accum: int = 1
     warmup_steps: int = 10
+    schedule: Schedule = Schedule.LINEAR
+    deep_lr: DeepLR = DeepLR.ACTIVATION_SCALE
     weight_decay: float = 0.0
     reg_prior_l2: float = 0.0         # penalties on the token-level prompt (see priorlib.regularisers)
     reg_mahalanobis: float = 0.0
@@ -75,8 +93,14 @@ class TrainConfig:
     seed: int = 0
     # data and evaluation
     n_train: int | None = None        # cap on training examples (None: the whole split)
-    eval_size: int = 64               # held-out examples for validation loss and generation metrics
+    eval_size: int = 200              # held-out examples for validation loss and generation metrics
+    eval_max_length: int = 384        # held-out prompts longer than this minus max_new_tokens are left out, never cut
     eval_every: int = 50
+    # stopping: the plateau rule, judged on the validation loss at every evaluation
+    plateau_window: int = 3           # W: the evaluations the rule looks back over
+    plateau_tol: float = 0.01         # eps: plateaued when the best of the last W evaluations improves on the
+                                      # best before them by less than this share
+    stop_at_plateau: bool = False     # stop as soon as the rule holds (``steps`` is then a cap); needs schedule=constant
     eval_generate: bool = True        # EM/F1 or accuracy by greedy decoding at start and end
     max_new_tokens: int = 24
     math_per_module: int = 2000
@@ -89,11 +113,14 @@ class TrainConfig:
         check_task_name(self.task)
         self.method = _enum(Method, self.method, "method")
         self.precision = _enum(Precision, self.precision, "precision")
+        self.schedule = _enum(Schedule, self.schedule, "schedule")
+        self.deep_lr = _enum(DeepLR, self.deep_lr, "deep_lr")
         if self.deep_mode not in ("cut", "carry"):
             raise ValueError(f"deep_mode must be 'cut' or 'carry', got {self.deep_mode!r}")
         self.deep_layers = tuple(int(i) for i in self.deep_layers)
         for name in ("n_tokens", "steps", "batch_size", "grad_accum", "max_length", "eval_size",
-                     "eval_every", "checkpoint_every", "reference_texts", "max_new_tokens", "math_per_module"):
+                     "eval_every", "checkpoint_every", "reference_texts", "max_new_tokens", "math_per_module",
+                     "eval_max_length", "plateau_window"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -105,6 +132,17 @@ class TrainConfig:
             raise ValueError(f"n_train must be an integer or None, got {self.n_train!r}")
         if self.n_train is not None and self.n_train < self.batch_size:
             raise ValueError(f"n_train={self.n_train} cannot fill one batch of {self.batch_size}")
+        if not isinstance(self.stop_at_plateau, bool):
+            raise ValueError(f"stop_at_plateau must be true or false, got {self.stop_at_plateau!r}")
+        if isinstance(self.plateau_tol, bool) or not isinstance(self.plateau_tol, (int, float)) \
+                or not 0 < self.plateau_tol < 1:
+            raise ValueError(f"plateau_tol must be a share between 0 and 1, got {self.plateau_tol!r}")
+        if self.stop_at_plateau and self.schedule is not Schedule.CONSTANT:
+            raise ValueError("stop_at_plateau needs schedule='constant': under a decaying learning rate every curve "
+                             "flattens, so the schedule, not the prompt, would make the plateau")
+        if self.eval_max_length <= self.max_new_tokens + 8:
+            raise ValueError(f"eval_max_length={self.eval_max_length} leaves no room for a prompt beside "
+                             f"max_new_tokens={self.max_new_tokens}")
         if self.max_length < MIN_MAX_LENGTH:
             raise ValueError(f"max_length must be at least {MIN_MAX_LENGTH} (8 prompt tokens and the answer), "
                              f"got {self.max_length}")
@@ -166,10 +204,12 @@ class TrainConfig:
         return cls(**d)
 
     def identity(self) -> dict:
-        """The fields that define *what* is computed (device and checkpoint cadence do not)."""
+        """The fields that define *what* is computed (device and checkpoint cadence do not), plus the engine
+        version, so a run computed by older code is never taken for a run of this one."""
         d = self.to_dict()
         for k in ("device", "checkpoint_every"):
             d.pop(k)
+        d["engine"] = ENGINE_VERSION
         return d
 
     def key(self) -> str:

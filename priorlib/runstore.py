@@ -73,7 +73,7 @@ def examples_key(*example_lists) -> str:
     for exs in example_lists:
         h.update(b"\x00list")
         for ex in exs or ():
-            h.update(json.dumps([ex.prompt, ex.target, list(ex.answers), ex.keep_span]).encode())
+            h.update(json.dumps([ex.prompt, ex.target, list(ex.answers), ex.keep_span, ex.cut_end]).encode())
     return h.hexdigest()[:12]
 
 

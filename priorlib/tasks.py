@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from .batching import collate, prompt_ids
+from .batching import Encoded, collate, encode
 from .metrics.qa import math_correct, normalize_answer, squad_scores
 
 # Held-out sets are fixed for every run (data seed 0), whatever the training seed: runs compare.
@@ -96,6 +96,65 @@ def examples(task: str, split: str, *, n: int | None = None, math_per_module: in
     return out
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """A fixed held-out set, encoded whole: no prompt is ever cut, so nothing about the gold answer (its
+    position, its length) decides what the model sees at evaluation.
+
+        h = held_out_set(tok, tasks.examples("squad", "validation"), n=200, max_prompt_tokens=360)
+        h.examples, h.encoded, h.left_out_share      # 200 examples, their ids, the share too long to keep
+    """
+    examples: list
+    encoded: list[Encoded]
+    scanned: int     # examples looked at, in the held-out order, to find these
+    left_out: int    # of those, the ones whose prompt was longer than ``max_prompt_tokens``
+
+    @property
+    def left_out_share(self) -> float:
+        return self.left_out / self.scanned if self.scanned else 0.0
+
+
+def held_out_pool(task: str, n: int, *, math_per_module: int = 2000) -> list:
+    """Every held-out example of ``task`` in its fixed order, and at least ``n`` of them: a fixed split
+    (SQuAD's 905 validation questions) is returned whole; a generated one (MATH) is drawn ``n`` strong."""
+    pool = examples(task, "validation", n=None, math_per_module=math_per_module)
+    if len(pool) < n:
+        pool = examples(task, "validation", n=n, math_per_module=math_per_module)  # raises if n cannot exist
+    return pool
+
+
+def held_out_set(tok, pool, n: int, max_prompt_tokens: int) -> HeldOut:
+    """The first ``n`` examples of ``pool`` whose whole prompt has at most ``max_prompt_tokens`` tokens
+    (the rule reads the prompt only, never the answer), each encoded uncut with its answer and EOS."""
+    kept, encoded, scanned = [], [], 0
+    for ex in pool:
+        if len(kept) == n:
+            break
+        scanned += 1
+        e = encode(tok, ex, max_length=None)
+        if len(e.prompt_ids) <= max_prompt_tokens:
+            kept.append(ex)
+            encoded.append(e)
+    if not kept:
+        raise ValueError(f"no held-out example has a prompt of at most {max_prompt_tokens} tokens; "
+                         f"raise eval_max_length")
+    return HeldOut(kept, encoded, scanned, scanned - len(kept))
+
+
+def newline_ids(tok) -> frozenset[int]:
+    """Ids of every vocabulary token whose text holds a newline: greedy answers stop at the first one."""
+    cached = getattr(tok, "_priorlib_newline_ids", None)
+    if cached is None:
+        vocab = range(len(tok))
+        texts = tok.batch_decode([[i] for i in vocab])
+        cached = frozenset(i for i, t in zip(vocab, texts) if "\n" in t)
+        try:
+            tok._priorlib_newline_ids = cached
+        except AttributeError:
+            pass
+    return cached
+
+
 def domain_texts(name: str, n: int, seed: int = DATA_SEED) -> list[str]:
     """Texts of a domain for activation references: ``web`` (the C4 stand-in), or any task's training
     examples (``squad``, ``math``, a registered task) as prompt + answer."""
@@ -135,21 +194,22 @@ def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> di
 
 
 @torch.no_grad()
-def generation_scores(lm, tok, exs, task: str, *, max_length: int, max_new_tokens: int, autocast,
+def generation_scores(lm, tok, exs, task: str, *, prompts: list[tuple[int, ...]], max_new_tokens: int, autocast,
                       progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
-    """Greedy answers for ``exs`` (batched, length-sorted): SQuAD EM/F1/precision/recall or MATH
-    accuracy, each in percent."""
+    """Greedy answers for ``exs`` from their whole ``prompts`` (token ids, as :func:`held_out_set` encodes
+    them; batched, length-sorted), stopped at EOS or at the first token holding a newline, and cut at
+    that newline: SQuAD EM/F1/precision/recall or MATH accuracy, each in percent."""
     dev = next(lm.parameters()).device
-    prompts = [prompt_ids(tok, ex, max_length - max_new_tokens) for ex in exs]
     order = sorted(range(len(exs)), key=lambda i: len(prompts[i]))
+    stop = {tok.eos_token_id, *newline_ids(tok)} - {None}
     preds: list[str] = [""] * len(exs)
     for s in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
         idx = order[s: s + batch_size]
         with autocast():
             outs = lm.generate_batch([torch.tensor(prompts[i], device=dev) for i in idx], max_new_tokens,
-                                     stop_ids=[tok.eos_token_id], pad_id=tok.pad_token_id)
+                                     stop_ids=sorted(stop), pad_id=tok.pad_token_id)
         for i, o in zip(idx, outs):
-            preds[i] = tok.decode(o, skip_special_tokens=True).strip()
+            preds[i] = tok.decode(o, skip_special_tokens=True).split("\n", 1)[0].strip()
     score = check_task_name(task).score
     rows = [score(p, ex) for p, ex in zip(preds, exs)]
     keys = rows[0].keys() if rows else []

@@ -25,6 +25,13 @@ def _kv(text: str) -> tuple[str, str]:
     return k.strip(), v.strip()
 
 
+def _defaults() -> dict:
+    """TrainConfig's defaults, so the command line and the Python API can never disagree."""
+    import dataclasses
+    from .config import TrainConfig
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--task", default="squad", help="squad | math")
@@ -44,18 +51,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         r = REGULARISERS[name]
         p.add_argument("--" + r.field.replace("_", "-"), dest=r.field, type=float, default=0.0, metavar="W",
                        help=f"penalty weight (default 0: off): {r.title}")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--warmup-steps", type=int, default=10)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--precision", default="bf16", help="bf16 | fp32")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=None)
-    p.add_argument("--eval-size", type=int, default=64)
-    p.add_argument("--eval-every", type=int, default=50)
-    p.add_argument("--checkpoint-every", type=int, default=50)
+    d = _defaults()
+    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
+    p.add_argument("--steps", type=int, default=d["steps"],
+                   help="optimizer steps (default %(default)s; the cap with --stop-at-plateau)")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
+    p.add_argument("--grad-accum", type=int, default=d["grad_accum"], help="default %(default)s")
+    p.add_argument("--warmup-steps", type=int, default=d["warmup_steps"], help="default %(default)s")
+    p.add_argument("--schedule", default=d["schedule"].value,
+                   help="linear (decay to 0 at --steps) | constant (after warm-up); default %(default)s")
+    p.add_argument("--deep-lr", default=d["deep_lr"].value,
+                   help="activation-scale (each deep block's lr times its layer's activation scale over the "
+                        "embeddings') | same; default %(default)s")
+    p.add_argument("--max-length", type=int, default=d["max_length"],
+                   help="training sequence length; a long context is cut around its answer (default %(default)s)")
+    p.add_argument("--precision", default=d["precision"].value, help="bf16 | fp32 (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--n-train", type=int, default=d["n_train"], help="cap on training examples (default: all)")
+    p.add_argument("--eval-size", type=int, default=d["eval_size"],
+                   help="held-out questions, fixed across runs (default %(default)s)")
+    p.add_argument("--eval-max-length", type=int, default=d["eval_max_length"],
+                   help="held-out prompts longer than this minus --max-new-tokens are left out, never cut "
+                        "(default %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=d["max_new_tokens"], help="default %(default)s")
+    p.add_argument("--eval-every", type=int, default=d["eval_every"],
+                   help="steps between validation-loss evaluations (default %(default)s)")
+    p.add_argument("--plateau-window", type=int, default=d["plateau_window"],
+                   help="evaluations the plateau rule looks back over (default %(default)s)")
+    p.add_argument("--plateau-tol", type=float, default=d["plateau_tol"],
+                   help="plateaued when the last window improves the best loss by less than this share "
+                        "(default %(default)s)")
+    p.add_argument("--stop-at-plateau", action="store_true",
+                   help="stop as soon as the plateau rule holds (needs --schedule constant)")
+    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="default %(default)s")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="run folder (must be new, or hold this run with --resume)")
     p.add_argument("--resume", action="store_true",
@@ -81,6 +109,9 @@ def config_from_args(a) -> "TrainConfig":
                        steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, warmup_steps=a.warmup_steps,
                        max_length=a.max_length, precision=a.precision, seed=a.seed, n_train=a.n_train,
                        eval_size=a.eval_size, eval_every=a.eval_every, checkpoint_every=a.checkpoint_every,
+                       schedule=a.schedule, deep_lr=a.deep_lr, eval_max_length=a.eval_max_length,
+                       max_new_tokens=a.max_new_tokens, plateau_window=a.plateau_window, plateau_tol=a.plateau_tol,
+                       stop_at_plateau=a.stop_at_plateau,
                        device=a.device, weight_decay=a.weight_decay,
                        **{REGULARISERS[n].field: getattr(a, REGULARISERS[n].field) for n in PENALTIES})
 

@@ -35,7 +35,7 @@ from . import arch
 from .batching import BucketSampler, bos_ids, collate, encode
 from .checkpoint import (atomic_write_text, list_checkpoints, load_checkpoint, read_jsonl, restore_optimizer,
                          save_checkpoint)
-from .config import Precision, TrainConfig
+from .config import DeepLR, Precision, Schedule, TrainConfig
 from .distributed import Dist
 from .errors import TrainingDiverged
 from .locks import LOCK_FILES, folder_lock
@@ -52,11 +52,27 @@ class Callback:
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
-    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``steps``."""
+    """Linear warm-up over ``warmup_steps``, then linear decay to 0 at ``steps`` (``schedule="linear"``)
+    or ``lr`` from then on (``"constant"``)."""
     if config.warmup_steps and step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule is Schedule.CONSTANT:
+        return config.lr
     rest = max(1, config.steps - config.warmup_steps)
     return config.lr * max(0.0, 1.0 - (step - config.warmup_steps) / rest)
+
+
+def plateau_reached(losses: list[float], window: int, tol: float) -> bool:
+    """The plateau rule on validation losses at successive evaluations (step 0 first): the best of the
+    last ``window`` improves on the best before them by less than ``tol`` of it. False until there are
+    ``window + 1`` evaluations.
+
+        plateau_reached([2.0, 1.5, 1.2, 1.19, 1.195, 1.19], window=3, tol=0.01)   # True: 0.8% better
+    """
+    if window < 1 or len(losses) <= window:
+        return False
+    before, recent = min(losses[:-window]), min(losses[-window:])
+    return (before - recent) < tol * abs(before)
 
 
 class Trainer:
@@ -86,11 +102,12 @@ class Trainer:
         # the data before the model: a bad data file fails in a second, not after the model has loaded
         self.train_examples = train_examples if train_examples is not None else \
             tasks.examples(config.task, "train", n=config.n_train, math_per_module=config.math_per_module)
-        self.eval_examples = eval_examples if eval_examples is not None else \
-            tasks.examples(config.task, "validation", n=config.eval_size)
+        # the held-out pool; the set is its first eval_size prompts that fit whole (chosen once the tokenizer is here)
+        self._eval_pool = list(eval_examples) if eval_examples is not None else \
+            tasks.held_out_pool(config.task, config.eval_size, math_per_module=config.math_per_module)
         if len(self.train_examples) < config.batch_size:
             raise ValueError(f"{len(self.train_examples)} training examples cannot fill one batch of {config.batch_size}")
-        if not self.eval_examples:
+        if not self._eval_pool:
             raise ValueError("no validation examples: the run could not be evaluated")
         if model is None:
             dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
@@ -98,6 +115,9 @@ class Trainer:
             model, tokenizer = load_model(config.model, dtype=dtype, device=config.device,
                                           attn_implementation=config.attn_implementation)
         self.model, self.tok = model, tokenizer
+        self.held_out = tasks.held_out_set(tokenizer, self._eval_pool, config.eval_size,
+                                           config.eval_max_length - config.max_new_tokens)
+        self.eval_examples = self.held_out.examples
         self.layers = arch.resolve_layers(model, config.deep_layers)  # a bad layer index fails before any compute
         if config.soft_space != "tokens" and (config.method.value == "soft" or config.token_prompt):
             from .hooks import parse_point
@@ -177,8 +197,8 @@ class Trainer:
         cfg = self.config
         self.dist.barrier()  # every rank has checked the folder before rank 0 writes to it
         tok = self.tok
-        encoded = [encode(tok, ex, cfg.max_length) for ex in self.train_examples]
-        val_encoded = [encode(tok, ex, cfg.max_length) for ex in self.eval_examples]
+        encoded = [encode(tok, ex, cfg.max_length) for ex in self.train_examples]  # cut around the answer
+        val_encoded = self.held_out.encoded  # whole prompts: evaluation never sees where the answer is
         sampler = BucketSampler([e.length for e in encoded], cfg.batch_size, cfg.seed)
 
         state = self._resume_state()
@@ -195,7 +215,12 @@ class Trainer:
                                    token_prompt=cfg.token_prompt, soft_init=soft0, deep_init=deep0,
                                    bos_ids=bos_ids(tok)).to(cfg.device)
         prompts = self.lm.prompt_tensors()
-        opt = torch.optim.AdamW(list(prompts.values()), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if "deep_lr_scale" not in info:
+            info = {**info, "deep_lr_scale": self._deep_lr_scales(encoded, sampler)}
+        scales = {name: (info["deep_lr_scale"][name.split(".")[1]] if name.startswith("deep.") else 1.0)
+                  for name in prompts}
+        opt = torch.optim.AdamW([{"params": [t], "scale": scales[name]} for name, t in prompts.items()],
+                                lr=cfg.lr, weight_decay=cfg.weight_decay)
         # everything is built and checked: only now is the folder written
         start = 0
         if self.dist.main:
@@ -217,18 +242,22 @@ class Trainer:
         missing0 = self.dist.main and not any(e["step"] == 0 for e in self._rows("evals.jsonl"))
         if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
+        # the plateau rule's inputs, the validation losses so far; every rank reads them (a pure function of the log)
+        self._val_losses = [e["val_loss"] for e in self._rows("evals.jsonl") if e["step"] <= start]
+        stopped_at = start if (start and cfg.stop_at_plateau and self._plateaued()) else None
 
         frozen_below = self.lm.lower_layers_frozen_below()
         reg = self._regulariser()
         self._frozen_cache: dict[int, torch.Tensor] = {}
-        bar = tqdm(range(start, cfg.steps), desc=f"train {cfg.method.value}/{cfg.prior}", initial=start,
-                   total=cfg.steps, disable=not (self.progress and self.dist.main))
+        bar = tqdm(range(start, cfg.steps if stopped_at is None else start), desc=f"train {cfg.method.value}/{cfg.prior}",
+                   initial=start, total=cfg.steps, disable=not (self.progress and self.dist.main))
         t_run = time.perf_counter()
+        final = None
         for step in bar:
             t0 = time.perf_counter()
             lr = lr_at(step, cfg)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["scale"]
             opt.zero_grad(set_to_none=True)
             micro = [collate([encoded[i] for i in self.dist.shard(sampler.batch(step * cfg.grad_accum + j))],
                              tok.pad_token_id) for j in range(cfg.grad_accum)]
@@ -272,16 +301,31 @@ class Trainer:
             self._emit("on_step", logs)
             last = done == cfg.steps
             if done % cfg.eval_every == 0 and not last:
-                self._evaluate(done, val_encoded, generate=False)
+                self._val_losses.append(self._val_loss(done, val_encoded))
+                if cfg.stop_at_plateau and self._plateaued():  # this evaluation becomes the final one
+                    final = self._evaluate(done, val_encoded, generate=cfg.eval_generate, scored=self._scored)
+                    last = True
+                elif self.dist.main:
+                    self._log_eval({"step": done, **self._scored})
+                else:
+                    self.dist.barrier()
             if (done % cfg.checkpoint_every == 0 or last) and self.dist.main:
                 path = save_checkpoint(self.out, done, prompts, opt, extra={"init": info})
                 self._emit("on_checkpoint", done, path)
-        final = self._evaluate(cfg.steps, val_encoded, generate=cfg.eval_generate)
+            if last:
+                stopped_at = done
+                break
+        if stopped_at is None:  # resumed from the cap's checkpoint
+            stopped_at = cfg.steps
+        if final is None and stopped_at == start and self.dist.main:  # killed after the final evaluation was logged
+            final = next((e for e in self._rows("evals.jsonl") if e["step"] == stopped_at and e["step"] > 0), None)
+        if final is None:
+            final = self._evaluate(stopped_at, val_encoded, generate=cfg.eval_generate)
         seconds = time.perf_counter() - t_run
         if not self.dist.main:
             self.dist.barrier()
             return {}
-        metrics = self._finish(final, seconds)
+        metrics = self._finish(final, seconds, stopped_at)
         self.dist.barrier()
         return metrics
 
@@ -329,24 +373,66 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, name)(self, *args)
 
-    def _evaluate(self, step: int, val_encoded, generate: bool) -> dict:
-        """Validation loss (and greedy-decoding scores) on rank 0; the other ranks wait."""
+    def _evaluate(self, step: int, val_encoded, generate: bool, scored: dict | None = None) -> dict:
+        """Validation loss (unless ``scored`` already holds it) and greedy-decoding scores, logged, on
+        rank 0; the other ranks wait."""
         if not self.dist.main:
             self.dist.barrier()
             return {}
         cfg = self.config
-        m = {"step": step, **tasks.validation_scores(self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id,
-                                                      self.autocast)}
+        m = {"step": step, **(scored if scored is not None else self._scores(step, val_encoded))}
         if generate:
             scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
-                                                    max_length=cfg.max_length, max_new_tokens=cfg.max_new_tokens,
+                                                    prompts=[e.prompt_ids for e in val_encoded],
+                                                    max_new_tokens=cfg.max_new_tokens,
                                                     autocast=self.autocast, progress=self.progress)
             m.update(scores)
             m["examples"] = [{"answers": list(ex.answers)[:3], "prediction": p}
                              for ex, p in list(zip(self.eval_examples, preds))[:5]]
+        return self._log_eval(m)
+
+    def _scores(self, step: int, val_encoded) -> dict:
+        m = tasks.validation_scores(self.lm, val_encoded, self.config.batch_size, self.tok.pad_token_id,
+                                    self.autocast)
         bad = {k: v for k, v in m.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
             self._diverged(step, f"the validation scores are not finite ({bad})")
+        return m
+
+    def _val_loss(self, step: int, val_encoded) -> float:
+        """A periodic evaluation's validation loss, the same on every rank (rank 0 computes, all get it)."""
+        self._scored = self._scores(step, val_encoded) if self.dist.main else {}
+        return self.dist.sum(self._scored.get("val_loss", 0.0))  # only rank 0's is non-zero
+
+    def _plateaued(self) -> bool:
+        return plateau_reached(self._val_losses, self.config.plateau_window, self.config.plateau_tol)
+
+    def _deep_lr_scales(self, encoded, sampler) -> dict[str, float]:
+        """``{layer: scale}`` for the deep blocks' learning rate: with ``deep_lr="activation-scale"`` the
+        median per-token RMS of the states entering the layer (the first training batch, every position
+        but the first, whose massive activations would dominate) over the median RMS of the token
+        embeddings' rows, so a block travels the same share of its space per step as the soft prompt."""
+        cfg = self.config
+        if cfg.method.value != "deep":
+            return {}
+        if cfg.deep_lr is DeepLR.SAME:
+            return {str(k): 1.0 for k in self.layers}
+        from .hooks import text_activations
+        ids, _ = collate([encoded[i] for i in sampler.batch(0)], self.tok.pad_token_id)
+        lengths = [encoded[i].length for i in sampler.batch(0)]
+        dtype = torch.bfloat16 if cfg.precision is Precision.BF16 else None
+        states = text_activations(self.model, self.tok, ids.to(cfg.device),
+                                  [f"layers.{k}.resid_pre" for k in self.layers], dtype)
+        states = {int(name.split(".")[1]): h for name, h in states.items()}
+        emb = self.model.get_input_embeddings().weight.float()
+        emb_rms = float(emb.pow(2).mean(-1).sqrt().median())
+        out = {}
+        for k, h in states.items():  # [B, T, d]
+            rms = torch.cat([h[b, 1:n].float().pow(2).mean(-1).sqrt() for b, n in enumerate(lengths)])
+            out[str(k)] = float(rms.median()) / emb_rms
+        return out
+
+    def _log_eval(self, m: dict) -> dict:
         with open(self.out / "evals.jsonl", "a") as f:
             f.write(json.dumps(m, allow_nan=False) + "\n")
         self._emit("on_eval", m)
@@ -374,11 +460,21 @@ class Trainer:
                 keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] <= step]  # a torn last row goes too
                 atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
 
-    def _finish(self, final: dict, seconds: float) -> dict:
+    def _finish(self, final: dict, seconds: float, stopped_at: int) -> dict:
+        cfg = self.config
         evals, hist = self._rows("evals.jsonl"), self._rows("history.jsonl")
         initial = next((e for e in evals if e["step"] == 0), None)
         step_s = sorted(h["seconds"] for h in hist)
-        metrics = {"initial": initial, "final": final, "steps": self.config.steps,
+        losses = [e["val_loss"] for e in evals]
+        # under a decaying lr every curve flattens: the rule cannot tell a plateau from the schedule
+        plateaued = plateau_reached(losses, cfg.plateau_window, cfg.plateau_tol) \
+            if cfg.schedule is Schedule.CONSTANT else None
+        metrics = {"initial": initial, "final": final, "steps": stopped_at, "step_cap": cfg.steps,
+                   "plateaued": plateaued, "stopped_by": "plateau" if stopped_at < cfg.steps else "cap",
+                   "evaluations": len(losses),
+                   "held_out": {"n": len(self.eval_examples), "scanned": self.held_out.scanned,
+                                "left_out": self.held_out.left_out,
+                                "max_prompt_tokens": cfg.eval_max_length - cfg.max_new_tokens},
                    "median_s_per_step": step_s[len(step_s) // 2] if step_s else None,
                    "train_seconds_this_process": seconds, "key": self.config.key()}
         atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))

@@ -53,8 +53,10 @@ class Example:
     ``prompt`` is the model input, ``target`` the continuation the prompt is
     tuned to produce (it starts with a space), ``answers`` every gold answer
     (EM/F1 take the maximum over them), ``keep_span`` a character span of
-    ``prompt`` that truncation must keep (``None``: no constraint), and
-    ``meta`` free-form provenance that takes no part in equality.
+    ``prompt`` that truncation must keep (``None``: no constraint), ``cut_end``
+    the end of the prompt's head that truncation may cut (SQuAD: the context;
+    ``None``: up to the first newline after ``keep_span``), and ``meta``
+    free-form provenance that takes no part in equality.
     """
 
     prompt: str
@@ -62,6 +64,7 @@ class Example:
     answers: tuple[str, ...]
     keep_span: tuple[int, int] | None = None
     meta: dict = field(default_factory=dict, compare=False)
+    cut_end: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.prompt, str) or not isinstance(self.target, str):
@@ -74,6 +77,11 @@ class Example:
                 raise ValueError(
                     f"Example.keep_span {self.keep_span} lies outside the prompt (length {len(self.prompt)})"
                 )
+        if self.cut_end is not None:
+            if not (isinstance(self.cut_end, int) and 0 <= self.cut_end <= len(self.prompt)):
+                raise ValueError(f"Example.cut_end {self.cut_end!r} lies outside the prompt (length {len(self.prompt)})")
+            if self.keep_span is not None and self.keep_span[1] > self.cut_end:
+                raise ValueError(f"Example.keep_span {self.keep_span} ends after cut_end {self.cut_end}")
 
 
 def _is_checkout(folder: Path) -> bool:

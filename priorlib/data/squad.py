@@ -54,6 +54,8 @@ Examples
 ``target = f" {first answer}"``, ``answers`` = every gold text (duplicates
 removed, order kept), ``keep_span`` = the first answer's character span in the
 context (the context opens the prompt, so the span is valid in the prompt),
+``cut_end`` = the context's length (training may cut the context, newlines
+and all, never the question),
 ``meta = {"id": ..., "title": ...}``. Examples come in split order: articles in
 their shuffled split order, questions in file order within an article.
 """
@@ -365,6 +367,7 @@ def load_squad(
                         target=f" {first['text']}",
                         answers=golds,
                         keep_span=(start, start + len(first["text"])),
+                        cut_end=len(context),
                         meta={"id": qa["id"], "title": title},
                     )
                 )
