@@ -10,14 +10,13 @@ How far web-text and SQuAD token activations separate is decided by the book's o
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
 from priorlib.compendium import decide, runs
 from priorlib.compendium.margins import margin
 from priorlib.compendium.runs import Settings, quiet_capture, steps_metric
-from priorlib.compendium.verdicts import Outcome, Verdict, fmt
+from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "04_activation_spaces"
 
