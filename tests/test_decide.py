@@ -99,3 +99,16 @@ def test_margins_table_and_methods_page_agree():
     text = M.rules_markdown()
     assert "| `final_val_loss` | ±0.05 |" in text and "*(exploratory)*" in text
     assert text in (ROOT / "book" / "methods.md").read_text()  # methods.md carries the table as rendered
+
+
+def test_run_rows_carry_each_runs_plateau_flag():
+    from types import SimpleNamespace
+    from priorlib.compendium.experiments import run_rows
+
+    def run(seed, metrics):
+        cfg = SimpleNamespace(seed=seed, key=lambda: f"k{seed}")
+        return SimpleNamespace(config=cfg, metrics={"initial": {"val_loss": 3.0}, "final": {"val_loss": 2.0},
+                                                    "median_s_per_step": 0.1, **metrics})
+    rows = run_rows([run(0, {"plateaued": True}), run(1, {"plateaued": False}), run(2, {})], fields=("seed",))
+    assert rows["plateaued"].tolist() == [True, False, False]
+    assert not D.arm(rows, "final_val_loss", seed=2).plateaued and D.arm(rows, "final_val_loss", seed=0).plateaued
