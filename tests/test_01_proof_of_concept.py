@@ -51,7 +51,21 @@ def test_question5_scores_with_the_one_cluster_measure(tmp_path, monkeypatch):
     assert q5["silhouette_math_vs_nlp"] == want["silhouette_math_vs_nlp"] > 0.4
     assert q5["probe_squad_vs_web"] == want["probe_squad_vs_web"]
     assert list(q5["table"].depth) == [0, 1, 2] and q5["share_layers_math_further"] == 1.0
-    assert atlas.verdict_q5(q5).outcome is V.Outcome.AGREES
+    assert q5["separation"]["math_vs_nlp"].outcome is V.Outcome.AGREES  # MATH shifted by 5 sd
+    assert q5["separation"]["squad_vs_web"].outcome is not V.Outcome.AGREES  # one distribution
+    assert atlas.verdict_q5(q5).outcome is not V.Outcome.CONTRADICTS
+
+
+def _sep(outcome):
+    from types import SimpleNamespace
+    return SimpleNamespace(outcome=V.Outcome(outcome), reason=f"{outcome} by construction")
+
+
+def test_verdict_q5_needs_math_apart_and_squad_not():
+    A, C, I = "agrees", "contradicts", "inconclusive"
+    for math_o, squad_o, want in ((A, C, A), (A, A, C), (C, C, C), (A, I, I), (I, C, I)):
+        q5 = {"separation": {"math_vs_nlp": _sep(math_o), "squad_vs_web": _sep(squad_o)}}
+        assert atlas.verdict_q5(q5).outcome is V.Outcome(want), (math_o, squad_o)
 
 
 # ------------------------------------------------------------------------------------- SQuAD roles
@@ -119,7 +133,7 @@ def test_notebook_01_smoke(tmp_path, monkeypatch):
     assert 0 <= res["q4"]["n_bimodal"] <= res["q4"]["n_layers"] == 5
     for k in ("silhouette_math_vs_nlp", "silhouette_squad_vs_web"):
         assert -1 <= res["q5"][k] <= 1
-    assert len(res["verdicts"]) == 5 and {v["outcome"] for v in res["verdicts"]} <= {"agrees", "disagrees"}
+    assert len(res["verdicts"]) == 5 and {v["outcome"] for v in res["verdicts"]} <= {o.value for o in V.Outcome}
     numbers = list(_finite_numbers({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5")}))
     assert numbers and all(math.isfinite(x) for x in numbers)
     assert list((tmp_path / "artifacts").glob("nb01-web-*.json"))  # the capture went through the cache

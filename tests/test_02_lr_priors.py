@@ -28,14 +28,34 @@ def test_sentences_name_the_stand_in_and_the_extra_rates():
 
 
 def test_verdicts_02_from_synthetic_numbers():
-    rows, place = rows_and_placement()
+    rows, place = rows_and_placement(3, plateaued=True)
     s = setup("02_lr_priors", "cpu", learning_rates=[5e-4, 5e-3])
-    out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s)
+    out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s, dim=10_000)
     assert [v.outcome for v in out] == [V.Outcome.AGREES] * 3
-    assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0
+    assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0 and num["movement_bound_paper_lrs"] > 0.5
     assert list(V.frame(out)["verdict"]) == ["agrees"] * 3
-    _, num = C02.verdicts(rows, place, {"median_nn_l2": 0.05}, s)
-    assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 0.0
+    assert "margin ±0.05" in out[2].measured
+    out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.05}, s, dim=10_000)
+    assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 0.0 and out[1].outcome is V.Outcome.CONTRADICTS
+
+
+def test_02_stay_claim_is_not_testable_when_the_optimiser_could_not_move_that_far():
+    rows, place = rows_and_placement(3, plateaued=True)
+    s = setup("02_lr_priors", "cpu", learning_rates=[5e-4, 5e-3])
+    bound = C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s, dim=10_000)[1]["movement_bound_paper_lrs"]
+    out, _ = C02.verdicts(rows, place, {"median_nn_l2": 2 * bound}, s, dim=10_000)
+    assert out[1].outcome is V.Outcome.NOT_TESTABLE and "not testable" in out[1].measured
+    assert C02.verdicts(rows, place, {"median_nn_l2": 0.5}, s)[0][1].outcome is V.Outcome.INCONCLUSIVE  # no dim
+
+
+def test_02_same_quality_known_answers():
+    lr = 5e-3
+    assert C02.same_quality_across_priors(rows_and_placement(3, plateaued=True)[0], lr)[0] is V.Outcome.AGREES
+    far = rows_and_placement(3, gap=0.1, plateaued=True)[0]  # two margins apart
+    assert C02.same_quality_across_priors(far, lr)[0] is V.Outcome.CONTRADICTS
+    assert C02.same_quality_across_priors(rows_and_placement(2, plateaued=True)[0], lr)[0] is V.Outcome.INCONCLUSIVE
+    assert C02.same_quality_across_priors(rows_and_placement(3, plateaued=False)[0], lr)[0] is V.Outcome.INCONCLUSIVE
+    assert C02.same_quality_across_priors(rows_and_placement(3)[0], lr)[0] is V.Outcome.INCONCLUSIVE  # unknown
 
 
 # ----------------------------------------------------------------------------------------------- notebooks

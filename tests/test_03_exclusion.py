@@ -33,9 +33,39 @@ def test_exclusion_density_on_a_gaussian_reference():
     assert sm["exclusion"]["median"] == pytest.approx(d["expected_exclusion_median"], rel=0.1)
 
 
+def _quality_rows(gap, n_seeds=3, plateaued=True):
+    import pandas as pd
+    return pd.DataFrame([dict(prior=p, seed=k, final_val_loss=2.0 + (gap if p == "exclusion" else 0) + 0.01 * k,
+                              final_f1=40.0 + k, plateaued=plateaued)
+                         for p in ("exclusion", "fitted-gaussian") for k in range(n_seeds)])
+
+
+def test_quality_comparison_known_answers():
+    A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert C03.quality_comparison(_quality_rows(0.0)).outcome is A          # equal arms
+    assert C03.quality_comparison(_quality_rows(0.1)).outcome is C          # two margins apart
+    assert C03.quality_comparison(_quality_rows(0.0, n_seeds=2)).outcome is I
+    assert C03.quality_comparison(_quality_rows(0.0, plateaued=False)).outcome is I
+    assert C03.quality_comparison(_quality_rows(0.0), "final_f1").margin == 3.0
+
+
+def test_verdicts_03_decide_quality_with_the_protocol():
+    import pandas as pd
+    arm = {"median": 10.0, "sd": 0.1, "cv": 0.01, "share_in_hdr": 0.0}
+    dens = {"summary": {"exclusion": arm, "vocabulary": {**arm, "cv": 0.2, "share_in_hdr": 0.95},
+                        "fitted-gaussian": {**arm, "share_in_hdr": 0.95}},
+            "acceptance_rate": 0.1, "acceptance_rate_analytic": 0.1, "hdr_radius": 5.0}
+    place = pd.DataFrame([dict(prior=p, when="trained", median_mahalanobis=m) for p, m in
+                          (("exclusion", 9.0), ("fitted-gaussian", 3.0))])
+    out, num = C03.verdicts(dens, _quality_rows(0.0), place)
+    assert [v.outcome for v in out] == [V.Outcome.AGREES] * 4 and "margin ±0.05" in out[2].measured
+    assert num["val_loss"]["outcome"] == "agrees"
+    assert C03.verdicts(dens, _quality_rows(0.1), place)[0][2].outcome is V.Outcome.CONTRADICTS
+
+
 def test_settings_are_recorded_in_results_json(tmp_path):
     s = setup("03_exclusion", "smoke", out_dir=tmp_path)
-    path = V.write_results(s.out_dir, {"x": float("nan")}, [V.Verdict("c", "m", V.Outcome.NOT_TESTED)],
+    path = V.write_results(s.out_dir, {"x": float("nan")}, [V.Verdict("c", "m", V.Outcome.INCONCLUSIVE)],
                            notebook=C03.STEM, profile=s.profile, model=s.model, settings=s)
     d = json.loads(path.read_text())
     assert d["notebook"] == "03_exclusion" and d["model"] == d["settings"]["model"] == "tiny-random-llama"

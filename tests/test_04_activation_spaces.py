@@ -13,6 +13,9 @@ from priorlib.compendium.setup import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
 from chapter_checks import check_run_results  # noqa: E402
+from priorlib.compendium import verdicts as V  # noqa: E402
+
+OUTCOMES = {o.value for o in V.Outcome}
 
 C02, C03, C04 = (chapter(n) for n in ("02_lr_priors", "03_exclusion", "04_activation_spaces"))
 
@@ -37,6 +40,44 @@ def test_robust_rows_drops_the_largest_norms():
     assert len(rows) == 99 and info["dropped"] == 1 and info["max_over_median_norm"] == pytest.approx(1000)
 
 
+def _rows(*, cut_carry_gap=0.0, xavier_steps=20.0, n_seeds=3, plateaued=True):
+    import pandas as pd
+    out = []
+    for variant, prior, steps, loss in (("deep cut", "fitted-gaussian", 10.0, 2.0), ("deep cut", "xavier", xavier_steps, 2.1),
+                                        ("deep carry", "fitted-gaussian", 10.0, 2.0 + cut_carry_gap)):
+        for k in range(n_seeds):
+            out.append(dict(variant=variant, prior=prior, seed=k, steps_to_target=steps + k, val_steps_to_target=steps,
+                            final_val_loss=loss + 0.01 * k, final_f1=40.0, plateaued=plateaued))
+    return pd.DataFrame(out)
+
+
+def test_04_decisions_known_answers():
+    A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert C04.cut_vs_carry(_rows()).outcome is A
+    assert C04.cut_vs_carry(_rows(cut_carry_gap=0.1)).outcome is C            # two margins apart
+    assert C04.cut_vs_carry(_rows(n_seeds=2)).outcome is I
+    assert C04.cut_vs_carry(_rows(plateaued=False)).outcome is I
+    later, measure = C04.converges_later(_rows())
+    assert later.outcome is A and measure == "steps_to_target"
+    assert C04.converges_later(_rows(xavier_steps=5.0))[0].outcome is C
+    assert C04.converges_later(_rows(n_seeds=2))[0].outcome is I
+
+
+def test_verdicts_04_on_synthetic_numbers():
+    import numpy as np
+    import pandas as pd
+    from priorlib.config import TrainConfig
+    rng = np.random.default_rng(0)
+    sep = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 5.0)}
+    place = pd.DataFrame([dict(when="trained", moved_l2=0.1)] * 3)
+    cfgs = [TrainConfig(lr=0.5, steps=20, warmup_steps=2)]
+    out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)
+    assert [v.outcome for v in out] == [V.Outcome.AGREES] * 4
+    slow = [TrainConfig(lr=1e-4, steps=20, warmup_steps=2)]
+    out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=slow, dim=64)
+    assert out[3].outcome is V.Outcome.NOT_TESTABLE and num["movement_bound"] < 1.0
+
+
 @pytest.mark.slow
 def test_notebook_04_smoke(smoke_notebook):
     res = smoke_notebook("04_activation_spaces")
@@ -45,8 +86,8 @@ def test_notebook_04_smoke(smoke_notebook):
     assert res["web_source"] == web_source_name()
     variants = {q["variant"] for q in res["quality"]}
     assert variants == {"soft (tokens)", "soft (layers.0.resid_post)", "deep cut", "deep carry"}
-    sep = res["numbers"]["separability"]
-    assert len(sep) == 2 and all(0 <= v <= 1 for v in sep.values())
+    sep = res["numbers"]["separation"]
+    assert len(sep) == 2 and all(-1 <= v["silhouette"] <= 1 and v["outcome"] in OUTCOMES for v in sep.values())
     cut = [r for r in res["runs"] if r["variant"] == "deep cut"]
     carry = [r for r in res["runs"] if r["variant"] == "deep carry"]
     assert sorted(r["seed"] for r in carry) == sorted(r["seed"] for r in cut if r["prior"] == "fitted-gaussian")

@@ -68,18 +68,48 @@ def test_setup_grid_and_arms():
         setup("05_math_interpolation", "smoke", priors=["nope"])
 
 
+def test_domain_clusters_use_the_protocols_separation():
+    seps = S5.domain_clusters(_means(shift_math=4.0, shift_squad=0.0), layer=-1)
+    assert seps["math_vs_nlp"].outcome is V.Outcome.AGREES
+    assert seps["squad_vs_web"].outcome is not V.Outcome.AGREES
+
+
+def _arm_rows(interp_loss, base_loss=1.0, n_seeds=3, plateaued=True, initial=2.0):
+    out = []
+    for arm, loss in (("interp-0.5", interp_loss), ("fitted-gaussian", base_loss)):
+        for k in range(n_seeds):
+            out.append(dict(arm=arm, seed=k, final_val_loss=loss + 0.01 * k, initial_val_loss=initial,
+                            final_accuracy=5.0, plateaued=plateaued))
+    return pd.DataFrame(out)
+
+
+def test_usable_known_answers():
+    A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert S5.usable(_arm_rows(1.0), "interp-0.5", "fitted-gaussian")[0] is A        # the same
+    assert S5.usable(_arm_rows(0.5), "interp-0.5", "fitted-gaussian")[0] is A        # better
+    assert S5.usable(_arm_rows(1.5), "interp-0.5", "fitted-gaussian")[0] is C        # worse by ten margins
+    assert S5.usable(_arm_rows(1.0, n_seeds=2), "interp-0.5", "fitted-gaussian")[0] is I
+    assert S5.usable(_arm_rows(1.0, plateaued=False), "interp-0.5", "fitted-gaussian")[0] is I
+    assert S5.usable(_arm_rows(1.0, initial=0.5), "interp-0.5", "fitted-gaussian")[0] is C  # the loss rose
+
+
 def test_verdict_05_rules():
     summ = {"silhouette_math_vs_nlp_all": 0.2, "silhouette_math_vs_nlp_deep": 0.4, "silhouette_squad_vs_web_all": 0.1,
             "probe_math_vs_nlp_all": 1.0, "probe_squad_vs_web_all": 0.9, "layers_math_more_separated": 30,
             "n_layers": 30}
-    df = pd.DataFrame({"arm": ["interp-0.5", "interp-0.5", "xavier", "xavier"], "final_val_loss": [1.0, 1.1, 1.2, 1.0],
-                       "initial_val_loss": [2.0, 2.0, 2.0, 2.0], "final_accuracy": [10.0, 5.0, 0.0, 5.0]})
-    rows, numbers = S5.verdict(summ, {"all tokens": summ}, df, n_seeds=2)
-    assert [v.outcome for v in rows] == [V.Outcome.AGREES] * 3
-    worse = df.assign(final_val_loss=[3.0, 3.0, 1.0, 1.0])
-    rows, _ = S5.verdict({**summ, "silhouette_squad_vs_web_all": 0.6, "layers_math_more_separated": 3}, {}, worse, n_seeds=2)
-    assert [v.outcome for v in rows] == [V.Outcome.DISAGREES] * 3
-    assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.05, float(np.std([1.0, 1.1], ddof=1))))
+    rng = np.random.default_rng(0)
+    web, squad = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    apart = {"math_vs_nlp": S5.decide.cluster(web + 6.0, np.vstack([web, squad]), seed=0),
+             "squad_vs_web": S5.decide.cluster(squad, web, seed=0)}
+    rows, numbers = S5.verdict(summ, {"all tokens": summ}, _arm_rows(1.0), seps=apart)
+    assert rows[0].outcome is V.Outcome.AGREES and rows[2].outcome is V.Outcome.AGREES
+    assert rows[1].outcome is not V.Outcome.CONTRADICTS  # SQuAD and web drawn from one distribution
+    merged = {"math_vs_nlp": S5.decide.cluster(web, squad, seed=1),
+              "squad_vs_web": S5.decide.cluster(squad + 6.0, web, seed=0)}
+    rows, _ = S5.verdict(summ, {}, _arm_rows(1.5), seps=merged)
+    assert [v.outcome for v in rows][1:] == [V.Outcome.CONTRADICTS] * 2 and rows[0].outcome is not V.Outcome.AGREES
+    assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.01, 0.01))
+    assert numbers["separation"]["math_vs_nlp"]["outcome"] == "agrees"
 
 
 # ------------------------------------------------------------------------------------ notebooks

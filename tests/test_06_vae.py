@@ -47,12 +47,30 @@ def test_vae_sweep_on_a_small_reference():
     assert sweep["kl_total"].iloc[1] <= sweep["kl_total"].iloc[0] + 1e-6
 
 
-def test_sample_spread_and_same():
+def _arms(gap, n_seeds=3, plateaued=True):
+    import pandas as pd
+    return pd.DataFrame([dict(arm=a, seed=k, final_val_loss=2.0 + (gap if a == "vae" else 0.0) + 0.01 * k,
+                              initial_val_loss=3.0, plateaued=plateaued)
+                         for a in ("vae", "fitted-gaussian") for k in range(n_seeds)])
+
+
+def test_sample_spread():
     x = torch.zeros(5, 3)
     assert S6.sample_spread(x) == 0.0
     assert S6.sample_spread(torch.eye(3)) == pytest.approx(math.sqrt(2))
-    assert S6._same((1.0, 0.1), (1.15, 0.05), 2) and not S6._same((1.0, 0.01), (1.2, 0.02), 2)
-    assert S6._same((1.0, 0.0), (1.0, 0.0), 1) is None
+
+
+def test_06_same_quality_known_answers():
+    A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert S6.same_as(_arms(0.0), "vae", "fitted-gaussian").outcome is A
+    assert S6.same_as(_arms(0.1), "vae", "fitted-gaussian").outcome is C       # two margins apart
+    assert S6.same_as(_arms(0.0, n_seeds=2), "vae", "fitted-gaussian").outcome is I
+    assert S6.same_as(_arms(0.0, plateaued=False), "vae", "fitted-gaussian").outcome is I
+    findings = {"plain": {"active_units": 1, "latent_dim": 16, "variance_ratio": 0.1, "collapsed": True},
+                "n_collapsed": 1, "n_settings": 1}
+    rows, num = S6.verdict(findings, _arms(0.1))
+    assert [v.outcome for v in rows] == [A, C] and "margin ±0.05" in rows[1].measured
+    assert num["same_as_fitted_gaussian"]["vae"]["outcome"] == "contradicts"
 
 
 def test_setup_is_recorded_in_results_json(tmp_path):

@@ -57,21 +57,21 @@ def test_prior_effect_ratio_separates_prior_from_seed_effects():
 
 
 def _result(title, agrees):
-    return {"title": title, "verdicts": [V.Verdict(c, f"measured {i}", V.Outcome.of(a))
+    return {"title": title, "verdicts": [V.Verdict(c, f"measured {i}", V.outcome_of(a))
                                          for i, (c, a) in enumerate(zip(s09.CLAIMS, agrees))]}
 
 
 def test_claim_table_and_verdict_rows():
     res = [_result("A", [True, False, True, None]), _result("B", [True, True, False, True])]
     t = s09.claim_table(res)
-    assert list(t["holds on"]) == ["both", "B only", "A only", "not tested"]
-    assert list(t["A"]) == ["measured 0 → agrees", "measured 1 → disagrees", "measured 2 → agrees",
-                            "measured 3 → not tested"]
+    assert list(t["holds on"]) == ["both", "B only", "A only", "inconclusive"]
+    assert list(t["A"]) == ["measured 0 → agrees", "measured 1 → contradicts", "measured 2 → agrees",
+                            "measured 3 → inconclusive"]
     rows = s09.verdicts_09(res)
     assert len(rows) == 4 and rows[0].claim == s09.CLAIMS[0] + " (on both models)"
     assert rows[0].measured == "A: measured 0 → agrees. B: measured 0 → agrees."
-    assert [v.outcome.value for v in rows] == ["agrees", "disagrees", "disagrees", "not tested"]
-    assert rows[1].by_model == {"A": V.Outcome.DISAGREES, "B": V.Outcome.AGREES} and rows[1].label == "B only"
+    assert [v.outcome.value for v in rows] == ["agrees", "contradicts", "contradicts", "inconclusive"]
+    assert rows[1].by_model == {"A": V.Outcome.CONTRADICTS, "B": V.Outcome.AGREES} and rows[1].label == "B only"
     bad = [_result("A", [True] * 4), {"title": "B", "verdicts": [V.Verdict("other claim", "x", V.Outcome.AGREES)] * 4}]
     with pytest.raises(ValueError, match="not aligned"):
         s09.claim_table(bad)
@@ -97,4 +97,4 @@ def test_notebook_09_smoke(smoke_notebook):
     titles = ["a 4-layer random Llama (d=64)", "a 4-layer random Gemma-3 (d=64)"]
     assert all(list(v.by_model) == titles for v in verdicts)
     assert [v.label for v in verdicts] == [row["holds on"] for row in res["claim_table"]]
-    assert {v.label for v in verdicts} <= {"both", "neither", "not tested", *(f"{t} only" for t in titles)}
+    assert {v.label for v in verdicts} <= {"both", "neither", *(o.value for o in V.Outcome if not o.is_evidence), *(f"{t} only" for t in titles)}

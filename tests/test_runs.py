@@ -54,22 +54,13 @@ def test_first_step_at_or_below():
     assert math.isnan(sec.first_step_at_or_below([0, 4], [3.0, 2.9], 1.0))
 
 
-def test_same_within_noise_uses_seed_sd_or_relative_tolerance():
-    same, spread, tol = sec.same_within_noise({"a": 2.0, "b": 2.05}, seed_sd=float("nan"))
-    assert same and spread == pytest.approx(0.05) and tol == pytest.approx(0.05 * 2.025)
-    same, _, tol = sec.same_within_noise({"a": 2.0, "b": 2.5}, seed_sd=0.3)
-    assert same and tol == pytest.approx(0.6)
-    assert not sec.same_within_noise({"a": 2.0, "b": 2.5}, seed_sd=0.1)[0]
+def test_steps_metric_falls_back_to_validation_when_training_steps_cannot_tell_runs_apart():
+    assert sec.steps_metric(pd.DataFrame({"steps_to_target": [5.0, 5.0, 5.0]})) == "val_steps_to_target"
+    assert sec.steps_metric(pd.DataFrame({"steps_to_target": [5.0, 6.0, 5.0]})) == "steps_to_target"
 
 
-def test_group_compare_and_pooled_sd():
-    rows = pd.DataFrame({"g": ["a"] * 3 + ["b"] * 3, "m": [1.0, 2.0, 3.0, 5.0, 6.0, 7.0], "k": [0] * 6})
-    c = sec.group_compare(rows, "m", "g", "a", "b")
-    assert c["mean_a"] == 2.0 and c["mean_b"] == 6.0 and c["diff"] == -4.0
-    assert c["pooled_sd"] == pytest.approx(1.0) and c["p_value"] < 0.05
-    assert sec.pooled_seed_sd(rows, "m", ["g"]) == pytest.approx(1.0)
-    single = sec.group_compare(rows.iloc[[0, 3]], "m", "g", "a", "b")
-    assert math.isnan(single["p_value"]) and math.isnan(single["pooled_sd"])
+def test_the_old_noise_rules_are_gone():
+    assert not hasattr(sec, "same_within_noise") and not hasattr(sec, "group_compare")
 
 
 def test_rank_correlation():

@@ -16,9 +16,26 @@ from priorlib.compendium.jsonable import jsonable
 
 
 def test_outcome_of_a_rule():
-    assert V.Outcome.of(True) is V.Outcome.AGREES and V.Outcome.of(np.bool_(False)) is V.Outcome.DISAGREES
-    assert V.Outcome.of(None) is V.Outcome.NOT_TESTED
-    assert [o.value for o in V.Outcome] == ["agrees", "disagrees", "not tested"]
+    assert V.outcome_of(True) is V.Outcome.AGREES and V.outcome_of(np.bool_(False)) is V.Outcome.CONTRADICTS
+    assert V.outcome_of(None) is V.Outcome.INCONCLUSIVE
+
+
+def test_verdicts_use_the_protocols_outcomes():
+    from priorlib import protocol
+    assert V.Outcome is protocol.Outcome
+    assert [o.value for o in V.Outcome] == ["agrees", "contradicts", "inconclusive", "holds by construction",
+                                            "not testable at this learning rate", "uninformative"]
+    v = V.Verdict("c", "m", "not testable at this learning rate")
+    assert v.label == "not testable at this learning rate" and V.Verdict.from_dict(v.to_dict()) == v
+
+
+def test_results_written_before_the_protocol_are_read_with_the_new_words():
+    d = {"claim": "c", "measured": "m", "outcome": "disagrees", "by_model": {"a": "not tested", "b": "agrees"}}
+    with pytest.raises(ValueError, match="one of"):
+        V.Verdict("c", "m", "disagrees")  # new verdicts use the protocol's words only
+    v = V.Verdict.from_dict({**d, "outcome": "inconclusive"})
+    assert v.by_model == {"a": V.Outcome.INCONCLUSIVE, "b": V.Outcome.AGREES}
+    assert V.Verdict.from_dict({**d, "by_model": {}}).outcome is V.Outcome.CONTRADICTS
 
 
 def test_verdict_validates_and_round_trips():
@@ -35,9 +52,11 @@ def test_verdict_validates_and_round_trips():
 
 
 def test_verdict_across_models():
-    A, D, N = V.Outcome.AGREES, V.Outcome.DISAGREES, V.Outcome.NOT_TESTED
+    A, D, N = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    T = V.Outcome.NOT_TESTABLE
     cases = [({"a": A, "b": A}, A, "both"), ({"a": D, "b": D}, D, "neither"), ({"a": A, "b": D}, D, "a only"),
-             ({"a": D, "b": A}, D, "b only"), ({"a": A, "b": N}, N, "not tested"), ({"a": D, "b": N}, N, "not tested"),
+             ({"a": D, "b": A}, D, "b only"), ({"a": A, "b": N}, N, "inconclusive"), ({"a": D, "b": N}, N, "inconclusive"),
+             ({"a": T, "b": A}, T, "not testable at this learning rate"),
              ({"a": A, "b": A, "c": A}, A, "all"), ({"a": A, "b": D, "c": A}, D, "a and c only")]
     for by_model, outcome, label in cases:
         v = V.Verdict.across("claim (on both models)", "a: x. b: y.", by_model)
@@ -48,7 +67,7 @@ def test_verdict_across_models():
 
 
 def test_table_has_readable_headers_and_no_index():
-    vs = [V.Verdict("c1", "m1", V.Outcome.AGREES), V.Verdict.across("c2", "m2", {"x": "agrees", "y": "disagrees"})]
+    vs = [V.Verdict("c1", "m1", V.Outcome.AGREES), V.Verdict.across("c2", "m2", {"x": "agrees", "y": "contradicts"})]
     f = V.frame(vs)
     assert list(f.columns) == ["paper's observation", "what we measured", "verdict"]
     assert list(f["verdict"]) == ["agrees", "x only"]
@@ -82,7 +101,7 @@ def test_jsonable_turns_everything_into_plain_json():
 
 
 def test_write_results_one_schema_strict_and_atomic(tmp_path):
-    vs = [V.Verdict("c", "m", V.Outcome.NOT_TESTED)]
+    vs = [V.Verdict("c", "m", V.Outcome.INCONCLUSIVE)]
     out = tmp_path / "new" / "folder"
     path = V.write_results(out, {"x": float("nan"), "t": pd.DataFrame({"a": [1.0, np.nan]}), "n": np.int64(3)}, vs,
                            notebook="03_exclusion", profile="smoke", model="tiny-random-llama",
@@ -92,7 +111,7 @@ def test_write_results_one_schema_strict_and_atomic(tmp_path):
     assert list(d)[:5] == ["notebook", "profile", "model", "settings", "verdicts"]
     assert d["notebook"] == "03_exclusion" and d["profile"] == "smoke" and d["model"] == "tiny-random-llama"
     assert d["settings"] == {"kind": "a", "out": str(tmp_path), "lrs": [0.005]}
-    assert d["verdicts"] == [{"claim": "c", "measured": "m", "outcome": "not tested", "by_model": {}}]
+    assert d["verdicts"] == [{"claim": "c", "measured": "m", "outcome": "inconclusive", "by_model": {}}]
     assert d["x"] is None and d["t"][1]["a"] is None and d["n"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # no temporary file left behind
     with pytest.raises(ValueError, match="header fields"):

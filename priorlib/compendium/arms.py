@@ -178,10 +178,33 @@ def quality(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def arm_means(df: pd.DataFrame, metric: str) -> dict[str, tuple[float, float]]:
-    """``{arm: (mean, sd over seeds)}`` of ``metric`` (all learning rates pooled)."""
+    """``{arm: (mean, sd over seeds)}`` of ``metric`` (all learning rates pooled), for tables and captions;
+    verdicts compare arms with :mod:`priorlib.compendium.decide`."""
     g = df.groupby("arm")[metric]
     sd = g.std(ddof=1).fillna(0.0)
     return {a: (float(m), float(sd[a])) for a, m in g.mean().items()}
+
+
+def usable(df: pd.DataFrame, arm: str, baseline: str, measure: str = "final_val_loss") -> tuple:
+    """``(outcome, reason)``: is ``arm`` a usable prior? Every seed's ``measure`` falls during training
+    and the arm is not worse than ``baseline`` (:func:`priorlib.compendium.decide.not_worse`)."""
+    from priorlib.compendium import decide
+    from priorlib.protocol import Outcome
+    part = df[df["arm"] == arm]
+    if "initial_" + measure.removeprefix("final_") in part:
+        falls = bool((part["initial_" + measure.removeprefix("final_")] > part[measure]).all())
+        if not falls:
+            return Outcome.CONTRADICTS, f"{arm}: the {measure} of some seed did not fall"
+    outcome, reason = decide.not_worse(decide.arm(df, measure, arm, arm=arm), decide.arm(df, measure, baseline, arm=baseline),
+                                       measure)
+    return outcome, f"{arm} minus {baseline}: {reason}"
+
+
+def same_as(df: pd.DataFrame, arm: str, baseline: str, measure: str = "final_val_loss"):
+    """:func:`priorlib.compendium.decide.same_quality` of ``arm`` against ``baseline`` on ``measure``."""
+    from priorlib.compendium import decide
+    return decide.same_quality(decide.arm(df, measure, arm, arm=arm), decide.arm(df, measure, baseline, arm=baseline),
+                               measure)
 
 
 def domain_references(model, tok, config: TrainConfig, layer: int, domains=("math", "web")) -> dict:
@@ -229,10 +252,3 @@ def model_note(model_name: str) -> str:
     if model_name == "llama-3.2-1b":
         return "Llama-3.2-1B, the paper's model."
     return f"Model: `{model_name}` (the paper used Llama-3.2-1B)."
-
-
-def _same(a: tuple[float, float], b: tuple[float, float], n_seeds: int) -> bool | None:
-    """Two arms' (mean, sd) count as the same when their means differ by at most twice the larger sd."""
-    if n_seeds < 2:
-        return None
-    return abs(a[0] - b[0]) <= 2 * max(a[1], b[1])

@@ -57,7 +57,9 @@ def label(cfg: TrainConfig, fields=("prior", "lr")) -> str:
 
 
 def run_rows(runs: list[runstore.Run], fields=("prior", "lr", "seed")) -> pd.DataFrame:
-    """One row per run: its grid fields, initial and final quality, loss and steps-to-target."""
+    """One row per run: its grid fields, initial and final quality, loss and steps-to-target, and
+    ``plateaued`` (:func:`priorlib.compendium.decide.plateaued`: False unless the trainer said so)."""
+    from priorlib.compendium.decide import plateaued
     rows = []
     for r in runs:
         m = r.metrics
@@ -68,6 +70,7 @@ def run_rows(runs: list[runstore.Run], fields=("prior", "lr", "seed")) -> pd.Dat
                 if k not in ("step", "examples"):
                     row[f"{when}_{k}"] = v
         row["median_s_per_step"] = m["median_s_per_step"]
+        row["plateaued"] = plateaued(m)
         row["key"] = r.config.key()
         rows.append(row)
     return pd.DataFrame(rows)

@@ -235,39 +235,12 @@ def scrubber(run, proj, *, reference_name: str, key: str = "soft", title: str | 
 
 
 # --------------------------------------------------------------------------------------------- comparisons
-def group_compare(rows: pd.DataFrame, metric: str, group: str, a, b) -> dict:
-    """Mean of ``metric`` for ``group == a`` and ``== b``, their difference, the pooled seed sd and a
-    Welch t-test p-value (NaN with fewer than two seeds per side)."""
-    from scipy import stats
-    xa = rows.loc[rows[group] == a, metric].astype(float).dropna().to_numpy()
-    xb = rows.loc[rows[group] == b, metric].astype(float).dropna().to_numpy()
-    out = {"a": a, "b": b, "mean_a": float(np.mean(xa)) if len(xa) else float("nan"),
-           "mean_b": float(np.mean(xb)) if len(xb) else float("nan"), "n_a": len(xa), "n_b": len(xb)}
-    out["diff"] = out["mean_a"] - out["mean_b"]
-    sd = [np.std(x, ddof=1) for x in (xa, xb) if len(x) > 1]
-    out["pooled_sd"] = float(np.sqrt(np.mean(np.square(sd)))) if sd else float("nan")
-    if len(xa) > 1 and len(xb) > 1 and (np.var(xa) + np.var(xb)) > 0:
-        out["p_value"] = float(stats.ttest_ind(xa, xb, equal_var=False).pvalue)
-    else:
-        out["p_value"] = float("nan")
-    return out
-
-
-def same_within_noise(values_by_group: dict, seed_sd: float, rel_tol: float = 0.05) -> tuple[bool, float, float]:
-    """``(same, spread, tolerance)``: the range of the group means is within ``max(2 * seed_sd,
-    rel_tol * |mean|)`` (the seed sd when there is one, else a relative tolerance)."""
-    means = np.array([float(v) for v in values_by_group.values()], float)
-    spread = float(np.nanmax(means) - np.nanmin(means))
-    tol = rel_tol * float(np.nanmean(np.abs(means)))
-    if np.isfinite(seed_sd):
-        tol = max(tol, 2.0 * float(seed_sd))
-    return bool(spread <= tol), spread, tol
-
-
-def pooled_seed_sd(rows: pd.DataFrame, metric: str, by) -> float:
-    """sqrt of the mean within-group variance over seeds (NaN when no group has two seeds)."""
-    v = rows.groupby(list(by))[metric].var(ddof=1).dropna()
-    return float(np.sqrt(v.mean())) if len(v) else float("nan")
+def steps_metric(rows: pd.DataFrame) -> str:
+    """The steps-to-target measure that decides a speed claim: the training loss, unless it cannot tell
+    runs apart (every run reached the target at the same step: a noisy per-batch loss can touch it at
+    once), then the validation loss, which is measured on one fixed held-out set."""
+    s = rows["steps_to_target"].astype(float)
+    return "val_steps_to_target" if s.nunique(dropna=True) <= 1 else "steps_to_target"
 
 
 def rank_correlation(x, y) -> float:

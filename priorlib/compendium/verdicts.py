@@ -1,7 +1,8 @@
 """Verdicts: each claim of the paper against what a chapter measured, and the one ``results.json`` writer.
 
-    from priorlib.compendium import verdicts as V
-    vs = [V.Verdict("MATH activations form their own cluster", "silhouette 0.41", V.Outcome.of(0.41 > 0.25))]
+    from priorlib.compendium import decide, verdicts as V
+    sep = decide.cluster(x_math, x_nlp, seed=0)               # priorlib.compendium.decide -> priorlib.protocol
+    vs = [V.Verdict("MATH activations form their own cluster", sep.reason, sep.outcome)]
     V.table(vs)                                           # the closing table of a notebook
     V.write_results(out_dir, {"runs": rows}, vs, notebook="05_math_interpolation", profile="cpu",
                     model="smollm2-135m", settings=s)     # -> <out_dir>/results.json
@@ -19,33 +20,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import pandas as pd
 
 from priorlib.compendium.jsonable import jsonable
+from priorlib.protocol import Outcome  # the outcomes of every verdict: agrees, contradicts, inconclusive, ...
 
 HEADER_FIELDS = ("notebook", "profile", "model", "settings", "verdicts")
 COLUMNS = {"claim": "paper's observation", "measured": "what we measured", "outcome": "verdict"}
 
 
-class Outcome(str, Enum):
-    """What a measurement says about a claim (adding an outcome is one line here).
+LEGACY_OUTCOMES = {"disagrees": "contradicts", "not tested": "inconclusive"}  # results.json before the protocol
 
-        Outcome.of(True)      # Outcome.AGREES; False: DISAGREES; None (the rule could not be applied): NOT_TESTED
-        Outcome("not tested") # from its JSON value
-    """
-    AGREES = "agrees"
-    DISAGREES = "disagrees"
-    NOT_TESTED = "not tested"
 
-    @classmethod
-    def of(cls, agrees) -> "Outcome":
-        """A rule's result: true -> AGREES, false -> DISAGREES, ``None`` -> NOT_TESTED."""
-        if agrees is None:
-            return cls.NOT_TESTED
-        return cls.AGREES if agrees else cls.DISAGREES
+def outcome_of(agrees) -> Outcome:
+    """A rule that is not a comparison of arms (a rank correlation, a collapse diagnostic): true ->
+    ``agrees``, false -> ``contradicts``, ``None`` (the rule could not be applied) -> ``inconclusive``."""
+    if agrees is None:
+        return Outcome.INCONCLUSIVE
+    return Outcome.AGREES if agrees else Outcome.CONTRADICTS
 
 
 def _outcome(value, what: str) -> Outcome:
@@ -57,21 +51,21 @@ def _outcome(value, what: str) -> Outcome:
 
 def combined(by_model: dict[str, Outcome]) -> Outcome:
     """The outcome of a claim checked on several models: AGREES only when it agrees on every one; the
-    first outcome that is neither AGREES nor DISAGREES (NOT_TESTED, ...) when there is one; else DISAGREES."""
+    first outcome that is not evidence (INCONCLUSIVE, NOT_TESTABLE, ...) when there is one; else CONTRADICTS."""
     outcomes = [_outcome(o, "a model's outcome") for o in by_model.values()]
     if not outcomes:
         raise ValueError("combined: needs at least one model's outcome")
-    undecided = [o for o in outcomes if o not in (Outcome.AGREES, Outcome.DISAGREES)]
+    undecided = [o for o in outcomes if not o.is_evidence]
     if undecided:
         return undecided[0]
-    return Outcome.AGREES if all(o is Outcome.AGREES for o in outcomes) else Outcome.DISAGREES
+    return Outcome.AGREES if all(o is Outcome.AGREES for o in outcomes) else Outcome.CONTRADICTS
 
 
 def holds_on(by_model: dict[str, Outcome]) -> str:
     """On which models a claim holds: ``both`` (``all`` for more than two), ``neither`` (``none``),
-    ``<model> only`` (``<a> and <b> only``), or the undecided outcome (``not tested``)."""
+    ``<model> only`` (``<a> and <b> only``), or the undecided outcome (``inconclusive``, ...)."""
     outcome = combined(by_model)
-    if outcome not in (Outcome.AGREES, Outcome.DISAGREES):
+    if not outcome.is_evidence:
         return outcome.value
     holds = [m for m, o in by_model.items() if _outcome(o, "a model's outcome") is Outcome.AGREES]
     if len(holds) == len(by_model):
@@ -87,7 +81,7 @@ class Verdict:
 
         Verdict("Prompts stay near their prior", "100% of runs moved less than the gap", Outcome.AGREES)
         Verdict.across("Tasks form clusters (on both models)", "A: ... B: ...",
-                       {"SmolLM2": Outcome.AGREES, "Gemma": Outcome.DISAGREES})   # outcome DISAGREES
+                       {"SmolLM2": Outcome.AGREES, "Gemma": Outcome.CONTRADICTS})   # outcome CONTRADICTS
     """
     claim: str
     measured: str
@@ -121,12 +115,16 @@ class Verdict:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":
-        """A verdict from the ``results.json`` schema (the keys of :meth:`to_dict`, nothing else)."""
+        """A verdict from the ``results.json`` schema (the keys of :meth:`to_dict`, nothing else); the
+        outcomes of results written before the protocol are read as :data:`LEGACY_OUTCOMES` says."""
         keys = {"claim", "measured", "outcome", "by_model"}
         if not isinstance(d, dict) or set(d) != keys:
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
             raise ValueError(f"a verdict needs exactly the keys {sorted(keys)}, got {got}")
-        return cls(d["claim"], d["measured"], d["outcome"], d["by_model"])
+
+        def read(o):
+            return LEGACY_OUTCOMES.get(o, o)
+        return cls(d["claim"], d["measured"], read(d["outcome"]), {m: read(o) for m, o in d["by_model"].items()})
 
 
 def frame(verdicts: list[Verdict]) -> pd.DataFrame:

@@ -34,9 +34,9 @@ from priorlib.metrics.clusters import domain_separation, overlap
 from priorlib.metrics.shape import layer_unimodality
 from priorlib.metrics.trajectories import layer_step_tests, token_step_test
 from priorlib.projection import pca2, tsne
-from priorlib.compendium import profiles
+from priorlib.compendium import decide, profiles
 from priorlib.compendium.paths import repo_root, results_dir
-from priorlib.compendium.verdicts import Outcome, Verdict
+from priorlib.compendium.verdicts import Verdict, outcome_of
 
 STEM = "01_proof_of_concept"
 
@@ -227,6 +227,7 @@ def question3(caps: dict, roles: list[np.ndarray], points: list[str], cfg: Profi
     sq = caps["squad"]
     sq_rows = sq[f"all|{last}"].astype(np.float32)
     ov = overlap(web_rows, sq_rows, seed=cfg.seed)
+    sep = decide.cluster(web_rows, sq_rows, seed=cfg.seed)  # the verdict's rule (protocol.separation)
     centre = web_rows.mean(0)
     avq = answer_vs_question(sq_rows, sq["all_text"], sq["all_pos"], roles, centre=centre)
     sq_role = np.concatenate([r[cfg.skip_first:] for r in roles])
@@ -235,7 +236,7 @@ def question3(caps: dict, roles: list[np.ndarray], points: list[str], cfg: Profi
                   seed=cfg.seed)
     xy_web, pca = pca2(web_rows, seed=cfg.seed)
     xy_sq = pca.transform(sq_rows.astype(np.float64))
-    return {"point": last, "overlap": ov, "overlap_embed": ov0, "answer_vs_question": avq,
+    return {"point": last, "overlap": ov, "overlap_embed": ov0, "answer_vs_question": avq, "separation": sep,
             "web_xy": xy_web, "squad_xy": xy_sq, "squad_role": sq_role}
 
 
@@ -276,7 +277,10 @@ def question5(caps: dict, inputs: dict, points: list[str], cfg: Profile) -> dict
     maps = {p: tsne(means[p], perplexity=cfg.tsne_perplexity, seed=cfg.seed, max_iter=cfg.tsne_max_iter,
                     name="nb01-tsne-tasks", params={"model": cfg.model, "point": p}) for p in shown}
     last = df[df.point == points[-1]].iloc[0]
-    return {"table": df, "tasks": tasks, "maps": maps, "point": points[-1],
+    x, nlp = means[points[-1]], np.isin(tasks, ["web", "squad"])
+    seps = {"math_vs_nlp": decide.cluster(x[~nlp], x[nlp], seed=cfg.seed),
+            "squad_vs_web": decide.cluster(x[tasks == "squad"], x[tasks == "web"], seed=cfg.seed)}
+    return {"table": df, "tasks": tasks, "maps": maps, "point": points[-1], "separation": seps,
             "silhouette_math_vs_nlp": float(last.silhouette_math_vs_nlp),
             "silhouette_squad_vs_web": float(last.silhouette_squad_vs_web),
             "probe_math_vs_nlp": float(last.probe_math_vs_nlp), "probe_squad_vs_web": float(last.probe_squad_vs_web),
@@ -291,26 +295,28 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[Verdict]:
         Verdict("sentence paths on the embedding space are jumpy, steps slightly shorter than random walks",
                 f"median step ratio real/random walk {t1['median_ratio']:.2f}, Cliff's delta "
                 f"{t1['cliffs_delta']:+.2f}, {100 * t1['share_shorter']:.0f}% of texts shorter",
-                Outcome.of(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05)),
+                outcome_of(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05)),
         Verdict("activation trajectories at upper layers are localised",
                 f"upper-layer median step ratio {q2['upper_median_ratio']:.2f} (embeddings "
                 f"{q2['embed_median_ratio']:.2f}), Cliff's delta {q2['upper_cliffs_delta']:+.2f}",
-                Outcome.of(q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"])),
+                outcome_of(q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"])),
         Verdict("SQuAD activations overlap the web-text (C4) distribution",
-                f"k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
-                f"{ov['probe_accuracy']:.2f} cross-validated accuracy", Outcome.of(ov["mixing"] >= 0.5)),
+                f"web text vs SQuAD tokens at the last layer, the book's cluster rule (overlap: not separated): "
+                f"{q3['separation'].reason}; k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
+                f"{ov['probe_accuracy']:.2f}", decide.opposite(q3["separation"].outcome)),
         Verdict("a single unimodal cloud at every layer",
-                f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", Outcome.of(q4["n_bimodal"] == 0)),
+                f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", outcome_of(q4["n_bimodal"] == 0)),
         verdict_q5(q5),
     ]
 
 
 def verdict_q5(q5: dict) -> Verdict:
-    """The task-cluster row: at the last layer MATH is further from NLP than SQuAD is from web text."""
+    """The task-cluster row, at the last layer: MATH separates from NLP and SQuAD does not from web text
+    (``q5["separation"]``, the protocol's rule; :func:`decide.every` of the one and the opposite of the other)."""
+    math_sep, squad_sep = q5["separation"]["math_vs_nlp"], q5["separation"]["squad_vs_web"]
     return Verdict("MATH far from web text, SQuAD close to it (T5-base)",
-                   f"silhouette MATH vs NLP {q5['silhouette_math_vs_nlp']:.2f}, SQuAD vs web "
-                   f"{q5['silhouette_squad_vs_web']:.2f} (last layer)",
-                   Outcome.of(q5["silhouette_math_vs_nlp"] > q5["silhouette_squad_vs_web"]))
+                   f"last layer, MATH vs NLP: {math_sep.reason}; SQuAD vs web: {squad_sep.reason}",
+                   decide.every([math_sep.outcome, decide.opposite(squad_sep.outcome)]))
 
 
 def fmt_p(p: float) -> str:

@@ -3,6 +3,7 @@
     C = chapter("03_exclusion")
     dens = C.exclusion_density(reference, c=5.0)
     verdicts, numbers = C.verdicts(dens, quality_rows, placement_rows)
+    C.quality_comparison(quality_rows).reason   # TOST of exclusion against the fitted Gaussian
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from priorlib.compendium import runs
-from priorlib.compendium.verdicts import fmt
-from priorlib.compendium.runs import Settings, group_compare, same_within_noise
-from priorlib.compendium.verdicts import Outcome, Verdict
+from priorlib.compendium import decide, runs
+from priorlib.compendium.margins import margin
+from priorlib.compendium.runs import Settings
+from priorlib.compendium.verdicts import Verdict, fmt, outcome_of
 
 STEM = "03_exclusion"
 
@@ -47,24 +48,31 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
             "expected_exclusion_median": math.sqrt(c * reference.dim)}
 
 
+def quality_comparison(rows: pd.DataFrame, measure: str = "final_val_loss"):
+    """:func:`decide.same_quality` of the exclusion arm against the fitted Gaussian on ``measure``."""
+    return decide.same_quality(decide.arm(rows, measure, "exclusion", prior="exclusion"),
+                               decide.arm(rows, measure, "fitted-gaussian", prior="fitted-gaussian"), measure)
+
+
 def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 03.
 
     1. *Exclusion samples are sharply peaked*: coefficient of variation of their Mahalanobis distances is
        under half the vocabulary's (agrees).
     2. *They avoid the token-embedding density*: under 5 % of draws inside the fit's 95 % region.
-    3. *Same final quality as the fitted Gaussian*: |difference of mean final val loss| within
-       max(2 x pooled seed sd, 5 %).
+    3. *Same final quality as the fitted Gaussian*: final validation loss equivalent (TOST within the
+       margin of ``margins.MARGINS``, plateau rule: :func:`quality_comparison`); F1 reported beside it.
     4. *Trained prompts from it stay outside the token region*: median trained Mahalanobis distance of
        exclusion runs above the 95 % radius.
     """
     sm = dens["summary"]
     cv_e, cv_v = sm["exclusion"]["cv"], sm["vocabulary"]["cv"]
     share_e = sm["exclusion"]["share_in_hdr"]
-    cmp = group_compare(rows, "final_val_loss", "prior", "exclusion", "fitted-gaussian")
-    cmp_f1 = group_compare(rows, "final_f1", "prior", "exclusion", "fitted-gaussian") if "final_f1" in rows else {}
-    same, spread, tol = same_within_noise({"exclusion": cmp["mean_a"], "fitted-gaussian": cmp["mean_b"]},
-                                          cmp["pooled_sd"])
+    same = quality_comparison(rows)
+    f1 = quality_comparison(rows, "final_f1") if "final_f1" in rows else None
+    cmp = {"estimate": same.estimate, "ci": [same.ci_low, same.ci_high], "margin": same.margin,
+           "n": [same.n_a, same.n_b], "outcome": same.outcome.value}
+    cmp_f1 = {} if f1 is None else {"estimate": f1.estimate, "ci": [f1.ci_low, f1.ci_high], "outcome": f1.outcome.value}
     t = place[place["when"] == "trained"]
     m_exc = float(t.loc[t["prior"] == "exclusion", "median_mahalanobis"].median())
     m_fit = float(t.loc[t["prior"] == "fitted-gaussian", "median_mahalanobis"].median())
@@ -78,17 +86,17 @@ def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list[
                 f"Mahalanobis distance of exclusion draws {sm['exclusion']['median']:.1f} ± {sm['exclusion']['sd']:.2f} "
                 f"(sd/mean {cv_e:.3f}) vs the vocabulary's {sm['vocabulary']['median']:.1f} ± {sm['vocabulary']['sd']:.2f} "
                 f"(sd/mean {cv_v:.3f}); acceptance rate {dens['acceptance_rate']:.4f} (analytic {dens['acceptance_rate_analytic']:.4f})",
-                Outcome.of(cv_e < 0.5 * cv_v)),
+                outcome_of(cv_e < 0.5 * cv_v)),
         Verdict("Exclusion samples lie outside the token-embedding density",
                 f"{100 * share_e:.1f}% of draws inside the fit's 95% region (vocabulary: {100 * sm['vocabulary']['share_in_hdr']:.1f}%, "
-                f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", Outcome.of(share_e < 0.05)),
+                f"fitted Gaussian: {100 * sm['fitted-gaussian']['share_in_hdr']:.1f}%)", outcome_of(share_e < 0.05)),
         Verdict("Training from the exclusion prior reaches the same quality as from the fitted Gaussian",
-                f"final val loss {cmp['mean_a']:.3f} vs {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, tolerance {tol:.3f}, "
-                f"Welch p = {fmt(cmp['p_value'], 2)}); F1 {fmt(cmp_f1.get('mean_a'))} vs {fmt(cmp_f1.get('mean_b'))}",
-                Outcome.of(same)),
+                f"final val loss, exclusion minus fitted Gaussian (TOST, margin ±{margin('final_val_loss'):g} nats): "
+                f"{same.reason}; F1 difference {fmt(cmp_f1.get('estimate'))} points ({cmp_f1.get('outcome', 'n/a')} "
+                f"within ±{margin('final_f1'):g})", same.outcome),
         Verdict("Trained prompts from the exclusion prior stay outside the token-embedding region",
                 f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "
-                f"95% radius {dens['hdr_radius']:.1f}", Outcome.of(None if not np.isfinite(m_exc) else m_exc > dens["hdr_radius"])),
+                f"95% radius {dens['hdr_radius']:.1f}", outcome_of(None if not np.isfinite(m_exc) else m_exc > dens["hdr_radius"])),
     ]
     return out, num
 

@@ -2,20 +2,20 @@
 
     C = chapter("04_activation_spaces")
     refs = C.domain_references(model, tok, settings, "layers.29.resid_post")
-    acc = two_cloud_separation(refs["web"].vectors, refs["squad"].vectors)["probe_accuracy"]
+    sep = C.cluster_separation(refs["web"].vectors, refs["squad"].vectors)   # a protocol.Separation
+    verdicts, numbers = C.verdicts({point: sep}, rows, deep_place, act_gap, configs=deep_configs, dim=d)
 
-How far web-text and SQuAD token activations separate is the book's one cluster measure,
-:func:`priorlib.metrics.clusters.two_cloud_separation` (cross-validated linear probe on z-scored rows).
+How far web-text and SQuAD token activations separate is decided by the book's one cluster rule,
+:func:`priorlib.protocol.separation` (through :func:`priorlib.compendium.decide.cluster`).
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 
-from priorlib.compendium import runs
-from priorlib.compendium.verdicts import fmt
-from priorlib.compendium.runs import Settings, group_compare, quiet_capture, same_within_noise
+from priorlib.compendium import decide, runs
+from priorlib.compendium.margins import margin
+from priorlib.compendium.runs import Settings, quiet_capture, steps_metric
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "04_activation_spaces"
@@ -37,55 +37,71 @@ def norm_ratio(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a.float().norm(dim=-1).median() / b.float().norm(dim=-1).median())
 
 
-def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float) -> tuple[list[Verdict], dict]:
-    """Closing verdicts of notebook 04.
+def cluster_separation(web, squad, *, seed: int = 0):
+    """:func:`priorlib.compendium.decide.cluster` of web-text against SQuAD rows (a ``protocol.Separation``)."""
+    return decide.cluster(web, squad, seed=seed)
 
-    1. *Web text and SQuAD activations are distinct clusters*: cross-validated probe accuracy
-       (:func:`priorlib.metrics.clusters.two_cloud_separation`) >= 0.8 at the deepest point measured.
-    2. *Diverged priors converge later*: deep "cut" from Xavier needs more steps than from the Gaussian
-       fitted on activations to reach the common training-loss target (mean over seeds; agrees if later).
-    3. *"cut" and "carry" perform the same*: |difference of mean final val loss| within max(2 x seed sd, 5 %).
-    4. *Trained deep prompts stay near their prior in activation space*: every run's last-layer block
-       moved less than the activations' typical neighbour gap ``act_gap``.
+
+def converges_later(rows: pd.DataFrame):
+    """``(result, measure)``: does deep "cut" from Xavier need more steps than from the fitted Gaussian?
+    :func:`decide.faster` of the fitted Gaussian against Xavier on :func:`runs.steps_metric`'s measure."""
+    cut = rows[rows["variant"] == "deep cut"]
+    measure = steps_metric(cut)
+    fit, xav = (decide.arm(cut, measure, p, prior=p) for p in ("fitted-gaussian", "xavier"))
+    return decide.faster(fit, xav), measure
+
+
+def cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
+    """:func:`decide.same_quality` of deep "cut" against "carry" (fitted-Gaussian prior) on ``measure``."""
+    g = rows[rows["prior"] == "fitted-gaussian"]
+    return decide.same_quality(decide.arm(g, measure, "cut", variant="deep cut"),
+                               decide.arm(g, measure, "carry", variant="deep carry"), measure)
+
+
+def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
+             dim: int | None = None) -> tuple[list[Verdict], dict]:
+    """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
+
+    1. *Web text and SQuAD activations are distinct clusters*: the ``protocol.Separation`` at the deepest
+       point measured (``sep``: point -> :func:`cluster_separation`).
+    2. *Diverged priors converge later*: :func:`converges_later` (steps to the common target, ``better``).
+    3. *"cut" and "carry" perform the same*: :func:`cut_vs_carry` (TOST on final validation loss).
+    4. *Trained deep prompts stay near their prior in activation space*: the movement bound of the deep
+       runs' ``configs`` for a ``dim``-vector beside ``act_gap`` (not testable below it); else every
+       run's last-layer block moved less than ``act_gap``.
     """
     last = list(sep)[-1]
-    acc = sep[last]
-    cut = rows[rows["variant"] == "deep cut"]
-    st = cut.groupby("prior")["steps_to_target"].mean()
-    s_fit, s_xav = float(st.get("fitted-gaussian", np.nan)), float(st.get("xavier", np.nan))
-    vst = cut.groupby("prior")["val_steps_to_target"].mean()
-    g = rows[(rows["prior"] == "fitted-gaussian") & rows["variant"].isin(["deep cut", "deep carry"])]
-    cmp = group_compare(g, "final_val_loss", "variant", "deep cut", "deep carry")
-    cmp_f1 = group_compare(g, "final_f1", "variant", "deep cut", "deep carry") if "final_f1" in g else {}
-    same, spread, tol = same_within_noise({"cut": cmp["mean_a"], "carry": cmp["mean_b"]}, cmp["pooled_sd"])
+    later, measure = converges_later(rows)
+    same = cut_vs_carry(rows)
+    f1 = cut_vs_carry(rows, "final_f1") if "final_f1" in rows else None
     t = deep_place[deep_place["when"] == "trained"]
     stay = float((t["moved_l2"] < act_gap).mean()) if len(t) else float("nan")
-    num = {"separability": sep, "steps_to_target_deep_cut": st.to_dict(), "val_steps_to_target_deep_cut": vst.to_dict(),
-           "cut_vs_carry_val_loss": cmp, "cut_vs_carry_f1": cmp_f1, "deep_share_moved_less_than_gap": stay,
-           "activation_median_nn_l2": act_gap}
-    v_fit, v_xav = float(vst.get("fitted-gaussian", np.nan)), float(vst.get("xavier", np.nan))
-    # the per-batch training loss is noisy enough to touch the target at once in short runs; then only the
-    # validation loss (a fixed held-out set) can tell the priors apart, so it decides
-    use_val = np.isfinite(v_fit) and np.isfinite(v_xav) and (not (np.isfinite(s_fit) and np.isfinite(s_xav))
-                                                             or s_fit == s_xav)
-    a_, b_ = (v_fit, v_xav) if use_val else (s_fit, s_xav)
-    later = None if not (np.isfinite(a_) and np.isfinite(b_)) else bool(b_ > a_)
-    num["converge_later_decided_by"] = "validation loss" if use_val else "training loss"
+    if configs and dim:
+        bound = decide.movement(configs, dim, act_gap)
+        stay_outcome, stay_why = decide.stays_within(t["moved_l2"], act_gap, bound)
+    else:
+        bound, stay_outcome, stay_why = None, Outcome.INCONCLUSIVE, "no movement bound (needs the runs and the dimension)"
+    cut = rows[rows["variant"] == "deep cut"]
+    num = {"separation": {p: {"silhouette": s.estimate, "ci": [s.ci_low, s.ci_high], "null_upper": s.null_upper,
+                              "outcome": s.outcome.value} for p, s in sep.items()},
+           "steps_to_target_deep_cut": cut.groupby("prior")["steps_to_target"].mean().to_dict(),
+           "val_steps_to_target_deep_cut": cut.groupby("prior")["val_steps_to_target"].mean().to_dict(),
+           "converge_later_decided_by": measure, "converge_later": later.outcome.value,
+           "cut_vs_carry_val_loss": {"estimate": same.estimate, "ci": [same.ci_low, same.ci_high],
+                                     "outcome": same.outcome.value},
+           "cut_vs_carry_f1": {} if f1 is None else {"estimate": f1.estimate, "outcome": f1.outcome.value},
+           "deep_share_moved_less_than_gap": stay, "activation_median_nn_l2": act_gap,
+           "movement_bound": None if bound is None else bound.bound}
     out = [
-        Verdict("Web text and SQuAD activations form distinct clusters",
-                "held-out accuracy of a linear classifier telling web-text from SQuAD tokens: "
-                + ", ".join(f"{k}: {v:.3f}" for k, v in sep.items()), Outcome.of(acc >= 0.8)),
+        Verdict("Web text and SQuAD activations form distinct clusters", f"at `{last}`: {sep[last].reason}",
+                sep[last].outcome),
         Verdict("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
-                f"deep 'cut' steps to the common validation-loss target: fitted Gaussian {fmt(v_fit)}, Xavier {fmt(v_xav)}; "
-                f"to the training-loss target: fitted {fmt(s_fit)}, Xavier {fmt(s_xav)} "
-                f"(decided by the {num['converge_later_decided_by']})", Outcome.of(later)),
+                f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome),
         Verdict("'cut' and 'carry' deep prompts perform the same",
-                f"final val loss cut {cmp['mean_a']:.3f} vs carry {cmp['mean_b']:.3f} (difference {cmp['diff']:+.3f}, "
-                f"tolerance {tol:.3f}, Welch p = {fmt(cmp['p_value'], 2)}); F1 {fmt(cmp_f1.get('mean_a'))} vs "
-                f"{fmt(cmp_f1.get('mean_b'))}", Outcome.of(same)),
+                f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}; "
+                f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
-                f"{fmt(100 * stay, 3)}% of last-layer blocks moved less than the activations' typical neighbour gap "
-                f"({act_gap:.3g})", Outcome.of(None if not np.isfinite(stay) else stay == 1.0)),
+                f"{stay_why} (the activations' typical neighbour gap)", stay_outcome),
     ]
     return out, num
 

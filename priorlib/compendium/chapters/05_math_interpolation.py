@@ -4,6 +4,7 @@
     s = setup("05_math_interpolation", "cpu")   # priorlib.compendium.setup
     means = S.domain_means(model, tok, model_name=s.base.model, n_texts=s.n_texts)
     scores = S.cluster_scores(means)
+    seps = S.domain_clusters(means, layer=s.base.deep_layers[-1])   # the verdicts' protocol.Separation pair
 
 :func:`domain_means` captures per-text mean activations of web text (the C4 stand-in), SQuAD and MATH at
 the input of every layer; :func:`cluster_scores` scores, per layer, how well MATH separates from the two
@@ -19,16 +20,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, _same, arm_means,  # noqa: F401
+from priorlib.compendium import decide
+from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, arm_means,  # noqa: F401
                                       arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
-                                      train_runs)
+                                      train_runs, usable)
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "05_math_interpolation"
 
-# Kaufman & Rousseeuw's reading of the silhouette coefficient
+# Kaufman & Rousseeuw's reading of the silhouette coefficient: words for the captions, not a decision rule
 SILHOUETTE_NO_STRUCTURE = 0.25   # <= 0.25: no substantial cluster structure
 SILHOUETTE_REASONABLE = 0.50     # > 0.50: a reasonable cluster structure
+BASELINE = "fitted-gaussian"     # the arm an interpolation prior must not be worse than
 
 
 # the per-text means of chapter 05: positions [start, stop) of each text (priorlib.activations.TextMeans)
@@ -108,6 +111,18 @@ def cluster_summary(scores: pd.DataFrame, deep_layers: list[int]) -> dict:
     return out
 
 
+def domain_clusters(means: dict, layer: int, variant: str = "skip_first", seed: int = 0) -> dict:
+    """``{"math_vs_nlp", "squad_vs_web"}``: :func:`priorlib.compendium.decide.cluster` (the protocol's
+    separation) of the per-text means ``variant`` at the input of ``layer`` (negative: from the end)."""
+    layers = means["layers"].tolist()
+    i = layers.index(layers[layer]) if layer < 0 else layers.index(layer)
+    x = means[variant][i].float().numpy()
+    names = np.asarray(means["domains"])[means["domain"].numpy()]
+    nlp = np.isin(names, ["web", "squad"])
+    return {"math_vs_nlp": decide.cluster(x[names == "math"], x[nlp], seed=seed),
+            "squad_vs_web": decide.cluster(x[names == "squad"], x[names == "web"], seed=seed)}
+
+
 def mahalanobis_to(refs: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {d: r.fit().mahalanobis(x.float()) for d, r in refs.items()}
 
@@ -151,49 +166,53 @@ def placement_summary(place: pd.DataFrame) -> pd.DataFrame:
     return place.groupby(["arm", "when"])[cols].mean().round(3).reset_index()
 
 
-def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, n_seeds: int) -> tuple[list[Verdict], dict]:
-    """The closing verdicts of notebook 05 and the numbers behind them."""
+def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: dict) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 05 and the numbers behind them (rules: ``margins.RULES``).
+
+    ``seps`` is :func:`domain_clusters` at the last deep-prompt layer: MATH forms its own cluster when
+    MATH vs NLP is separated; SQuAD and web text share one when SQuAD vs web is shown *not* to be
+    (:func:`decide.opposite`). An interpolation arm is usable when :func:`usable` against the
+    fitted-Gaussian arm agrees, for every interpolation arm.
+    """
     loss = arm_means(df, "final_val_loss")
     acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
     drop = arm_means(df.assign(d=df["initial_val_loss"] - df["final_val_loss"]), "d")
     ctrl = "; ".join(f"{k}: {v['silhouette_math_vs_nlp_all']:.2f} / {v['silhouette_squad_vs_web_all']:.2f}"
                      for k, v in controls.items())
-    # the paper's claim is relative (MATH apart, SQuAD and C4 together), read off a 2-D picture: MATH must be
-    # the better-separated pair at most layers and linearly separable (probe >= 95%); the absolute
-    # silhouette reading (Kaufman & Rousseeuw) is reported beside it
-    own = (summ["layers_math_more_separated"] > summ["n_layers"] / 2 and summ["probe_math_vs_nlp_all"] >= 0.95)
     strength = ("reasonable" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_REASONABLE else
                 "weak" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_NO_STRUCTURE else "not substantial")
+    math_sep, squad_sep = seps["math_vs_nlp"], seps["squad_vs_web"]
     rows = [Verdict(
         "MATH activations form their own cluster",
-        f"silhouette MATH vs SQuAD+web: median {summ['silhouette_math_vs_nlp_all']:.2f} over {summ['n_layers']} "
-        f"layers ({summ['silhouette_math_vs_nlp_deep']:.2f} at the deep-prompt layers), higher than SQuAD vs web at "
-        f"{summ['layers_math_more_separated']} of {summ['n_layers']} layers; linear probe "
-        f"{100 * summ['probe_math_vs_nlp_all']:.0f}%. In absolute terms the cluster structure is {strength} "
-        f"(Kaufman & Rousseeuw: > 0.25 weak, > 0.5 reasonable). Controls, MATH-vs-NLP / SQuAD-vs-web "
-        f"silhouette: {ctrl}",
-        Outcome.of(own)), Verdict(
+        f"MATH vs SQuAD+web at the last deep-prompt layer: {math_sep.reason}. Over all {summ['n_layers']} layers: "
+        f"median silhouette {summ['silhouette_math_vs_nlp_all']:.2f}, higher than SQuAD vs web at "
+        f"{summ['layers_math_more_separated']} of {summ['n_layers']} layers, linear probe "
+        f"{100 * summ['probe_math_vs_nlp_all']:.0f}%; in Kaufman & Rousseeuw's words the structure is {strength}. "
+        f"Controls, MATH-vs-NLP / SQuAD-vs-web median silhouette: {ctrl or 'none'}",
+        math_sep.outcome), Verdict(
         "SQuAD and C4 share one cluster (C4 here: a web-text stand-in)",
-        f"silhouette SQuAD vs web: median {summ['silhouette_squad_vs_web_all']:.2f} over layers "
-        f"(<= {SILHOUETTE_NO_STRUCTURE} means no substantial cluster structure); a linear probe still separates "
-        f"them at {100 * summ['probe_squad_vs_web_all']:.0f}%",
-        Outcome.of(summ["silhouette_squad_vs_web_all"] <= SILHOUETTE_NO_STRUCTURE))]
+        f"SQuAD vs web at the last deep-prompt layer: {squad_sep.reason} (one cluster: not separated beyond the null); "
+        f"median silhouette over layers {summ['silhouette_squad_vs_web_all']:.2f}, linear probe "
+        f"{100 * summ['probe_squad_vs_web_all']:.0f}%",
+        decide.opposite(squad_sep.outcome))]
     interp = [a for a in loss if a.startswith("interp")]
-    base = [a for a in loss if not a.startswith("interp")]
-    if interp and base:
-        worst = max(loss[b][0] + loss[b][1] for b in base)
-        ok = all(loss[a][0] <= worst and drop[a][0] > 0 for a in interp)
+    if interp and BASELINE in loss:
+        tests = {a: usable(df, a, BASELINE) for a in interp}
         meas = "; ".join(f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
                          + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "") for a in interp)
-        meas += " vs " + "; ".join(f"{b}: {loss[b][0]:.3f} ± {loss[b][1]:.3f}"
-                                   + (f", {acc[b][0]:.1f} ± {acc[b][1]:.1f}%" if b in acc else "") for b in base)
-        rows.append(Verdict("Interpolation priors between domains can be used for MATH",
-                            meas + f" (usable: loss falls and ends at or below the worst baseline's mean + sd, "
-                            f"{worst:.3f})", Outcome.of(ok)))
+        meas += f" vs {BASELINE} {loss[BASELINE][0]:.3f} ± {loss[BASELINE][1]:.3f}" + (
+            f", {acc[BASELINE][0]:.1f} ± {acc[BASELINE][1]:.1f}%" if BASELINE in acc else "")
+        meas += ". Usable (loss falls, not worse than the fitted Gaussian): " + "; ".join(
+            f"{o.value} ({why})" for o, why in tests.values())
+        rows.append(Verdict("Interpolation priors between domains can be used for MATH", meas,
+                            decide.every(o for o, _ in tests.values())))
     else:
         rows.append(Verdict("Interpolation priors between domains can be used for MATH",
-                            "needs an interpolation arm and a baseline arm", Outcome.NOT_TESTED))
-    return rows, {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop}
+                            f"needs an interpolation arm and the {BASELINE} arm", Outcome.INCONCLUSIVE))
+    numbers = {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop,
+               "separation": {k: {"silhouette": v.estimate, "ci": [v.ci_low, v.ci_high], "null_upper": v.null_upper,
+                                  "outcome": v.outcome.value} for k, v in seps.items()}}
+    return rows, numbers
 
 
 def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,

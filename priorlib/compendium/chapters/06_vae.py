@@ -19,10 +19,11 @@ import torch
 
 from priorlib.compendium import experiments
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, COLLAPSE_ACTIVE_SHARE, COLLAPSE_VARIANCE_RATIO,  # noqa: F401
-                                      VAE_EPOCHS, Setup, _same, arm_means, arm_of, collapse_kind, deep_key,
+                                      VAE_EPOCHS, Setup, arm_means, arm_of, collapse_kind, deep_key,
                                       domain_references, is_collapsed, load_model, model_note, quality, rows,
-                                      train_runs)
-from priorlib.compendium.verdicts import Outcome, Verdict
+                                      same_as, train_runs)
+from priorlib.compendium.margins import margin
+from priorlib.compendium.verdicts import Outcome, Verdict, outcome_of
 
 STEM = "06_vae"
 
@@ -112,8 +113,10 @@ def vae_placement(runs, ref, key: str) -> pd.DataFrame:
     return place
 
 
-def verdict(findings: dict, df: pd.DataFrame, n_seeds: int) -> tuple[list[Verdict], dict]:
-    """The closing verdicts of notebook 06 and the numbers behind them."""
+def verdict(findings: dict, df: pd.DataFrame) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 06 and the numbers behind them: the plain VAE's collapse (the
+    diagnostic rule of :func:`collapse_kind`), and, per VAE arm, "the same final quality as the fitted
+    Gaussian" by :func:`same_as` (TOST on final validation loss within ``margins.MARGINS``, plateau rule)."""
     plain = findings["plain"]
     loss = arm_means(df, "final_val_loss")
     acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
@@ -125,20 +128,24 @@ def verdict(findings: dict, df: pd.DataFrame, n_seeds: int) -> tuple[list[Verdic
             f"decoded samples keep {plain['variance_ratio']:.2f} of the data's variance; "
             f"{findings['n_collapsed']} of {findings['n_settings']} (β, γ) settings collapse by our rule "
             f"(active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
-            Outcome.of(plain["collapsed"])))
+            outcome_of(bool(plain["collapsed"]))))
     else:
-        rows.append(Verdict("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", Outcome.NOT_TESTED))
+        rows.append(Verdict("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", Outcome.INCONCLUSIVE))
+    tests = {}
     if "fitted-gaussian" in loss:
         for a in [a for a in loss if a.startswith("vae")]:
-            same = _same(loss[a], loss["fitted-gaussian"], n_seeds)
+            same = tests[a] = same_as(df, a, "fitted-gaussian")
             rows.append(Verdict(
                 "Prompts from different priors reach the same final quality",
                 f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
                 + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "")
                 + f" vs fitted-gaussian {loss['fitted-gaussian'][0]:.3f} ± {loss['fitted-gaussian'][1]:.3f}"
                 + (f", {acc['fitted-gaussian'][0]:.1f} ± {acc['fitted-gaussian'][1]:.1f}%" if acc else "")
-                + " (same: means within twice the larger seed sd)", Outcome.of(same)))
-    return rows, {"final_val_loss": loss, "final_accuracy": acc}
+                + f"; {a} minus fitted-gaussian (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}",
+                same.outcome))
+    return rows, {"final_val_loss": loss, "final_accuracy": acc,
+                  "same_as_fitted_gaussian": {a: {"estimate": t.estimate, "ci": [t.ci_low, t.ci_high],
+                                                  "outcome": t.outcome.value} for a, t in tests.items()}}
 
 
 def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,

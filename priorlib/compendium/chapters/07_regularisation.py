@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from priorlib.compendium import decide
 from priorlib.compendium import experiments as ex
 from priorlib.compendium import profiles
 from priorlib.compendium import runs as sec
-from priorlib.compendium.verdicts import fmt
+from priorlib.compendium.margins import margin
 from priorlib.regularisers import REGULARISERS
 from priorlib.compendium.paths import results_dir
-from priorlib.compendium.verdicts import Outcome, Verdict
+from priorlib.compendium.verdicts import Outcome, Verdict, fmt
 
 NOTEBOOK = "07_regularisation"
 
@@ -176,6 +177,7 @@ def sweep_rows(runs, reference) -> pd.DataFrame:
     out = pd.DataFrame({"regulariser": [n for n, _ in regs], "weight": [w for _, w in regs], "seed": q["seed"]})
     for c in ("initial_val_loss",) + QUALITY:
         out[c] = q[c] if c in q else np.nan
+    out["plateaued"] = q["plateaued"] if "plateaued" in q else False
     norms = [_median_norms(r) for r in runs]  # (sampled, trained)
     trained = trained.assign(median_norm=[b for _, b in norms])
     sampled = sampled.assign(median_norm=[a for a, _ in norms])
@@ -200,13 +202,6 @@ def _last_penalty(run, name: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------- summaries
-def noise_tolerance(mean: float, sd: float, rel_tol: float = 0.05) -> float:
-    """``max(2 x seed sd, rel_tol x |mean|)``: the seed sd when there is one (two or more baseline seeds),
-    else the relative tolerance alone (the rule of notebooks 02-04, :func:`runs.same_within_noise`)."""
-    tol = rel_tol * abs(float(mean))
-    return max(tol, 2.0 * float(sd)) if np.isfinite(sd) else tol
-
-
 def baseline_stats(table: pd.DataFrame, metric: str) -> dict:
     """Mean, sd (ddof 1; NaN with one seed), min, max and n of ``metric`` over the baseline runs."""
     v = table.loc[table["regulariser"] == BASELINE, metric].astype(float).dropna().to_numpy()
@@ -237,15 +232,35 @@ def curves(table: pd.DataFrame, metrics=QUALITY + DIVERGENCE) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["regulariser", "weight", *metrics])
 
 
-def curve_summary(table: pd.DataFrame, rel_tol: float = 0.05) -> pd.DataFrame:
+def _arm(table: pd.DataFrame, metric: str, name: str, weight: float | None = None) -> decide.Arm:
+    part = table[table["regulariser"] == name]
+    if weight is not None:
+        part = part[np.isclose(part["weight"].astype(float), weight)]
+    return decide.arm(part, metric, BASELINE if name == BASELINE else f"{name} w={weight:g}")
+
+
+def moves_towards_anchor(table: pd.DataFrame, name: str):
+    """``protocol.Difference`` of regulariser ``name``'s target measure at its largest weight against the
+    unregularised runs, in its pulling (or, for the hinge, pushing) direction."""
+    r = REGULARISERS[name]
+    top = float(table.loc[table["regulariser"] == name, "weight"].max())
+    return decide.protocol.difference(_arm(table, r.acts_on, name, top).values, _arm(table, r.acts_on, BASELINE).values,
+                                      expect="less" if r.direction < 0 else "greater")
+
+
+def quality_vs_baseline(table: pd.DataFrame, name: str, weight: float, measure: str = "final_val_loss"):
+    """:func:`decide.same_quality` of regulariser ``name`` at ``weight`` against the unregularised runs."""
+    return decide.same_quality(_arm(table, measure, name, weight), _arm(table, measure, BASELINE), measure)
+
+
+def curve_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per regulariser: how far its largest weight moves its target measure from the baseline
-    (``delta``) against the baseline's noise (``tolerance``, :func:`noise_tolerance`), whether that is a
-    move in the expected direction (``moves``), the Spearman correlation of weight and target over
-    all its runs with the baseline runs as weight 0 (``rho``), the range of the target reached, and the
-    largest change of validation loss and F1 against the baseline (``quality_flat``: every weight's
-    validation loss within the baseline's tolerance)."""
+    (``delta``), the interval and outcome of that move in the expected direction (``moves_ci``,
+    ``moves``: :func:`moves_towards_anchor`), the Spearman correlation of weight and target over all its
+    runs with the baseline runs as weight 0 (``rho``), the range of the target reached, the largest
+    change of validation loss and F1 against the baseline, and ``quality``: whether every weight's
+    validation loss is equivalent to the baseline's (:func:`quality_vs_baseline`, :func:`decide.every`)."""
     q = baseline_stats(table, "final_val_loss")
-    q_tol = noise_tolerance(q["mean"], q["sd"], rel_tol)
     f1 = baseline_stats(table, "final_f1")
     base = table[table["regulariser"] == BASELINE]
     rows = []
@@ -253,24 +268,24 @@ def curve_summary(table: pd.DataFrame, rel_tol: float = 0.05) -> pd.DataFrame:
         r = REGULARISERS[name]
         part = table[table["regulariser"] == name]
         b = baseline_stats(table, r.acts_on)
-        tol = noise_tolerance(b["mean"], b["sd"], rel_tol)
         by_w = part.groupby("weight")[[r.acts_on, "final_val_loss", "final_f1"]].mean().sort_index()
         top = float(by_w[r.acts_on].iloc[-1])
-        delta = top - b["mean"]
         dq = by_w["final_val_loss"] - q["mean"]
         worst_w = float(dq.abs().idxmax())
         both = pd.concat([base, part])
+        mv = moves_towards_anchor(table, name)
+        same = [quality_vs_baseline(table, name, float(w)) for w in by_w.index]
         rows.append({
             "regulariser": name, "target": r.acts_on, "direction": r.direction,
             "weights": list(by_w.index), "largest_weight": float(by_w.index[-1]),
             "target_baseline": b["mean"], "target_baseline_sd": b["sd"], "target_at_largest": top,
-            "delta": delta, "tolerance": tol, "moves": bool(r.direction * delta > tol),
+            "delta": top - b["mean"], "moves_ci": [mv.ci_low, mv.ci_high], "moves": mv.outcome.value,
             "rho": sec.rank_correlation(both["weight"], both[r.acts_on]),
             "target_min": float(min(b["mean"], by_w[r.acts_on].min())),
             "target_max": float(max(b["mean"], by_w[r.acts_on].max())),
             "val_loss_at_largest": float(by_w["final_val_loss"].iloc[-1]),
             "worst_val_loss_change": float(dq.loc[worst_w]), "worst_weight": worst_w,
-            "quality_tolerance": q_tol, "quality_flat": bool((dq.abs() <= q_tol).all()),
+            "quality": decide.every(t.outcome for t in same).value,
             "f1_at_largest": float(by_w["final_f1"].iloc[-1]),
             "f1_change_at_largest": float(by_w["final_f1"].iloc[-1] - f1["mean"]),
         })
@@ -289,100 +304,93 @@ def _run_name(name: str, w: float) -> str:
     return f"{name} w={w:g}"
 
 
-def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float, vocab_gap: float,
-                rel_tol: float = 0.05) -> tuple[list[Verdict], dict]:
-    """The closing verdicts of notebook 07 and the numbers behind them.
+def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float,
+                vocab_gap: float) -> tuple[list[Verdict], dict]:
+    """The closing verdicts of notebook 07 and the numbers behind them (rules: ``margins.RULES``).
 
     1. *Regularisation moves the posterior* (the paper "investigates" it and shows nothing): agrees if
        every pull-type regulariser in the sweep (prior L2, Mahalanobis, nearest token, weight decay)
-       moves its target measure, at its largest weight, further than the baseline's tolerance
-       max(2 x seed sd, 5 %) in the pulling direction. The hinge is reported alongside.
+       moves its target measure at its largest weight towards its anchor (:func:`moves_towards_anchor`,
+       the protocol's ``difference``). The hinge is reported alongside.
     2. *Quality is flat across where the prompts end up* (the paper's implicit claim): agrees if every
-       regularised run's final validation loss is within max(2 x baseline seed sd, 5 %) of the baseline
-       mean.
-    3. *Prompts can be held inside the token-embedding cloud at no cost in quality*: among regularised
-       runs that end inside the cloud (:func:`inside_cloud`), agrees if at least one is within that
-       tolerance; not tested if none ends inside.
+       regulariser at every weight is equivalent in final validation loss to the baseline
+       (:func:`quality_vs_baseline`: TOST within ``margins.MARGINS``, plateau rule).
+    3. *Prompts can be held inside the token-embedding cloud at no cost in quality*: among the
+       (regulariser, weight) arms whose runs all end inside the cloud (:func:`inside_cloud`), agrees if
+       at least one is equivalent to the baseline (:func:`decide.some`); inconclusive if none ends inside.
     """
     q = baseline_stats(table, "final_val_loss")
-    q_tol = noise_tolerance(q["mean"], q["sd"], rel_tol)
     reg = table[table["regulariser"] != BASELINE].reset_index(drop=True)
-    num: dict = {"baseline_val_loss": q, "val_loss_tolerance": q_tol, "baseline_f1": baseline_stats(table, "final_f1"),
-                 "hdr_radius": hdr_radius, "vocab_median_nn_l2": vocab_gap, "rel_tol": rel_tol,
-                 "curves": summary.to_dict(orient="records")}
+    m = margin("final_val_loss")
+    num: dict = {"baseline_val_loss": q, "val_loss_margin": m, "baseline_f1": baseline_stats(table, "final_f1"),
+                 "hdr_radius": hdr_radius, "vocab_median_nn_l2": vocab_gap, "curves": summary.to_dict(orient="records")}
     sd_txt = f"{len(table[table['regulariser'] == BASELINE])} baseline seeds"
+    arms = [(n, float(w)) for n, w in dict.fromkeys(zip(reg["regulariser"], reg["weight"]))]
+    tests = {a: quality_vs_baseline(table, *a) for a in arms}
 
     # 1 -- does each regulariser move what it acts on?
     pull = summary[summary["direction"] < 0]
-    parts = []
-    for _, r in summary.iterrows():
-        mark = "moved" if r["moves"] else "not beyond noise"
-        parts.append(f"{r['regulariser']} (w={r['largest_weight']:g}): {r['target']} {r['target_baseline']:.3g} → "
-                     f"{r['target_at_largest']:.3g} (tolerance {r['tolerance']:.2g}, ρ(weight, {r['target']}) = "
-                     f"{fmt(r['rho'], 2)}; {mark})")
+    parts = [f"{r['regulariser']} (w={r['largest_weight']:g}): {r['target']} {r['target_baseline']:.3g} → "
+             f"{r['target_at_largest']:.3g} (95% CI of the change [{fmt(r['moves_ci'][0])}, {fmt(r['moves_ci'][1])}], "
+             f"ρ(weight, {r['target']}) = {fmt(r['rho'], 2)}; {r['moves']})" for _, r in summary.iterrows()]
     hinge = summary[summary["regulariser"] == "mahalanobis_hinge"]
     hinge_note = ""
     if len(hinge) and hinge["target_baseline"].iloc[0] > hdr_radius:
         hinge_note = (f" The hinge only acts inside the 95% radius ({hdr_radius:.3g}); unregularised prompts already "
                       f"end at {hinge['target_baseline'].iloc[0]:.3g}, so it can act only in the first steps, while the prompt is "
                       "still inside.")
-    n_moves = int(pull["moves"].sum())
-    moves = None if not len(pull) else bool(n_moves == len(pull))
+    n_moves = int((pull["moves"] == Outcome.AGREES.value).sum())
     num.update(pull_regularisers_moving=n_moves, pull_regularisers=len(pull))
     row1 = Verdict("Regularisation moves the posterior (the paper says it investigated this but shows no result)",
-                   f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on beyond the noise at their "
-                   f"largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type regulariser "
-                   f"moves its measure towards its anchor by more than max(2 × seed sd, {100 * rel_tol:g}%) of the "
-                   f"unregularised runs ({sd_txt}).", Outcome.of(moves))
+                   f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on towards its anchor at "
+                   f"their largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type "
+                   f"regulariser's change against the unregularised runs ({sd_txt}) has a 95% interval wholly on the "
+                   "pulling side of 0.", decide.every(pull["moves"]) if len(pull) else Outcome.INCONCLUSIVE)
 
     # 2 -- is quality flat over where prompts end?
     dq = reg["final_val_loss"] - q["mean"]
-    within = dq.abs() <= q_tol
-    worst = int(dq.abs().idxmax()) if len(reg) else None
-    num.update(n_regularised=len(reg), n_within_tolerance=int(within.sum()),
+    counts = {o.value: sum(t.outcome is o for t in tests.values()) for o in Outcome}
+    num.update(n_regularised=len(reg), n_arms=len(arms), quality_outcomes={k: v for k, v in counts.items() if v},
                val_loss_range=[float(reg["final_val_loss"].min()), float(reg["final_val_loss"].max())] if len(reg) else None,
                mahalanobis_range=[float(table["median_mahalanobis"].min()), float(table["median_mahalanobis"].max())],
                nn_l2_range=[float(table["median_nn_l2"].min()), float(table["median_nn_l2"].max())],
                rho_mahalanobis_val_loss=sec.rank_correlation(table["median_mahalanobis"], table["final_val_loss"]),
                rho_moved_val_loss=sec.rank_correlation(table["moved_l2"], table["final_val_loss"]))
-    if worst is None:
+    if not len(reg):
         row2 = Verdict("Quality is flat across where the prompts end up (the paper's implicit claim)",
-                       "no regularised runs", Outcome.NOT_TESTED)
+                       "no regularised runs", Outcome.INCONCLUSIVE)
     else:
+        worst = int(dq.abs().idxmax())
         w = reg.loc[worst]
         num["worst_run"] = {"regulariser": w["regulariser"], "weight": float(w["weight"]),
                             "val_loss_change": float(dq[worst])}
+        tally = ", ".join(f"{v} {k}" for k, v in num["quality_outcomes"].items())
         row2 = Verdict("Quality is flat across where the prompts end up (the paper's implicit claim)",
                        f"trained prompts ended at median Mahalanobis distance {num['mahalanobis_range'][0]:.3g}–"
                        f"{num['mahalanobis_range'][1]:.3g} and nearest-token L2 {num['nn_l2_range'][0]:.3g}–{num['nn_l2_range'][1]:.3g}; "
                        f"final validation loss {num['val_loss_range'][0]:.3f}–{num['val_loss_range'][1]:.3f} nats against the "
-                       f"unregularised {q['mean']:.3f} (sd {fmt(q['sd'])}, {sd_txt}); {int(within.sum())} of {len(reg)} "
-                       f"regularised runs within the tolerance {q_tol:.3f} (max(2 × seed sd, {100 * rel_tol:g}%)); worst: "
+                       f"unregularised {q['mean']:.3f} (sd {fmt(q['sd'])}, {sd_txt}); of {len(arms)} regulariser × weight arms "
+                       f"against the baseline (TOST, margin ±{m:g} nats): {tally}; largest change: "
                        f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
                        f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "
-                       f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every regularised run is within the tolerance.",
-                       Outcome.of(within.all()))
+                       f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every arm is equivalent to the baseline.",
+                       decide.every(t.outcome for t in tests.values()))
 
     # 3 -- can the prompt be kept inside the pretrained cloud for free?
     inside = inside_cloud(reg, hdr_radius, vocab_gap) if len(reg) else pd.Series(dtype=bool)
-    ins = reg[inside]
-    ok = ins[(ins["final_val_loss"] - q["mean"]).abs() <= q_tol]
-    num.update(inside_runs=[_run_name(a, b) for a, b in zip(ins["regulariser"], ins["weight"])],
-               inside_runs_within_tolerance=[_run_name(a, b) for a, b in zip(ok["regulariser"], ok["weight"])],
+    ins = [a for a in arms if inside[(reg["regulariser"] == a[0]) & np.isclose(reg["weight"], a[1])].all()]
+    ok = [a for a in ins if tests[a].outcome is Outcome.AGREES]
+    num.update(inside_runs=[_run_name(*a) for a in ins], inside_runs_within_tolerance=[_run_name(*a) for a in ok],
                baseline_inside=bool(inside_cloud(table[table["regulariser"] == BASELINE], hdr_radius, vocab_gap).all()))
-    listing = "; ".join(f"{_run_name(a, b)}: Mahalanobis {m:.3g}, nearest-token L2 {n:.3g}, val loss {v:.3f} "
-                        f"({v - q['mean']:+.3f})" for a, b, m, n, v in zip(ins["regulariser"], ins["weight"],
-                                                                        ins["median_mahalanobis"], ins["median_nn_l2"],
-                                                                        ins["final_val_loss"]))
+    listing = "; ".join(f"{_run_name(*a)}: {tests[a].outcome.value} ({tests[a].reason})" for a in ins)
     base_where = ("the unregularised prompts end inside too" if num["baseline_inside"] else
                   "the unregularised prompts end outside")
     row3 = Verdict("Where the prompts end up can be chosen without losing quality: they can be held inside the "
                    "token-embedding cloud at baseline quality",
-                   (f"{len(ins)} of {len(reg)} regularised runs end inside the cloud (median Mahalanobis ≤ {hdr_radius:.3g}, the "
-                    f"95% radius, or median nearest-token L2 ≤ {vocab_gap:.3g}, the vocabulary's own neighbour gap; "
-                    f"{base_where}); {len(ok)} of them within the validation-loss tolerance {q_tol:.3f}"
-                    + (f": {listing}" if len(ins) else "") + ". Rule: agrees if at least one run inside is within the "
-                    "tolerance; not tested if none ends inside."),
-                   Outcome.of(None if not len(ins) else len(ok) > 0))
+                   (f"{len(ins)} of {len(arms)} regulariser × weight arms end inside the cloud (median Mahalanobis ≤ "
+                    f"{hdr_radius:.3g}, the 95% radius, or median nearest-token L2 ≤ {vocab_gap:.3g}, the vocabulary's own "
+                    f"neighbour gap; {base_where}); {len(ok)} of them equivalent to the baseline (TOST, ±{m:g} nats)"
+                    + (f": {listing}" if ins else "") + ". Rule: agrees if at least one arm inside is equivalent; "
+                    "inconclusive if none ends inside."),
+                   decide.some(tests[a].outcome for a in ins))
     return [row1, row2, row3], num
-

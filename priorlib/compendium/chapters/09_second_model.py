@@ -120,7 +120,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     train_seconds = time.perf_counter() - t0
     place = s02.placement(runs, ref)
     rows, qtable, target = s02.quality(runs)
-    verdicts, numbers = chapter("02_lr_priors").verdicts(rows, place, baseline, S)
+    verdicts, numbers = chapter("02_lr_priors").verdicts(rows, place, baseline, S, dim=ref.dim)
 
     cfg = atlas.settings(su.profile, model=name)
     inputs = atlas.load_inputs(cfg, tok)
