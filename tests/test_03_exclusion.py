@@ -63,6 +63,28 @@ def test_verdicts_03_decide_quality_with_the_protocol():
     assert C03.verdicts(dens, _quality_rows(0.1), place)[0][2].outcome is V.Outcome.CONTRADICTS
 
 
+def test_radius_variant_verdicts_known_answers():
+    import pandas as pd
+    from priorlib.priors import Reference
+    ref = Reference(torch.randn(5000, 16, generator=torch.Generator().manual_seed(0)), "toy")
+    dens = C03.exclusion_density(ref, c=5.0, n=500)
+    rad = dens["radius_variant"]
+    assert rad["rejection_rate_predicted"] == pytest.approx(0.95)
+    assert dens["summary"]["exclusion-radius"]["share_in_hdr"] == 0.0  # every kept draw lies outside the radius
+    rows = pd.concat([_quality_rows(0.0), _quality_rows(0.0).assign(prior=lambda d: d["prior"].where(
+        d["prior"] != "exclusion", "exclusion-radius")).query("prior == 'exclusion-radius'")])
+    trained = pd.DataFrame([dict(prior=p, when="trained", median_mahalanobis=m) for p, m in
+                            (("exclusion", 9.0), ("exclusion-radius", 2.0), ("fitted-gaussian", 3.0))])
+    out = C03.radius_verdicts(dens, rows, trained)
+    assert [v.outcome for v in out] == [V.Outcome.AGREES, V.Outcome.AGREES, V.Outcome.CONTRADICTS]
+    off = {**dens, "radius_variant": {**rad, "rejection_rate": rad["rejection_rate_predicted"] - 0.05}}
+    assert C03.radius_verdicts(off, rows, trained)[0].outcome is V.Outcome.CONTRADICTS  # 0.90 observed: wrong
+    # the chapter's verdicts list carries the variant's rows only when it was trained
+    allv, num = C03.verdicts(dens, rows, trained)
+    assert len(allv) == 7 and "radius_variant" in num
+    assert len(C03.verdicts(dens, _quality_rows(0.0), trained)[0]) == 4
+
+
 def test_settings_are_recorded_in_results_json(tmp_path):
     s = setup("03_exclusion", "smoke", out_dir=tmp_path)
     path = V.write_results(s.out_dir, {"x": float("nan")}, [V.Verdict("c", "m", V.Outcome.INCONCLUSIVE)],
@@ -75,9 +97,10 @@ def test_settings_are_recorded_in_results_json(tmp_path):
 @pytest.mark.slow
 def test_notebook_03_smoke(smoke_notebook):
     res = smoke_notebook("03_exclusion")
-    check_run_results(res, "03_exclusion", 4)
+    check_run_results(res, "03_exclusion", 7)  # the paper's 4, and 3 for the radius variant
+    assert {r["prior"] for r in res["runs"]} == {"exclusion", "exclusion-radius", "fitted-gaussian"}
     d = res["density"]
     assert 0 < d["acceptance_rate"] <= 1 and finite(d["hdr_radius"])
     assert d["summary"]["exclusion"]["median"] > d["summary"]["vocabulary"]["median"]
-    assert {q["prior"] for q in res["quality"]} == {"exclusion", "fitted-gaussian"}
+    assert {q["prior"] for q in res["quality"]} == {"exclusion", "exclusion-radius", "fitted-gaussian"}
     assert res["numbers"]["share_exclusion_in_hdr"] == d["summary"]["exclusion"]["share_in_hdr"]

@@ -83,9 +83,11 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "paper": dict(priors=TOKEN_PRIORS, learning_rates=[5e-4, 1e-3, 5e-3], seeds=[0, 1, 2]),
     },
     "03_exclusion": {
-        "smoke": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0]),
-        "cpu": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0, 1], **_CPU_RUN),
-        "paper": dict(priors=["exclusion", "fitted-gaussian"], learning_rates=[1e-3], seeds=[0, 1, 2]),
+        "smoke": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0]),
+        "cpu": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0, 1],
+                    **_CPU_RUN),
+        "paper": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[1e-3],
+                      seeds=[0, 1, 2]),
     },
     "04_activation_spaces": {
         "smoke": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0], steps=2, eval_size=2,

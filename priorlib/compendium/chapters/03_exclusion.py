@@ -27,13 +27,16 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
     (coefficient of variation = sd / mean) and the 95% region's radius."""
     from priorlib.metrics.placement import hdr_threshold
     from priorlib.priors import exclusion_acceptance_rate
-    from priorlib.priors.exclusion import exclusion_sample
+    from priorlib.priors.exclusion import exclusion_radius_sample, exclusion_sample
     g = reference.fit()
     gen = torch.Generator().manual_seed(seed)
     x_exc, stats = exclusion_sample(g, n, gen, c, max_draws=max(100_000, 50 * n))
     x_fit = g.sample(n, torch.Generator().manual_seed(seed + 1))
+    # the variant that does exclude: N(mu, Sigma) draws inside the fit's 95% region are rejected
+    x_rad, rad = exclusion_radius_sample(g, n, torch.Generator().manual_seed(seed + 2), 0.95, 1.0, max(100_000, 50 * n))
     m = {"vocabulary": g.mahalanobis(reference.vectors).double().numpy(),
          "exclusion": g.mahalanobis(x_exc).double().numpy(),
+         "exclusion-radius": g.mahalanobis(x_rad).double().numpy(),
          "fitted-gaussian": g.mahalanobis(x_fit).double().numpy()}
     radius = hdr_threshold(reference.dim)
     summary = {k: {"median": float(np.median(v)), "mean": float(np.mean(v)), "sd": float(np.std(v)),
@@ -45,12 +48,14 @@ def exclusion_density(reference, *, c: float = 5.0, n: int = 2000, seed: int = 0
     summary["vocab_beyond_exclusion_p05"] = float(np.mean(m["vocabulary"] >= summary["exclusion"]["p05"]))
     return {"distances": m, "summary": summary, "hdr_radius": radius, "c": c, "dim": reference.dim,
             "acceptance_rate": stats["acceptance_rate"], "acceptance_rate_analytic": exclusion_acceptance_rate(c, reference.dim),
+            "radius_variant": rad,
             "expected_exclusion_median": math.sqrt(c * reference.dim)}
 
 
-def quality_comparison(rows: pd.DataFrame, measure: str = "final_val_loss"):
-    """:func:`decide.same_quality` of the exclusion arm against the fitted Gaussian on ``measure``."""
-    return decide.same_quality(decide.arm(rows, measure, "exclusion", prior="exclusion"),
+def quality_comparison(rows: pd.DataFrame, measure: str = "final_val_loss", arm: str = "exclusion"):
+    """:func:`decide.same_quality` of an exclusion arm (the paper's rule, or ``exclusion-radius``) against
+    the fitted Gaussian on ``measure``."""
+    return decide.same_quality(decide.arm(rows, measure, arm, prior=arm),
                                decide.arm(rows, measure, "fitted-gaussian", prior="fitted-gaussian"), measure)
 
 
@@ -98,7 +103,33 @@ def verdicts(dens: dict, rows: pd.DataFrame, place: pd.DataFrame) -> tuple[list[
                 f"median trained Mahalanobis distance {m_exc:.1f} (exclusion) vs {m_fit:.1f} (fitted Gaussian); "
                 f"95% radius {dens['hdr_radius']:.1f}", outcome_of(None if not np.isfinite(m_exc) else m_exc > dens["hdr_radius"])),
     ]
+    if "exclusion-radius" in set(rows.get("prior", [])):
+        out += radius_verdicts(dens, rows, t)
+        num["radius_variant"] = dens["radius_variant"]
     return out, num
+
+
+def radius_verdicts(dens: dict, rows: pd.DataFrame, trained: pd.DataFrame) -> list[Verdict]:
+    """The variant that excludes what the paper meant to exclude (our reading, not the paper's rule): its
+    rejection rate against the rate its radius predicts, its quality against the fitted Gaussian (TOST),
+    and where its trained prompts end."""
+    rad = dens["radius_variant"]
+    same = quality_comparison(rows, arm="exclusion-radius")
+    m_rad = float(trained.loc[trained["prior"] == "exclusion-radius", "median_mahalanobis"].median())
+    observed, predicted = rad["rejection_rate"], rad["rejection_rate_predicted"]
+    se = math.sqrt(max(predicted * (1 - predicted), 1e-12) / rad["drawn"])
+    return [
+        Verdict("Radius exclusion (ours) rejects draws at the rate its radius predicts",
+                f"{rad['rejected']:,} of {rad['drawn']:,} N(μ, Σ) draws rejected ({observed:.4f}) inside the 95% "
+                f"radius {rad['radius']:.1f}; predicted {predicted:.4f} (3 standard errors: {3 * se:.4f})",
+                outcome_of(abs(observed - predicted) <= 3 * se)),
+        Verdict("Training from radius exclusion (ours) reaches the same quality as from the fitted Gaussian",
+                f"final val loss, exclusion-radius minus fitted Gaussian (TOST, margin ±{margin('final_val_loss'):g} "
+                f"nats): {same.reason}", same.outcome),
+        Verdict("Trained prompts from radius exclusion (ours) stay outside the fit's 95% region",
+                f"median trained Mahalanobis distance {m_rad:.1f}; 95% radius {dens['hdr_radius']:.1f}",
+                outcome_of(None if not np.isfinite(m_rad) else m_rad > dens["hdr_radius"])),
+    ]
 
 
 def settings(profile: str, *, model=None, priors=None, learning_rates=None, seeds=None, steps=None, batch_size=None,
