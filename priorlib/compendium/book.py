@@ -244,6 +244,7 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     try:
+        os.environ["PRIORLIB_CHAPTER"] = src.stem  # the kernel inherits it: the evidence plan's name
         try:
             pm.execute_notebook(
                 str(src), str(tmp), parameters=parameters,

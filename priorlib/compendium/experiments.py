@@ -45,10 +45,17 @@ def grid(base: TrainConfig, **axes) -> list[TrainConfig]:
 
 
 def run_all(configs: list[TrainConfig], *, model, tokenizer, root=None, progress: bool = True) -> list[runstore.Run]:
-    """Train (or reuse from the run store) every config, sharing one loaded model."""
+    """Every config's run, sharing one loaded model: from the evidence bank when it holds it
+    (:mod:`priorlib.compendium.evidence`), else trained (or reused) in the local run store."""
+    from priorlib.compendium import evidence
+    evidence.record_plan(configs)
     runs = []
     for cfg in tqdm(configs, desc="runs", disable=not progress):
-        runs.append(runstore.train(cfg, root=root, model=model, tokenizer=tokenizer, progress=False))
+        run = evidence.lookup(cfg)
+        if run is None:
+            run = runstore.train(cfg, root=root, model=model, tokenizer=tokenizer, progress=False)
+            evidence.deposit(run)
+        runs.append(run)
     return runs
 
 

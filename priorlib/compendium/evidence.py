@@ -1,0 +1,148 @@
+"""``priorlib evidence``: the book's runs, computed once into the committed bank ``evidence/``.
+
+    priorlib evidence status                 # per chapter: runs planned, in the bank, missing, stale; CPU time
+    priorlib evidence run --only 02 03       # execute those chapters, training only what the bank lacks
+
+Every chapter trains through :func:`priorlib.compendium.experiments.run_all`, which asks the bank first
+(:func:`lookup`) and trains into the local run store only what the bank does not hold, so a reader who
+reruns a notebook with a prior of their own trains just their new runs. Under ``priorlib evidence run``
+(``PRIORLIB_EVIDENCE_EXPORT=1``) every run a chapter asks for is also written into the bank
+(atomically, with the commit it was computed at) and the chapter's *plan*, the keys it asked for, is
+saved as ``evidence/plans/<chapter>.json``; the status command compares plans with the bank. Killing
+the command at any point loses at most the run in progress, which resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from priorlib import bank
+from priorlib.compendium.paths import repo_root
+
+EXPORT_ENV = "PRIORLIB_EVIDENCE_EXPORT"
+CHAPTER_ENV = "PRIORLIB_CHAPTER"  # set by the book's executor around each notebook
+BUDGET_MB = 60
+
+
+def evidence_dir(root=None) -> Path:
+    """``<repo>/evidence``; ``$PRIORLIB_EVIDENCE`` moves it (tests, a second bank)."""
+    env = os.environ.get("PRIORLIB_EVIDENCE")
+    if env:
+        return Path(env)
+    try:
+        return repo_root(root) / "evidence"
+    except FileNotFoundError:
+        return Path.cwd() / "evidence"
+
+
+def exporting() -> bool:
+    return os.environ.get(EXPORT_ENV, "") not in ("", "0")
+
+
+def provenance(root=None) -> dict:
+    from priorlib.compendium.manifest import git_commit
+    try:
+        return {"git": git_commit(repo_root(root))}
+    except (FileNotFoundError, OSError):
+        return {"git": None}
+
+
+def lookup(config, banks=None):
+    """The bank's run of ``config``, or ``None``."""
+    return bank.find(config, [evidence_dir()] if banks is None else banks)
+
+
+def deposit(run) -> None:
+    """Export a finished run into the bank, when exporting."""
+    if exporting():
+        bank.export(run, evidence_dir(), provenance=provenance())
+
+
+def record_plan(configs) -> Path | None:
+    """Under ``evidence run``: save the keys the current chapter asked for (merged with earlier calls
+    of the same execution, so a chapter that trains in several batches plans them all)."""
+    chapter = os.environ.get(CHAPTER_ENV)
+    if not (exporting() and chapter):
+        return None
+    path = evidence_dir() / "plans" / f"{chapter}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = os.environ.get("PRIORLIB_EVIDENCE_STARTED", "")
+    old = json.loads(path.read_text()) if path.exists() else {}
+    keys = dict(old.get("runs", {})) if old.get("started") == started else {}
+    for cfg in configs:
+        keys[cfg.key()] = {"prior": cfg.prior, "lr": cfg.lr, "seed": cfg.seed, "method": cfg.method.value,
+                           "task": cfg.task, "model": cfg.model}
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"chapter": chapter, "started": started, "runs": keys}, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def status(root=None) -> list[dict]:
+    """Per chapter with a plan: runs planned, in the bank, missing; CPU seconds spent and (from the mean
+    of its runs so far) the estimate left. A last row counts the bank's stale runs and its size."""
+    folder = evidence_dir(root)
+    present = {e.key: e for e in bank.entries(folder)}
+    rows = []
+    for plan in sorted((folder / "plans").glob("*.json")) if (folder / "plans").is_dir() else ():
+        keys = json.loads(plan.read_text())["runs"]
+        have = [present[k] for k in keys if k in present and not present[k].stale]
+        spent = sum(e.train_seconds for e in have)
+        missing = len(keys) - len(have)
+        rows.append({"chapter": plan.stem, "planned": len(keys), "present": len(have), "missing": missing,
+                     "not_plateaued": sum(e.plateaued is not True for e in have),
+                     "cpu_h_spent": spent / 3600,
+                     "cpu_h_left": (spent / len(have) * missing / 3600) if have else None})
+    stale = [e for e in present.values() if e.stale]
+    planned = {k for plan in (folder / "plans").glob("*.json") for k in json.loads(plan.read_text())["runs"]} \
+        if (folder / "plans").is_dir() else set()
+    rows.append({"chapter": "(bank)", "planned": len(planned), "present": len(present),
+                 "stale": len(stale), "unplanned": len(set(present) - planned),
+                 "megabytes": sum(e.bytes for e in present.values()) / 1e6, "budget_mb": BUDGET_MB})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    st = sub.add_parser("status", help="runs planned, present, missing and stale, per chapter")
+    st.add_argument("--root", default=None)
+    run = sub.add_parser("run", help="execute chapters, training only what the bank lacks, into the bank")
+    run.add_argument("--only", nargs="+", metavar="NAME", default=None,
+                     help="these chapters (01, 01_proof_of_concept or proof_of_concept); default: all")
+    run.add_argument("--profile", default="cpu", help="the notebooks' parameter profile (default: cpu)")
+    run.add_argument("--root", default=None)
+
+
+def _table(rows: list[dict]) -> str:
+    cols = [c for c in ("chapter", "planned", "present", "missing", "not_plateaued", "cpu_h_spent", "cpu_h_left")]
+    lines = ["  ".join(f"{c:>13}" for c in cols)]
+    for r in rows[:-1]:
+        lines.append("  ".join(f"{_cell(r.get(c)):>13}" for c in cols))
+    b = rows[-1]
+    lines.append(f"bank: {b['present']} runs, {b['stale']} stale, {b['unplanned']} in no plan, "
+                 f"{b['megabytes']:.1f} MB of {b['budget_mb']} MB")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def run(args) -> int:
+    if args.action == "status":
+        print(_table(status(args.root)))
+        return 0
+    from priorlib.compendium.book import execute_all, find_notebooks, parameters_from_args
+    root = repo_root(args.root)
+    notebooks = find_notebooks(root / "notebooks", args.only)
+    params = parameters_from_args(args.profile, [])
+    os.environ[EXPORT_ENV] = "1"
+    os.environ["PRIORLIB_EVIDENCE_STARTED"] = str(time.time())
+    execute_all(notebooks, root / "book", params, root=root)
+    print(_table(status(root)))
+    return 0

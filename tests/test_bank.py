@@ -1,0 +1,125 @@
+"""The evidence bank: what a banked run keeps, exact where it matters, found by key, stale when the
+engine changed, and the compendium reading it before it trains."""
+import json
+
+import pytest
+import torch
+
+from priorlib import bank, runstore
+from priorlib.checkpoint import list_checkpoints, load_checkpoint
+from priorlib.config import TrainConfig
+from test_trainer import CFG, toy_examples
+
+
+@pytest.mark.parametrize("steps, frames, expected", [
+    ([0, 50, 100, 150, 200], 2, [0, 50, 150, 200]),
+    ([0, 10, 20], 8, [0, 10, 20]),
+    (list(range(0, 101, 5)), 3, [0, 5, 50, 95, 100]),
+    (list(range(0, 1001, 50)), 8, [0, 50, 200, 300, 450, 550, 700, 800, 950, 1000]),
+])
+def test_frame_steps_known_answers(steps, frames, expected):
+    assert bank.frame_steps(steps, frames) == expected
+
+
+@pytest.fixture
+def finished(tmp_path, tiny):
+    model, tok = tiny
+    cfg = TrainConfig(**{**CFG, "steps": 12, "checkpoint_every": 1, "method": "deep", "deep_layers": (-1,)})
+    from priorlib.trainer import Trainer
+    out = tmp_path / "store" / cfg.key()
+    Trainer(cfg, out, model=model, tokenizer=tok, progress=False, train_examples=toy_examples(40, 0),
+            eval_examples=toy_examples(8, 1)).fit()
+    return runstore.Run(out, cfg)
+
+
+def test_export_keeps_exact_ends_small_frames_and_no_optimizer(tmp_path, finished):
+    dest = bank.export(finished, tmp_path / "bank", frames=3, provenance={"git": {"commit": "abc", "dirty": False}})
+    assert dest == tmp_path / "bank" / "runs" / finished.config.key()
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "evals.jsonl", "frames.safetensors",
+                                                       "history.jsonl", "manifest.json", "metrics.json"]
+    b = bank.find(finished.config, [tmp_path / "bank"])
+    assert isinstance(b, bank.BankRun) and b.metrics == finished.metrics
+    assert b.history().equals(finished.history())
+    full = dict(finished.checkpoints())
+    kept = b.checkpoints()
+    assert [s for s, _ in kept] == bank.frame_steps(sorted(full), 3) == [0, 1, 6, 11, 12]
+    for step, prompts in kept:
+        for name, t in prompts.items():
+            if step in (0, 12):
+                assert torch.equal(t, full[step][name])  # the prior sample and the result: bitwise
+            else:
+                assert torch.allclose(t, full[step][name], rtol=1e-3, atol=1e-3) and not torch.equal(t, full[step][name])
+    assert b.prompts().keys() == finished.prompts().keys() == {"soft", "deep.3"}
+    man = b.manifest
+    assert man["engine"] == 2 and man["git"] == {"commit": "abc", "dirty": False} and man["frames"] == [0, 1, 6, 11, 12]
+    assert man["bytes"] == sum(p.stat().st_size for p in dest.iterdir() if p.name != "manifest.json")
+    assert man["train_seconds"] > 0 and man["torch"] == torch.__version__
+    from safetensors import safe_open
+    with safe_open(str(dest / "frames.safetensors"), framework="pt") as f:
+        assert all(k.startswith("step/") for k in f.keys())  # no optimizer state, no RNG
+    # a checkpoint of the store holds the optimizer; the bank's frames file is a fraction of one run folder
+    assert load_checkpoint(list_checkpoints(finished.dir)[-1][1])["optim"]
+
+
+def test_export_is_idempotent_and_refuses_unfinished_runs(tmp_path, finished):
+    a = bank.export(finished, tmp_path / "bank")
+    before = (a / "manifest.json").read_text()
+    assert bank.export(finished, tmp_path / "bank") == a and (a / "manifest.json").read_text() == before
+    (finished.dir / "metrics.json").unlink()
+    with pytest.raises(ValueError, match="has not finished"):
+        bank.export(finished, tmp_path / "other")
+    assert not (tmp_path / "other" / "runs").exists() or not any((tmp_path / "other" / "runs").iterdir())
+
+
+def test_find_misses_fails_on_a_tampered_folder_and_flags_stale_runs(tmp_path, finished):
+    assert bank.find(finished.config, [tmp_path / "empty"]) is None
+    dest = bank.export(finished, tmp_path / "bank")
+    other = TrainConfig(**{**finished.config.to_dict(), "lr": 0.123})
+    assert bank.find(other, [tmp_path / "bank"]) is None
+    cfg = json.loads((dest / "config.json").read_text())
+    cfg["identity"]["lr"] = 9.0
+    (dest / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="is not the run of key"):
+        bank.find(finished.config, [tmp_path / "bank"])
+    cfg["identity"]["lr"] = finished.config.lr
+    cfg["identity"]["engine"] = 1  # a run computed by engine 1
+    (dest / "config.json").write_text(json.dumps(cfg))
+    [e] = bank.entries(tmp_path / "bank")
+    assert e.stale and e.engine == 1 and e.key == finished.config.key()
+
+
+def test_run_all_reads_the_bank_first_and_exports_under_evidence_run(tmp_path, finished, tiny, monkeypatch):
+    from priorlib.compendium import evidence, experiments
+    model, tok = tiny
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    bank.export(finished, tmp_path / "evidence")
+
+    def no_training(*a, **k):
+        raise AssertionError("trained although the bank holds the run")
+    monkeypatch.setattr(runstore, "train", no_training)
+    [r] = experiments.run_all([finished.config], model=model, tokenizer=tok, progress=False)
+    assert isinstance(r, bank.BankRun) and r.metrics == finished.metrics
+    monkeypatch.undo()
+    # under `evidence run`: a missing run trains into the store, lands in the bank, and the plan is saved
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    monkeypatch.setenv(evidence.EXPORT_ENV, "1")
+    monkeypatch.setenv(evidence.CHAPTER_ENV, "02_lr_priors")
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "store"))
+    new = TrainConfig(**{**CFG, "steps": 2, "seed": 5})
+    monkeypatch.setattr(runstore, "train", lambda cfg, **k: runstore.Run(_train_toy(tmp_path, cfg, tiny), cfg))
+    runs = experiments.run_all([finished.config, new], model=model, tokenizer=tok, progress=False)
+    assert isinstance(runs[0], bank.BankRun) and not isinstance(runs[1], bank.BankRun)
+    assert bank.find(new, [tmp_path / "evidence"]) is not None
+    plan = json.loads((tmp_path / "evidence" / "plans" / "02_lr_priors.json").read_text())
+    assert set(plan["runs"]) == {finished.config.key(), new.key()}
+    [row, total] = evidence.status()
+    assert (row["chapter"], row["planned"], row["present"], row["missing"]) == ("02_lr_priors", 2, 2, 0)
+    assert total["present"] == 2 and total["stale"] == 0 and 0 < total["megabytes"] < 1
+
+
+def _train_toy(tmp_path, cfg, tiny):
+    from priorlib.trainer import Trainer
+    out = tmp_path / "store" / cfg.key()
+    Trainer(cfg, out, model=tiny[0], tokenizer=tiny[1], progress=False, train_examples=toy_examples(40, 0),
+            eval_examples=toy_examples(8, 1)).fit()
+    return out
