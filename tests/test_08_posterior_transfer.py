@@ -70,7 +70,7 @@ def test_target_grid_arms_and_copy_sources(bank):
 # ------------------------------------------------------------------------------------------ source
 def _fake_runs(sampled: torch.Tensor, trained: torch.Tensor, lr: float = 5e-2):
     """Objects with what ``bank_shift`` reads: config fields and checkpoints (step 0 and last)."""
-    return [SimpleNamespace(config=SimpleNamespace(prior="fitted-gaussian", lr=lr, seed=k, steps=20, warmup_steps=2),
+    return [SimpleNamespace(config=SimpleNamespace(prior="fitted-gaussian", lr=lr, seed=k, steps=20, warmup_steps=2, schedule="linear"),
                             checkpoints=lambda a=a, b=b: [(0, {"soft": a}), (20, {"soft": b})])
             for k, (a, b) in enumerate(zip(sampled, trained))]
 
