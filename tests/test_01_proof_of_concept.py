@@ -137,3 +137,24 @@ def test_notebook_01_smoke(tmp_path, monkeypatch):
     numbers = list(_finite_numbers({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5")}))
     assert numbers and all(math.isfinite(x) for x in numbers)
     assert list((tmp_path / "artifacts").glob("nb01-web-*.json"))  # the capture went through the cache
+
+
+@pytest.mark.slow
+def test_notebook_01_twice_from_scratch_gives_identical_results(tmp_path):
+    """Issue 19: two executions, each with an empty artifact cache, agree on every result value."""
+    import os
+    pm = pytest.importorskip("papermill")
+    results = []
+    for i in (1, 2):
+        os.environ["PRIORLIB_ARTIFACTS"] = str(tmp_path / f"artifacts{i}")
+        try:
+            pm.execute_notebook(str(NOTEBOOK), str(tmp_path / f"01-{i}.ipynb"), kernel_name="python3", cwd=str(REPO),
+                                parameters={"profile": "smoke", "out_dir": str(tmp_path / f"out{i}")},
+                                progress_bar=False)
+        finally:
+            del os.environ["PRIORLIB_ARTIFACTS"]
+        res = json.loads((tmp_path / f"out{i}" / "results.json").read_text())
+        results.append({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5", "verdicts")})
+    a, b = (list(_finite_numbers(r)) for r in results)
+    assert len(a) == len(b) > 100
+    assert results[0] == results[1]  # bitwise: the same floats, the same verdict texts

@@ -121,3 +121,19 @@ def test_write_results_one_schema_strict_and_atomic(tmp_path):
     with pytest.raises(TypeError, match="no JSON form"):  # nothing half-written: the old file stays
         V.write_results(out, {"bad": object()}, vs, notebook="03_exclusion", profile="smoke", model="m", settings={})
     assert json.loads(path.read_text())["notebook"] == "03_exclusion"
+
+
+def test_results_record_an_out_dir_inside_the_repository_relative_to_it(tmp_path):
+    from priorlib.compendium.paths import repo_root
+    vs = [V.Verdict("c", "m", V.Outcome.INCONCLUSIVE)]
+    inside = repo_root() / "_build" / "results" / "test-portable"
+    try:
+        d = json.loads(V.write_results(inside, {}, vs, notebook="03_exclusion", profile="smoke", model="m",
+                                       settings={"out_dir": str(inside)}).read_text())
+        assert d["settings"]["out_dir"] == "_build/results/test-portable"  # no machine path in the book
+    finally:
+        import shutil
+        shutil.rmtree(inside, ignore_errors=True)
+    d = json.loads(V.write_results(tmp_path, {}, vs, notebook="03_exclusion", profile="smoke", model="m",
+                                   settings={"out_dir": str(tmp_path)}).read_text())
+    assert d["settings"]["out_dir"] == str(tmp_path)  # a folder the user chose elsewhere stays as given
