@@ -120,3 +120,4 @@ def test_notebook_06_smoke(smoke_notebook):
     finite_columns(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     finite_columns(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
     assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"
+    assert [v["claim_id"] for v in res["verdicts"]][:2] == ["vae-collapses", "variance-penalty-insufficient"]
