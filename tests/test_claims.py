@@ -13,8 +13,8 @@ N_PAPER = sum(c.kind == "paper" for c in CLAIMS)
 
 def _nb(path, verdicts, profile="cpu"):
     nb = nbformat.v4.new_notebook()
-    nb.metadata["priorlib"] = {"results": {"verdicts": [v.to_dict() if isinstance(v, Verdict) else v for v in verdicts]},
-                               "run_manifest": {"profile": profile}}
+    rows = [v.to_dict() if isinstance(v, Verdict) else v for v in verdicts]
+    nb.metadata["priorlib"] = {"results": {"verdicts": rows}, "run_manifest": {"profile": profile}}
     nbformat.write(nb, str(path))
 
 

@@ -146,8 +146,9 @@ def render(chapters: list[dict], web: str) -> str:
                 + ", ".join(_title(ch) for ch in silent) + ".", ""]
     if loose:
         out += ["## Verdicts not yet tied to a claim", "",
-                "Results recorded before the claim registry (or naming an unknown claim); executing the chapter "
-                "again files them under their claim.", ""]
+                "Results recorded before the claim registry (or naming an unknown claim), in the wording and "
+                "by the rules of the run that recorded them, which may predate corrections ({doc}`methods` has "
+                "the current rules); executing the chapter again files them under their claim.", ""]
         for ch in chapters:
             mine = [v for c, v in loose if c is ch]
             if not mine:

@@ -42,7 +42,8 @@ class PaperClaim:
 
 _TOST = "final validation loss (nats per answer token), TOST within ±0.05 nats"
 _STEPS = "steps to the common loss target"
-_SQUAD_WEB = "silhouette of SQuAD against web-text activations at the deepest point measured, against a random-split null"
+_SQUAD_WEB = ("silhouette of SQuAD against web-text activations at the deepest point measured, against a "
+              "random-split null")
 _COLLAPSE = "active latent share and decoded variance ratio (collapsed when either is under 0.25)"
 
 #: the claim whose verdicts are derived from the per-model outcomes of the other claims (chapter 09)
@@ -110,7 +111,8 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "median trained Mahalanobis distance beside the fit's 95% radius", "paper"),
     # ---- 3.2 and 4.4 activation spaces, deep prompts
     PaperClaim("cut-carry-same", "3.2",
-               "When only the token-level prompt is trained, cutting its outputs or carrying them on performs the same.",
+               "When only the token-level prompt is trained, cutting its outputs or carrying them on performs "
+               "the same.",
                _TOST + ", cut against carry", "paper",
                note="Chapter 04 checks it on deep prompts, a wider setting than the paper's."),
     PaperClaim("fit-misses-activations", "4.4", "A Gaussian fitted to the activations represents them poorly.",
@@ -125,7 +127,8 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "median L2 movement of the last deep block beside the activations' neighbour gap and the movement bound",
                "paper"),
     # ---- 4.5 MATH and interpolation
-    PaperClaim("math-own-cluster", "4.5", "MATH activations form a cluster of their own, apart from SQuAD and web text.",
+    PaperClaim("math-own-cluster", "4.5",
+               "MATH activations form a cluster of their own, apart from SQuAD and web text.",
                "silhouette of MATH against SQuAD and web-text activations at the last deep layer, against a "
                "random-split null", "paper"),
     PaperClaim("math-sharpens-difference", "4.5",
@@ -142,7 +145,8 @@ CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("vae-same-quality", "4.6",
                "Prompts drawn from the VAE prior reach the quality of those from the fitted Gaussian.",
                _TOST + ", each VAE arm against the fitted Gaussian", "paper"),
-    PaperClaim("squad-activations-concentrated", "4.6", "Activations of SQuAD-trained prompts are tightly concentrated.",
+    PaperClaim("squad-activations-concentrated", "4.6",
+               "Activations of SQuAD-trained prompts are tightly concentrated.",
                "spread of the trained vectors over the spread of the reference activations", "paper"),
     # ---- 6 conclusion
     PaperClaim("no-prior-improves", "6", "None of the priors tried improves prompt tuning.",
