@@ -68,6 +68,33 @@ def test_verdict_q5_needs_math_apart_and_squad_not():
         assert atlas.verdict_q5(q5).outcome is V.Outcome(want), (math_o, squad_o)
 
 
+def _questions(upper: float, embed: float, squad="contradicts"):
+    """Minimal q1..q5 for :func:`verdicts`: jumpy embedding paths, the given upper-layer and embedding
+    step ratios, one unimodal layer, and SQuAD vs web separated or not (``squad``)."""
+    q1 = {"test": {"vocab": {"median_ratio": 0.9, "cliffs_delta": -0.1, "share_shorter": 0.6, "p_value": 0.01}}}
+    q2 = {"upper_median_ratio": upper, "embed_median_ratio": embed, "upper_cliffs_delta": -0.5}
+    q3 = {"separation": _sep(squad), "overlap": {"mixing": 0.5, "probe_accuracy": 0.8}}
+    q4 = {"n_bimodal": 0, "n_layers": 3}
+    q5 = {"separation": {"math_vs_nlp": _sep("agrees"), "squad_vs_web": _sep(squad)}}
+    return q1, q2, q3, q4, q5
+
+
+def test_verdicts_test_the_papers_words_trajectories_do_not_localise():
+    """The paper: upper-layer trajectories still do not localise. A localised path (0.79 < 1 and below the
+    embeddings' 1.02, as the cpu run measured) contradicts it; a ratio at or above 1 agrees."""
+    assert atlas.trajectories_localise({"upper_median_ratio": 0.79, "embed_median_ratio": 1.02})
+    assert not atlas.trajectories_localise({"upper_median_ratio": 1.05, "embed_median_ratio": 1.02})
+    assert not atlas.trajectories_localise({"upper_median_ratio": 0.95, "embed_median_ratio": 0.90})
+    got = atlas.verdicts(*_questions(0.79, 1.02))
+    assert got[1].claim_id == "activation-paths-not-local" and got[1].outcome is V.Outcome.CONTRADICTS
+    assert atlas.verdicts(*_questions(1.05, 1.02))[1].outcome is V.Outcome.AGREES
+    assert [v.claim_id for v in got] == ["embedding-paths-jumpy", "activation-paths-not-local", "squad-near-web",
+                                         "single-cloud", "task-clusters"]
+    # SQuAD and web text not separated: the paper's "one cluster" agrees; separated: contradicts
+    assert got[2].outcome is V.Outcome.AGREES
+    assert atlas.verdicts(*_questions(0.79, 1.02, squad="agrees"))[2].outcome is V.Outcome.CONTRADICTS
+
+
 # ------------------------------------------------------------------------------------- SQuAD roles
 def test_squad_roles(tiny):
     from priorlib.data.examples import Example

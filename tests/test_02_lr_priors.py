@@ -35,6 +35,8 @@ def test_verdicts_02_from_synthetic_numbers():
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 1.0 and num["movement_bound_paper_lrs"] > 0.5
     assert list(V.frame(out)["verdict"]) == ["agrees"] * 3
     assert "margin ±0.05" in out[2].measured
+    assert [v.claim_id for v in out] == ["prior-decides-posterior", "prompts-stay-near-prior",
+                                         "quality-independent-of-prior"]
     out, num = C02.verdicts(rows, place, {"median_nn_l2": 0.05}, s, dim=10_000)
     assert num["share_paper_lr_runs_moved_less_than_token_gap"] == 0.0 and out[1].outcome is V.Outcome.CONTRADICTS
 

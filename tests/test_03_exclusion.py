@@ -61,6 +61,15 @@ def test_verdicts_03_decide_quality_with_the_protocol():
     assert [v.outcome for v in out] == [V.Outcome.AGREES] * 4 and "margin ±0.05" in out[2].measured
     assert num["val_loss"]["outcome"] == "agrees"
     assert C03.verdicts(dens, _quality_rows(0.1), place)[0][2].outcome is V.Outcome.CONTRADICTS
+    assert [v.claim_id for v in out] == ["token-embeddings-peaked", "exclusion-outside", "exclusion-same-quality",
+                                         "exclusion-posterior-outside"]
+    # "sharply peaked" is about the vocabulary: its distances spread no more than the fit's draws -> contradicts
+    flat = {**dens, "summary": {**dens["summary"], "vocabulary": {**dens["summary"]["vocabulary"], "cv": 0.015}}}
+    assert C03.verdicts(flat, _quality_rows(0.0), place)[0][0].outcome is V.Outcome.CONTRADICTS
+
+
+def test_vocabulary_peaked_known_answers():
+    assert C03.vocabulary_peaked(0.137, 0.03) and not C03.vocabulary_peaked(0.05, 0.03)
 
 
 def test_radius_variant_verdicts_known_answers():
@@ -77,6 +86,7 @@ def test_radius_variant_verdicts_known_answers():
                             (("exclusion", 9.0), ("exclusion-radius", 2.0), ("fitted-gaussian", 3.0))])
     out = C03.radius_verdicts(dens, rows, trained)
     assert [v.outcome for v in out] == [V.Outcome.AGREES, V.Outcome.AGREES, V.Outcome.CONTRADICTS]
+    assert [v.claim_id for v in out] == ["radius-rejection-rate", "radius-same-quality", "radius-posterior-outside"]
     off = {**dens, "radius_variant": {**rad, "rejection_rate": rad["rejection_rate_predicted"] - 0.05}}
     assert C03.radius_verdicts(off, rows, trained)[0].outcome is V.Outcome.CONTRADICTS  # 0.90 observed: wrong
     # the chapter's verdicts list carries the variant's rows only when it was trained

@@ -72,7 +72,12 @@ def test_verdicts_04_on_synthetic_numbers():
     place = pd.DataFrame([dict(when="trained", moved_l2=0.1)] * 3)
     cfgs = [TrainConfig(lr=0.5, steps=20, warmup_steps=2)]
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)
-    assert [v.outcome for v in out] == [V.Outcome.AGREES] * 4
+    # web text and SQuAD separated: the paper's "SQuAD does not diverge far from C4" is contradicted
+    assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 3
+    assert [v.claim_id for v in out] == ["squad-near-web", "diverged-inits-slower", "cut-carry-same",
+                                         "deep-prompts-stay"]
+    one = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)))}
+    assert C04.verdicts(one, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)[0][0].outcome is not V.Outcome.CONTRADICTS
     slow = [TrainConfig(lr=1e-4, steps=20, warmup_steps=2)]
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=slow, dim=64)
     assert out[3].outcome is V.Outcome.NOT_TESTABLE and num["movement_bound"] < 1.0

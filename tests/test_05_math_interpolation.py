@@ -104,6 +104,7 @@ def test_verdict_05_rules():
     rows, numbers = S5.verdict(summ, {"all tokens": summ}, _arm_rows(1.0), seps=apart)
     assert rows[0].outcome is V.Outcome.AGREES and rows[2].outcome is V.Outcome.AGREES
     assert rows[1].outcome is not V.Outcome.CONTRADICTS  # SQuAD and web drawn from one distribution
+    assert [v.claim_id for v in rows] == ["math-own-cluster", "squad-near-web", "interpolation-usable"]
     merged = {"math_vs_nlp": S5.decide.cluster(web, squad, seed=1),
               "squad_vs_web": S5.decide.cluster(squad + 6.0, web, seed=0)}
     rows, _ = S5.verdict(summ, {}, _arm_rows(1.5), seps=merged)

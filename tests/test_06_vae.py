@@ -69,8 +69,26 @@ def test_06_same_quality_known_answers():
     findings = {"plain": {"active_units": 1, "latent_dim": 16, "variance_ratio": 0.1, "collapsed": True},
                 "n_collapsed": 1, "n_settings": 1}
     rows, num = S6.verdict(findings, _arms(0.1))
-    assert [v.outcome for v in rows] == [A, C] and "margin ±0.05" in rows[1].measured
+    assert [v.outcome for v in rows] == [A, I, C] and "margin ±0.05" in rows[2].measured  # no penalty in the sweep
+    assert [v.claim_id for v in rows] == ["vae-collapses", "variance-penalty-insufficient", "vae-same-quality"]
     assert num["same_as_fitted_gaussian"]["vae"]["outcome"] == "contradicts"
+
+
+def test_variance_penalty_verdict_known_answers():
+    """The paper: variance constraints were not sufficient. At γ = 10 every setting keeping its variance
+    (ratios 0.51-1.09, as the cpu run found) contradicts it; every setting collapsing agrees."""
+    import pandas as pd
+    sweep = pd.DataFrame([dict(beta=b, var_match=g, active_units=16, latent_dim=16, variance_ratio=r,
+                               collapsed=r < 0.25) for b, g, r in
+                          ((1.0, 0.0, 0.05), (4.0, 0.0, 0.02), (1.0, 10.0, 0.51), (4.0, 10.0, 1.09))])
+    pen = S6.penalised_findings(sweep)
+    assert pen["var_match"] == 10.0 and pen["n"] == 2 and pen["n_collapsed"] == 0
+    assert pen["variance_ratio"] == [0.51, 1.09]
+    assert S6.penalty_verdict(pen).outcome is V.Outcome.CONTRADICTS
+    collapsed = sweep.assign(variance_ratio=0.1, collapsed=True)
+    assert S6.penalty_verdict(S6.penalised_findings(collapsed)).outcome is V.Outcome.AGREES
+    assert S6.penalised_findings(sweep[sweep["var_match"] == 0.0]) is None
+    assert S6.collapse_findings(sweep)["penalised"] == pen
 
 
 def test_setup_is_recorded_in_results_json(tmp_path):
@@ -102,3 +120,4 @@ def test_notebook_06_smoke(smoke_notebook):
     finite_columns(res["runs"], ["initial_val_loss", "final_val_loss", "final_accuracy"])
     finite_columns(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
     assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"
+    assert [v["claim_id"] for v in res["verdicts"]][:2] == ["vae-collapses", "variance-penalty-insufficient"]

@@ -138,6 +138,7 @@ def test_verdicts_07_rules():
     rows, num = s07.verdicts_07(t, s07.curve_summary(t), hdr_radius=RADIUS, vocab_gap=GAP)
     A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
     assert len(rows) == 3 and all(isinstance(r, V.Verdict) for r in rows)
+    assert [r.claim_id for r in rows] == ["regularisation-moves", "quality-flat-over-placement", "held-inside-for-free"]
     assert rows[0].outcome is A and num["pull_regularisers_moving"] == 4 == num["pull_regularisers"]
     assert "hinge only acts inside the 95% radius" in rows[0].measured and "Rule:" in rows[0].measured
     assert rows[1].outcome is C and num["quality_outcomes"] == {"agrees": 10, "contradicts": 5} and num["n_arms"] == 15

@@ -135,6 +135,8 @@ def test_verdicts_when_the_posterior_helps():
     rows = _rows(steps, loss)
     out, num = S.verdicts_08(SHIFT, VAE, rows, TARGETS)
     assert [r.outcome for r in out] == [A] * 5
+    assert [r.claim_id for r in out] == ["posterior-leaves-prior", "posterior-usable-prior", "posterior-prior-faster",
+                                         "posterior-copy-faster", "posterior-vae-collapses"]
     assert num["steps"]["fitted-gaussian"]["mean"] == 13.0 and num["steps_metric"] == "steps_to_target"
     assert "0 for every run" in out[1].measured  # all accuracies 0: said so
     # the teacher-forced token accuracy, when recorded, is reported beside exact match

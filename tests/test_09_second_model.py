@@ -56,9 +56,12 @@ def test_prior_effect_ratio_separates_prior_from_seed_effects():
     assert r["decided by seed"] < 3
 
 
+IDS = ("prior-decides-posterior", "prompts-stay-near-prior", "quality-independent-of-prior", "task-clusters")
+
+
 def _result(title, agrees):
-    return {"title": title, "verdicts": [V.Verdict(c, f"measured {i}", V.outcome_of(a))
-                                         for i, (c, a) in enumerate(zip(s09.CLAIMS, agrees))]}
+    return {"title": title, "verdicts": [V.Verdict(c, f"measured {i}", V.outcome_of(a), claim_id=k)
+                                         for i, (c, a, k) in enumerate(zip(s09.CLAIMS, agrees, IDS))]}
 
 
 def test_claim_table_and_verdict_rows():
@@ -72,6 +75,7 @@ def test_claim_table_and_verdict_rows():
     assert rows[0].measured == "A: measured 0 → agrees. B: measured 0 → agrees."
     assert [v.outcome.value for v in rows] == ["agrees", "contradicts", "contradicts", "inconclusive"]
     assert rows[1].by_model == {"A": V.Outcome.CONTRADICTS, "B": V.Outcome.AGREES} and rows[1].label == "B only"
+    assert [v.claim_id for v in rows] == list(IDS)  # each row files under the claim of 02 or 01 it repeats
     bad = [_result("A", [True] * 4), {"title": "B", "verdicts": [V.Verdict("other claim", "x", V.Outcome.AGREES)] * 4}]
     with pytest.raises(ValueError, match="not aligned"):
         s09.claim_table(bad)

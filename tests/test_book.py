@@ -233,11 +233,13 @@ def test_manifest_dirty_flag_ignores_the_books_own_outputs(tmp_path):
         subprocess.run(["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t", *a],
                        check=True, capture_output=True)
     (tmp_path / "book").mkdir()
-    for name, text in (("book/01_x.ipynb", "{}"), ("book/claims.md", "#"), ("book/intro.md", "#"), ("src.py", "")):
+    for name, text in (("book/01_x.ipynb", "{}"), ("book/claims.md", "#"), ("book/key_findings.md", "#"),
+                       ("book/intro.md", "#"), ("src.py", "")):
         (tmp_path / name).write_text(text)
     git("init", "-q"); git("add", "-A"); git("commit", "-qm", "init")
     (tmp_path / "book/01_x.ipynb").write_text('{"executed": 1}')
     (tmp_path / "book/claims.md").write_text("# regenerated")
+    (tmp_path / "book/key_findings.md").write_text("# regenerated")
     assert git_commit(tmp_path)["dirty"] is False
     (tmp_path / "book/intro.md").write_text("# edited prose")   # prose is a source
     assert git_commit(tmp_path)["dirty"] is True

@@ -41,8 +41,15 @@ def test_results_written_before_the_protocol_are_read_with_the_new_words():
 def test_verdict_validates_and_round_trips():
     v = V.Verdict("MATH is far", "silhouette 0.41", "agrees")
     assert v.outcome is V.Outcome.AGREES and v.by_model == {} and v.label == "agrees"
-    assert v.to_dict() == {"claim": "MATH is far", "measured": "silhouette 0.41", "outcome": "agrees", "by_model": {}}
+    assert v.to_dict() == {"claim": "MATH is far", "measured": "silhouette 0.41", "outcome": "agrees", "by_model": {},
+                           "claim_id": None}
     assert V.Verdict.from_dict(json.loads(json.dumps(v.to_dict()))) == v
+    tagged = V.Verdict("MATH is far", "silhouette 0.41", "agrees", claim_id="math-own-cluster")
+    assert V.Verdict.from_dict(json.loads(json.dumps(tagged.to_dict()))).claim_id == "math-own-cluster"
+    legacy = {"claim": "c", "measured": "m", "outcome": "agrees", "by_model": {}}  # results before the claim ids
+    assert V.Verdict.from_dict(legacy).claim_id is None
+    with pytest.raises(ValueError, match="exactly the keys"):
+        V.Verdict.from_dict({**legacy, "claim_idd": "x"})
     with pytest.raises(ValueError, match="one of"):
         V.Verdict("c", "m", "yes")
     with pytest.raises(ValueError, match="non-empty string"):
@@ -64,6 +71,15 @@ def test_verdict_across_models():
         assert V.Verdict.from_dict(v.to_dict()) == v
     with pytest.raises(ValueError, match="contradicts"):
         V.Verdict("c", "m", A, {"a": A, "b": D})
+    assert V.Verdict.across("c", "m", {"a": A, "b": A}, claim_id="x").claim_id == "x"
+
+
+def test_replicates_asks_whether_the_models_agree_with_each_other():
+    A, D, N = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert V.replicates({"a": A, "b": A}) is A and V.replicates({"a": D, "b": D}) is A
+    assert V.replicates({"a": A, "b": D}) is D and V.replicates({"a": D, "b": N}) is N
+    with pytest.raises(ValueError, match="two models"):
+        V.replicates({"a": A})
 
 
 def test_table_has_readable_headers_and_no_index():
@@ -111,7 +127,7 @@ def test_write_results_one_schema_strict_and_atomic(tmp_path):
     assert list(d)[:5] == ["notebook", "profile", "model", "settings", "verdicts"]
     assert d["notebook"] == "03_exclusion" and d["profile"] == "smoke" and d["model"] == "tiny-random-llama"
     assert d["settings"] == {"kind": "a", "out": str(tmp_path), "lrs": [0.005]}
-    assert d["verdicts"] == [{"claim": "c", "measured": "m", "outcome": "inconclusive", "by_model": {}}]
+    assert d["verdicts"] == [{"claim": "c", "measured": "m", "outcome": "inconclusive", "by_model": {}, "claim_id": None}]
     assert d["x"] is None and d["t"][1]["a"] is None and d["n"] == 3
     assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # no temporary file left behind
     with pytest.raises(ValueError, match="header fields"):

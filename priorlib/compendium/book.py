@@ -385,7 +385,7 @@ def run(args) -> int:
             execute_all(notebooks, root / "book", params, root=root)
     from priorlib.compendium import claims
     if claims.write(root):
-        print("book/claims.md regenerated from the executed notebooks' verdicts", flush=True)
+        print("book/claims.md and book/key_findings.md regenerated from the executed notebooks' verdicts", flush=True)
     if not args.no_build:
         ensure_assets(root)
         build_book(root, clean=args.clean)

@@ -1,24 +1,40 @@
-"""The claims page: every verdict of every executed notebook, in one table per chapter.
+"""The claims page: the paper's claims, one row each, with every chapter's result for it and one outcome.
 
-Each notebook writes ``results.json`` through :func:`priorlib.compendium.verdicts.write_results` (its
-``verdicts``: claim, what we measured, outcome); ``priorlib book`` keeps it in the executed notebook's
-metadata, and this module renders ``book/claims.md`` from those committed notebooks, so the page never
-drifts from the numbers.
+    from priorlib.compendium import claims
+    chapters = claims.collect(Path("book"))          # the verdicts each executed notebook recorded
+    text = claims.render(chapters, web="BBC News + Wikipedia sample")
+    claims.key_findings(chapters)["counts"]          # {"agrees": 5, "contradicts": 3, "not tested yet": 9, ...}
+    claims.write(Path("."))                          # -> book/claims.md and book/key_findings.md
+
+Rows come from the registry (:data:`priorlib.compendium.paper.CLAIMS`): the first table holds the
+paper's claims, the second this book's own hypotheses. Each chapter's
+:class:`~priorlib.compendium.verdicts.Verdict` names its row by ``claim_id``; a row tested by several
+chapters shows each chapter's result and combines their outcomes with
+:func:`~priorlib.compendium.verdicts.combined` (agrees only if every chapter agrees; an undecided one
+wins). A row no chapter tests says "not tested yet". Verdicts without a known claim id (results written
+before the registry) are listed per chapter at the end, so old notebooks still render.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from priorlib.compendium.verdicts import COLUMNS, Verdict
+from priorlib.compendium.paper import CLAIMS, REPLICATION, PaperClaim
+from priorlib.compendium.verdicts import COLUMNS, Outcome, Verdict, combined, replicates
+
+NOT_TESTED = "not tested yet"
+PLUMBING = "plumbing only"
+TABLE_HEAD = ["| § | claim (in our words) | measure | result | outcome |", "|---|---|---|---|---|"]
 
 HEADER = """# The paper's claims, checked
 
-Every observation the paper makes, chapter by chapter, next to what this book measured and a
-verdict. The table is generated from the executed notebooks (`priorlib book` rebuilds it), so every
-number here is the one printed in the chapter it links to. Web text: {web}. Rows from the `smoke`
-profile (a random miniature model) only check the plumbing and are marked as such: they are not
-evidence. Each chapter's run manifest (its last cell) names the model and profile behind its rows.
+One row per claim of the paper, stated in this book's words, with the one measure every chapter that
+tests it uses, each chapter's result and the protocol's outcome (combined over chapters: *agrees* only
+when every chapter agrees, and an undecided chapter decides the row). The page is generated from the
+executed notebooks (`priorlib book` rebuilds it), so every number is the one printed in the chapter it
+links to. Web text: {web}. Results from the `smoke` profile (a random miniature model) only check the
+plumbing and are marked as such: they are not evidence. Each chapter's run manifest (its last cell)
+names the model and profile behind its results; {methods} gives the decision rule of every row.
 """
 
 
@@ -42,24 +58,148 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render(chapters: list[dict], web: str) -> str:
-    out = [HEADER.format(web=web)]
+def _link(ch: dict) -> str:
+    return f"[{ch['stem'][:2]}]({ch['stem']}.ipynb)"
+
+
+def _title(ch: dict) -> str:
+    num, _, name = ch["stem"].partition("_")
+    return f"[{num} · {name.replace('_', ' ')}]({ch['stem']}.ipynb)"
+
+
+def _smoke(ch: dict) -> bool:
+    return ch.get("profile") == "smoke"
+
+
+def replication(ch: dict, v: Verdict) -> Verdict:
+    """The :data:`~priorlib.compendium.paper.REPLICATION` verdict of one claim checked on several models:
+    :func:`~priorlib.compendium.verdicts.replicates` of its per-model outcomes."""
+    models = ", ".join(f"{m}: {o.value}" for m, o in v.by_model.items())
+    return Verdict(f"{v.claim}: the same on every model", f"{v.claim} — {models}", replicates(v.by_model),
+                   claim_id=REPLICATION)
+
+
+def by_claim(chapters: list[dict]) -> tuple[dict[str, list[tuple[dict, Verdict]]], list[tuple[dict, Verdict]]]:
+    """``(rows, loose)``: registry id -> ``[(chapter, verdict), ...]`` in chapter order (a verdict checked on
+    several models also feeds the replication row), and the verdicts with no known claim id."""
+    known = {c.id for c in CLAIMS}
+    rows: dict[str, list] = {c.id: [] for c in CLAIMS}
+    loose = []
     for ch in chapters:
-        num, _, name = ch["stem"].partition("_")
-        title = f"{num} · {name.replace('_', ' ')}"
-        note = "" if ch["profile"] != "smoke" else " *(smoke profile: plumbing only, not evidence)*"
-        out += [f"## [{title}]({ch['stem']}.ipynb){note}", ""]
-        if not ch["rows"]:
-            out += ["This chapter has not recorded its verdicts yet (execute it with `priorlib book`).", ""]
-            continue
-        out += ["| " + " | ".join(COLUMNS.values()) + " |", "|---|---|---|"]
-        out += [f"| {_cell(v.claim)} | {_cell(v.measured)} | **{_cell(v.label)}** |" for v in ch["rows"]]
-        out.append("")
+        for v in ch["rows"]:
+            if v.claim_id in known:
+                rows[v.claim_id].append((ch, v))
+                if len(v.by_model) >= 2:
+                    rows[REPLICATION].append((ch, replication(ch, v)))
+            else:
+                loose.append((ch, v))
+    return rows, loose
+
+
+def row_outcome(entries: list[tuple[dict, Verdict]]) -> str:
+    """The outcome a claim's row shows: "not tested yet" without verdicts; else :func:`combined` over the
+    chapters' verdicts (smoke-profile ones count only when nothing else tests the claim, and then the
+    row reads "… (plumbing only)")."""
+    if not entries:
+        return NOT_TESTED
+    real = [v for ch, v in entries if not _smoke(ch)]
+    use = real or [v for _, v in entries]
+    outcome = combined({i: v.outcome for i, v in enumerate(use)}).value
+    return outcome if real else f"{outcome} ({PLUMBING})"
+
+
+def _result(entries: list[tuple[dict, Verdict]]) -> str:
+    parts = []
+    for ch, v in entries:
+        text = f"{_link(ch)}: {_cell(v.measured)}"
+        if v.outcome is Outcome.HOLDS_BY_CONSTRUCTION:
+            text += " *(holds by construction: the setup guarantees it, so it is no evidence)*"
+        if len(entries) > 1 or v.by_model:
+            text += f" → {v.label}"
+        if _smoke(ch):
+            text += f" *(smoke profile: {PLUMBING}, not evidence)*"
+        parts.append(text)
+    return "<br>".join(parts) if parts else "—"
+
+
+def _table(claims: list[PaperClaim], rows: dict) -> list[str]:
+    out = list(TABLE_HEAD)
+    for c in claims:
+        mark = " *(see the note below)*" if c.note else ""
+        out.append(f"| {c.section} | {_cell(c.statement)}{mark} | {_cell(c.measure)} | {_result(rows[c.id])} | "
+                   f"**{row_outcome(rows[c.id])}** |")
+    notes = [f"- *{_cell(c.statement)}* {c.note}" for c in claims if c.note]
+    return out + ([""] + notes if notes else []) + [""]
+
+
+def render(chapters: list[dict], web: str) -> str:
+    """The claims page (Markdown): the paper's claims, this book's hypotheses, then any untagged verdicts."""
+    rows, loose = by_claim(chapters)
+    out = [HEADER.format(web=web, methods="{doc}`methods`"), "## The paper's claims", ""]
+    out += _table([c for c in CLAIMS if c.kind == "paper"], rows)
+    out += ["## This book's own hypotheses", "",
+            "Questions the paper raised or left open, and variants of its methods, tested the same way.", ""]
+    out += _table([c for c in CLAIMS if c.kind == "ours"], rows)
+    silent = [ch for ch in chapters if not ch["rows"]]
+    if silent:
+        out += ["Chapters that have not recorded their verdicts yet (execute them with `priorlib book`): "
+                + ", ".join(_title(ch) for ch in silent) + ".", ""]
+    if loose:
+        out += ["## Verdicts not yet tied to a claim", "",
+                "Results recorded before the claim registry (or naming an unknown claim), in the wording and "
+                "by the rules of the run that recorded them, which may predate corrections ({doc}`methods` has "
+                "the current rules); executing the chapter again files them under their claim.", ""]
+        for ch in chapters:
+            mine = [v for c, v in loose if c is ch]
+            if not mine:
+                continue
+            note = f" *(smoke profile: {PLUMBING}, not evidence)*" if _smoke(ch) else ""
+            out += [f"### {_title(ch)}{note}", "", "| " + " | ".join(COLUMNS.values()) + " |", "|---|---|---|"]
+            out += [f"| {_cell(v.claim)} | {_cell(v.measured)} | **{_cell(v.label)}** |" for v in mine]
+            out.append("")
     return "\n".join(out)
 
 
+def key_findings(chapters: list[dict]) -> dict:
+    """For the landing page: ``counts`` (row outcome -> number of the paper's claims) and ``chapters``, one
+    entry per chapter with verdicts: its first verdict on a paper claim (else on one of ours), as
+    ``{"stem", "claim", "kind", "outcome"}``; ``tagged`` is False when no verdict names a known claim."""
+    rows, _ = by_claim(chapters)
+    counts: dict[str, int] = {}
+    for c in CLAIMS:
+        if c.kind == "paper":
+            o = row_outcome(rows[c.id])
+            counts[o] = counts.get(o, 0) + 1
+    registry = {c.id: c for c in CLAIMS}
+    lines = []
+    for ch in chapters:
+        tagged = [v for v in ch["rows"] if v.claim_id in registry]
+        first = next((v for v in tagged if registry[v.claim_id].kind == "paper"), tagged[0] if tagged else None)
+        if first is not None:
+            outcome = first.label + (f" ({PLUMBING})" if _smoke(ch) else "")
+            lines.append({"stem": ch["stem"], "claim": registry[first.claim_id].statement,
+                          "kind": registry[first.claim_id].kind, "outcome": outcome})
+    return {"counts": counts, "chapters": lines, "tagged": bool(lines)}
+
+
+def key_findings_markdown(chapters: list[dict]) -> str:
+    """:func:`key_findings` as the Markdown snippet ``book/intro.md`` includes (``book/key_findings.md``)."""
+    k = key_findings(chapters)
+    if not k["tagged"]:
+        return ("*The key findings appear here once the chapters have been executed with the claim registry "
+                "(`priorlib book`); the {doc}`claims` page lists every claim.*\n")
+    order = [o.value for o in Outcome] + [NOT_TESTED]
+    counts = sorted(k["counts"].items(), key=lambda kv: order.index(kv[0].removesuffix(f" ({PLUMBING})")))
+    out = [f"**The paper's {sum(k['counts'].values())} claims, as this book tested them** ({{doc}}`claims`): "
+           + " · ".join(f"{o} {n}" for o, n in counts) + ".", ""]
+    for line in k["chapters"]:
+        ours = " *(our hypothesis)*" if line["kind"] == "ours" else ""
+        out.append(f"- {_title(line)}: {line['claim']}{ours} — **{line['outcome']}**")
+    return "\n".join(out) + "\n"
+
+
 def write(root: Path) -> Path | None:
-    """Regenerate ``book/claims.md`` when any executed notebook carries verdicts."""
+    """Regenerate ``book/claims.md`` and ``book/key_findings.md`` when any executed notebook carries verdicts."""
     chapters = collect(Path(root) / "book")
     if not any(ch["rows"] for ch in chapters):
         return None
@@ -67,4 +207,5 @@ def write(root: Path) -> Path | None:
     from priorlib.data import web_source_name
     path = Path(root) / "book" / "claims.md"
     atomic_write_text(path, render(chapters, web_source_name()))
+    atomic_write_text(path.with_name("key_findings.md"), key_findings_markdown(chapters))
     return path

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Margin", "MARGINS", "margin", "Rule", "RULES", "rules_markdown"]
+__all__ = ["Margin", "MARGINS", "margin", "Rule", "rule_for", "RULES", "rules_markdown"]
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,23 @@ def margin(measure: str) -> float:
 
 @dataclass(frozen=True)
 class Rule:
-    """One chapter claim: its primary measure and the protocol rule that decides it."""
+    """One chapter claim: its primary measure and the protocol rule that decides it. ``claim_id`` names the
+    entry of :data:`priorlib.compendium.paper.CLAIMS`; build such rules with :func:`rule_for`, which takes
+    the claim and the measure from the registry (a rule without one is reported beside the verdicts)."""
 
     chapter: str
     claim: str
     measure: str
     rule: str
     exploratory: bool = False
+    claim_id: str | None = None
+
+
+def rule_for(chapter: str, claim_id: str, rule: str) -> Rule:
+    """``rule_for("03", "exclusion-outside", "< 5%")``: the registry's claim and measure, this chapter's rule."""
+    from priorlib.compendium.paper import claim
+    c = claim(claim_id)
+    return Rule(chapter, c.statement, c.measure, rule, claim_id=claim_id)
 
 
 _SAME = "`equivalent` (TOST, 90% CI inside ±margin) → agrees; CI outside → contradicts; an arm not known to have plateaued → inconclusive"
@@ -63,60 +73,55 @@ _ONE_CLUSTER = _CLUSTER + " → contradicts; CI at or below the null → agrees"
 _MOVES = "`movement_bound` beside the yardstick: below it → not testable at this learning rate; else every run moved less than the yardstick"
 _USABLE = ("not worse than the fitted-Gaussian arm: `equivalent` or `better` (lower loss) agrees → agrees; "
            "`equivalent` contradicts with a higher loss → contradicts; and every seed's loss falls")
+_COLLAPSED = "collapsed when either is < 0.25 → agrees; else contradicts"
 
 RULES: tuple[Rule, ...] = (
-    Rule("01", "sentence paths are jumpy, steps slightly shorter than random walks",
-         "median step ratio real / random walk", "0.5 ≤ ratio < 1 and the paired test's p < 0.05"),
-    Rule("01", "activation trajectories at upper layers are localised", "upper-layer median step ratio",
-         "ratio < 1 and below the embeddings' ratio"),
-    Rule("01", "SQuAD activations overlap web text", "silhouette SQuAD vs web, last layer", _ONE_CLUSTER),
-    Rule("01", "MATH far from web text, SQuAD close to it", "silhouette MATH vs NLP and SQuAD vs web, last layer",
-         "`separation` of MATH vs NLP agrees and of SQuAD vs web contradicts"),
-    Rule("01", "a single unimodal cloud at every layer", "layers flagged bimodal (BIC)", "no layer flagged"),
-    Rule("02", "the prior decides where trained prompts end", "Spearman ρ, sampled vs trained nearest-token distance",
-         "ρ ≥ 0.7 (a rank correlation over runs, not a comparison of arms)"),
-    Rule("02", "prompts stay near their prior at the paper's rates", "median L2 movement vs the token neighbour gap", _MOVES),
-    Rule("02", "final quality is the same whichever prior", "final_val_loss at the replicated rate, each prior vs the first",
-         _SAME),
-    Rule("03", "exclusion samples are sharply peaked", "sd / mean of their Mahalanobis distances",
-         "under half the vocabulary's"),
-    Rule("03", "exclusion samples lie outside the token density", "share of draws inside the fit's 95% region", "< 5%"),
-    Rule("03", "exclusion reaches the fitted Gaussian's quality", "final_val_loss", _SAME),
-    Rule("03", "trained exclusion prompts stay outside the token region", "median trained Mahalanobis distance",
-         "above the 95% radius"),
-    Rule("03", "radius exclusion (ours) rejects at its predicted rate", "observed rejection rate of N(μ, Σ) draws",
-         "within 3 binomial standard errors of chi2_d.cdf(r²)"),
-    Rule("03", "radius exclusion (ours) reaches the fitted Gaussian's quality", "final_val_loss", _SAME),
-    Rule("03", "trained radius-exclusion prompts stay outside the fit's 95% region",
-         "median trained Mahalanobis distance", "above the 95% radius"),
-    Rule("04", "web text and SQuAD activations are distinct clusters", "silhouette web vs SQuAD, deepest point", _CLUSTER),
-    Rule("04", "Xavier converges later than the fitted Gaussian", "steps to the common loss target", _FASTER),
-    Rule("04", "'cut' and 'carry' perform the same", "final_val_loss", _SAME),
-    Rule("04", "deep prompts stay near their prior", "median L2 movement vs the activations' neighbour gap", _MOVES),
-    Rule("05", "MATH activations form their own cluster", "silhouette MATH vs SQuAD+web, last deep layer", _CLUSTER),
-    Rule("05", "SQuAD and C4 share one cluster", "silhouette SQuAD vs web, last deep layer", _ONE_CLUSTER),
-    Rule("05", "interpolation priors are usable for MATH", "final_val_loss", _USABLE),
-    Rule("06", "the VAE prior collapses", "active latent share and decoded variance ratio",
-         "collapsed when either is < 0.25"),
-    Rule("06", "VAE prompts reach the fitted Gaussian's quality", "final_val_loss", _SAME),
-    Rule("07", "regularisation moves the posterior", "each regulariser's target measure at its largest weight",
-         "`difference` towards the anchor vs the unregularised runs, for every pull-type regulariser"),
-    Rule("07", "quality is flat across where prompts end", "final_val_loss, every regulariser and weight vs baseline",
-         _SAME + "; every arm must agree"),
-    Rule("07", "prompts can be held inside the token cloud at no cost", "final_val_loss of the arms that end inside",
-         _SAME + "; at least one arm inside must agree"),
-    Rule("08", "trained SQuAD prompts leave their prior (precondition)", "median L2 movement vs the token neighbour gap",
-         "`movement_bound` beside the gap: below it → not testable at this learning rate; else the median movement "
-         "exceeds the gap; rows 08 below are inconclusive unless this agrees"),
-    Rule("08", "posteriors are usable priors for another task", "final_val_loss, each fitted posterior arm", _USABLE),
-    Rule("08", "a posterior prior speeds up learning", "steps to the common loss target, vs fitted-gaussian", _FASTER),
-    Rule("08", "a copied posterior prompt is a faster start", "steps to the common loss target, vs fitted-gaussian",
-         _FASTER),
-    Rule("08", "the VAE prior collapses (on the posterior bank)", "as in 06", "as in 06"),
+    rule_for("01", "embedding-paths-jumpy", "0.5 ≤ ratio < 1 and the paired test's p < 0.05"),
+    rule_for("01", "activation-paths-not-local",
+             "localised (ratio < 1 and below the embeddings' ratio) → contradicts; else agrees"),
+    rule_for("01", "squad-near-web", _ONE_CLUSTER + " (token activations, last layer)"),
+    rule_for("01", "task-clusters", "`separation` of MATH vs NLP agrees and of SQuAD vs web contradicts"),
+    rule_for("01", "single-cloud", "no layer flagged"),
+    rule_for("02", "prior-decides-posterior", "ρ ≥ 0.7 (a rank correlation over runs, not a comparison of arms)"),
+    rule_for("02", "prompts-stay-near-prior", _MOVES),
+    rule_for("02", "quality-independent-of-prior", _SAME + " (at the replicated rate, each prior vs the first)"),
+    rule_for("03", "token-embeddings-peaked", "above twice the fitted Gaussian draws' → agrees; else contradicts"),
+    rule_for("03", "exclusion-outside", "< 5%"),
+    rule_for("03", "exclusion-same-quality", _SAME),
+    rule_for("03", "exclusion-posterior-outside", "above the 95% radius"),
+    rule_for("03", "radius-rejection-rate", "within 3 binomial standard errors of chi2_d.cdf(r²)"),
+    rule_for("03", "radius-same-quality", _SAME),
+    rule_for("03", "radius-posterior-outside", "above the 95% radius"),
+    rule_for("04", "squad-near-web", _ONE_CLUSTER + " (deepest deep-prompt point)"),
+    rule_for("04", "diverged-inits-slower", _FASTER + ": Xavier against the fitted Gaussian (the only diverged "
+             "init with a reference arm here)"),
+    rule_for("04", "cut-carry-same", _SAME + " (deep prompts, fitted-Gaussian prior)"),
+    rule_for("04", "deep-prompts-stay", _MOVES),
+    rule_for("05", "math-own-cluster", _CLUSTER),
+    rule_for("05", "squad-near-web", _ONE_CLUSTER + " (last deep layer)"),
+    rule_for("05", "interpolation-usable", _USABLE),
+    rule_for("06", "vae-collapses", _COLLAPSED + " (plain VAE: β = 1, no penalty)"),
+    rule_for("06", "variance-penalty-insufficient",
+             "every (β, γ) setting at the largest γ collapsed → agrees; one that did not → contradicts"),
+    rule_for("06", "vae-same-quality", _SAME),
+    rule_for("07", "regularisation-moves",
+             "`difference` towards the anchor vs the unregularised runs, for every pull-type regulariser"),
+    rule_for("07", "quality-flat-over-placement", _SAME + "; every arm must agree"),
+    rule_for("07", "held-inside-for-free", _SAME + "; at least one arm inside must agree"),
+    rule_for("08", "posterior-leaves-prior",
+             "`movement_bound` beside the gap: below it → not testable at this learning rate; else the median "
+             "movement exceeds the gap; rows 08 below are inconclusive unless this agrees"),
+    rule_for("08", "posterior-usable-prior", _USABLE),
+    rule_for("08", "posterior-prior-faster", _FASTER),
+    rule_for("08", "posterior-copy-faster", _FASTER),
+    rule_for("08", "posterior-vae-collapses", _COLLAPSED),
     Rule("08", "early validation loss is lower from a posterior prior",
          "validation loss at a third of training (chosen after seeing the steps-to-target result)",
          "`better` (lower loss), reported beside the verdicts", exploratory=True),
-    Rule("09", "every claim of 02 and 01, on a second model", "as in 02 and 01", "as in 02 and 01, per model"),
+    Rule("09", "every claim of 02 and 01's task clusters, on a second model", "as in 02 and 01",
+         "as in 02 and 01, per model; each model's outcome counts towards the claim's row"),
+    rule_for("09", "second-model", "every claim's outcome is the same evidence on both models → agrees; one "
+             "that differs → contradicts; an undecided one → that outcome"),
 )
 
 

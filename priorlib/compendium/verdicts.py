@@ -2,7 +2,7 @@
 
     from priorlib.compendium import decide, verdicts as V
     sep = decide.cluster(x_math, x_nlp, seed=0)               # priorlib.compendium.decide -> priorlib.protocol
-    vs = [V.Verdict("MATH activations form their own cluster", sep.reason, sep.outcome)]
+    vs = [V.Verdict("MATH activations form their own cluster", sep.reason, sep.outcome, claim_id="math-own-cluster")]
     V.table(vs)                                           # the closing table of a notebook
     V.write_results(out_dir, {"runs": rows}, vs, notebook="05_math_interpolation", profile="cpu",
                     model="smollm2-135m", settings=s)     # -> <out_dir>/results.json
@@ -10,7 +10,7 @@
 Every notebook writes its ``results.json`` through :func:`write_results`, in one schema::
 
     {"notebook": "05_math_interpolation", "profile": "cpu", "model": "smollm2-135m", "settings": {...},
-     "verdicts": [{"claim": ..., "measured": ..., "outcome": "agrees", "by_model": {}}, ...],
+     "verdicts": [{"claim": ..., "measured": ..., "outcome": "agrees", "by_model": {}, "claim_id": ...}, ...],
      ...the chapter's numbers}
 
 ``priorlib book`` keeps it in the executed notebook's metadata, and the claims page
@@ -61,6 +61,22 @@ def combined(by_model: dict[str, Outcome]) -> Outcome:
     return Outcome.AGREES if all(o is Outcome.AGREES for o in outcomes) else Outcome.CONTRADICTS
 
 
+def replicates(by_model: dict[str, Outcome]) -> Outcome:
+    """Whether a claim comes out the same on every model: an undecided model's outcome when there is one
+    (as :func:`combined`); else AGREES when all models give the same outcome, CONTRADICTS when they differ.
+
+        replicates({"A": "agrees", "B": "agrees"})        # AGREES (so would two CONTRADICTS)
+        replicates({"A": "agrees", "B": "contradicts"})   # CONTRADICTS
+    """
+    outcomes = [_outcome(o, "a model's outcome") for o in by_model.values()]
+    if len(outcomes) < 2:
+        raise ValueError("replicates: needs at least two models' outcomes")
+    undecided = [o for o in outcomes if not o.is_evidence]
+    if undecided:
+        return undecided[0]
+    return Outcome.AGREES if len(set(outcomes)) == 1 else Outcome.CONTRADICTS
+
+
 def holds_on(by_model: dict[str, Outcome]) -> str:
     """On which models a claim holds: ``both`` (``all`` for more than two), ``neither`` (``none``),
     ``<model> only`` (``<a> and <b> only``), or the undecided outcome (``inconclusive``, ...)."""
@@ -87,6 +103,7 @@ class Verdict:
     measured: str
     outcome: Outcome
     by_model: dict[str, Outcome] = field(default_factory=dict)  # model -> its own outcome (chapter 09)
+    claim_id: str | None = None  # the entry of priorlib.compendium.paper.CLAIMS this verdict tests
 
     def __post_init__(self):
         for name in ("claim", "measured"):
@@ -100,9 +117,9 @@ class Verdict:
                              f"which combine to {combined(self.by_model).value!r}")
 
     @classmethod
-    def across(cls, claim: str, measured: str, by_model: dict) -> "Verdict":
+    def across(cls, claim: str, measured: str, by_model: dict, claim_id: str | None = None) -> "Verdict":
         """A claim checked on several models; its outcome is :func:`combined` from theirs."""
-        return cls(claim, measured, combined(by_model), by_model)
+        return cls(claim, measured, combined(by_model), by_model, claim_id)
 
     @property
     def label(self) -> str:
@@ -111,20 +128,22 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {"claim": self.claim, "measured": self.measured, "outcome": self.outcome.value,
-                "by_model": {m: o.value for m, o in self.by_model.items()}}
+                "by_model": {m: o.value for m, o in self.by_model.items()}, "claim_id": self.claim_id}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Verdict":
-        """A verdict from the ``results.json`` schema (the keys of :meth:`to_dict`, nothing else); the
-        outcomes of results written before the protocol are read as :data:`LEGACY_OUTCOMES` says."""
+        """A verdict from the ``results.json`` schema (the keys of :meth:`to_dict`, nothing else; results
+        written before the claim ids lack ``claim_id`` and read as ``None``); the outcomes of results
+        written before the protocol are read as :data:`LEGACY_OUTCOMES` says."""
         keys = {"claim", "measured", "outcome", "by_model"}
-        if not isinstance(d, dict) or set(d) != keys:
+        if not isinstance(d, dict) or not keys <= set(d) <= keys | {"claim_id"}:
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
-            raise ValueError(f"a verdict needs exactly the keys {sorted(keys)}, got {got}")
+            raise ValueError(f"a verdict needs exactly the keys {sorted(keys)} (and optionally claim_id), got {got}")
 
         def read(o):
             return LEGACY_OUTCOMES.get(o, o)
-        return cls(d["claim"], d["measured"], read(d["outcome"]), {m: read(o) for m, o in d["by_model"].items()})
+        return cls(d["claim"], d["measured"], read(d["outcome"]), {m: read(o) for m, o in d["by_model"].items()},
+                   d.get("claim_id"))
 
 
 def frame(verdicts: list[Verdict]) -> pd.DataFrame:

@@ -287,25 +287,36 @@ def question5(caps: dict, inputs: dict, points: list[str], cfg: Profile) -> dict
             "share_layers_math_further": float((df.silhouette_math_vs_nlp > df.silhouette_squad_vs_web).mean())}
 
 
+def trajectories_localise(q2: dict) -> bool:
+    """Whether the upper layers' activation paths are localised: their median step ratio (real over
+    random walk) is below 1 and below the token embeddings' ratio."""
+    return q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"]
+
+
 def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[Verdict]:
-    """The closing table: the paper's observation (as summarised in issue 5), our number, the outcome."""
+    """The closing table: the paper's claim (``priorlib.compendium.paper``), our number, the outcome.
+
+    The paper says upper-layer trajectories still do not localise well, so a localised path
+    (:func:`trajectories_localise`) contradicts it."""
     t1 = q1["test"]["vocab"]
     ov = q3["overlap"]
     return [
-        Verdict("sentence paths on the embedding space are jumpy, steps slightly shorter than random walks",
+        Verdict("Sentence paths in the embedding space are jumpy: steps only slightly shorter than a random walk's",
                 f"median step ratio real/random walk {t1['median_ratio']:.2f}, Cliff's delta "
                 f"{t1['cliffs_delta']:+.2f}, {100 * t1['share_shorter']:.0f}% of texts shorter",
-                outcome_of(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05)),
-        Verdict("activation trajectories at upper layers are localised",
+                outcome_of(0.5 <= t1["median_ratio"] < 1.0 and t1["p_value"] < 0.05), claim_id="embedding-paths-jumpy"),
+        Verdict("Activation trajectories at the upper layers still do not localise",
                 f"upper-layer median step ratio {q2['upper_median_ratio']:.2f} (embeddings "
-                f"{q2['embed_median_ratio']:.2f}), Cliff's delta {q2['upper_cliffs_delta']:+.2f}",
-                outcome_of(q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"])),
-        Verdict("SQuAD activations overlap the web-text (C4) distribution",
+                f"{q2['embed_median_ratio']:.2f}), Cliff's delta {q2['upper_cliffs_delta']:+.2f}; localised when "
+                f"below 1 and below the embeddings' ratio",
+                outcome_of(not trajectories_localise(q2)), claim_id="activation-paths-not-local"),
+        Verdict("SQuAD activations do not diverge far from web text (C4): one cluster",
                 f"web text vs SQuAD tokens at the last layer, the book's cluster rule (overlap: not separated): "
                 f"{q3['separation'].reason}; k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
-                f"{ov['probe_accuracy']:.2f}", decide.opposite(q3["separation"].outcome)),
+                f"{ov['probe_accuracy']:.2f}", decide.opposite(q3["separation"].outcome), claim_id="squad-near-web"),
         Verdict("a single unimodal cloud at every layer",
-                f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", outcome_of(q4["n_bimodal"] == 0)),
+                f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", outcome_of(q4["n_bimodal"] == 0),
+                claim_id="single-cloud"),
         verdict_q5(q5),
     ]
 
@@ -316,7 +327,7 @@ def verdict_q5(q5: dict) -> Verdict:
     math_sep, squad_sep = q5["separation"]["math_vs_nlp"], q5["separation"]["squad_vs_web"]
     return Verdict("MATH far from web text, SQuAD close to it (T5-base)",
                    f"last layer, MATH vs NLP: {math_sep.reason}; SQuAD vs web: {squad_sep.reason}",
-                   decide.every([math_sep.outcome, decide.opposite(squad_sep.outcome)]))
+                   decide.every([math_sep.outcome, decide.opposite(squad_sep.outcome)]), claim_id="task-clusters")
 
 
 def fmt_p(p: float) -> str:

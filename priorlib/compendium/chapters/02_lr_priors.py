@@ -81,16 +81,16 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
         Verdict("The prior decides where trained soft prompts end up (posteriors differ by prior)",
                 f"Spearman ρ = {fmt(rho, 2)} between each run's sampled and trained median distance to the nearest "
                 f"token embedding ({len(t)} runs, all learning rates; agreement needs ρ ≥ 0.7)",
-                outcome_of(None if not np.isfinite(rho) else rho >= 0.7)),
+                outcome_of(None if not np.isfinite(rho) else rho >= 0.7), claim_id="prior-decides-posterior"),
         Verdict("Prompts stay near where their prior put them at the paper's learning rates",
                 f"{stay_why}; token embeddings' typical neighbour gap {gap:.3g}; median movement by lr: {moved_txt}",
-                stay_outcome),
+                stay_outcome, claim_id="prompts-stay-near-prior"),
         Verdict("Final quality is the same whichever prior starts the prompt",
                 f"at lr {lr_q:g}: final validation loss {', '.join(f'{k} {v:.3f}' for k, v in means.items())}; against "
                 f"{ref} (TOST, margin ±{margin('final_val_loss'):g} nats): "
                 + ("; ".join(f"{p}: {r.outcome.value} ({r.reason})" for p, r in tests) or "fewer than two priors")
                 + f"; F1 range {fmt(num['final_f1_range'])} points",
-                same),
+                same, claim_id="quality-independent-of-prior"),
     ]
     return out, num
 

@@ -62,10 +62,12 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
              dim: int | None = None) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
 
-    1. *Web text and SQuAD activations are distinct clusters*: the ``protocol.Separation`` at the deepest
-       point measured (``sep``: point -> :func:`cluster_separation`).
-    2. *Diverged priors converge later*: :func:`converges_later` (steps to the common target, ``better``).
-    3. *"cut" and "carry" perform the same*: :func:`cut_vs_carry` (TOST on final validation loss).
+    1. *SQuAD does not diverge far from web text (one cluster)*: the opposite of the ``protocol.Separation``
+       at the deepest point measured (``sep``: point -> :func:`cluster_separation`).
+    2. *Diverged initialisations converge later*: :func:`converges_later` (steps to the common target,
+       ``better``); Xavier is the diverged init tested, the fitted Gaussian the reference.
+    3. *"cut" and "carry" perform the same*: :func:`cut_vs_carry` (TOST on final validation loss); the
+       paper says so of prompts on the token embeddings only, this checks deep prompts.
     4. *Trained deep prompts stay near their prior in activation space*: the movement bound of the deep
        runs' ``configs`` for a ``dim``-vector beside ``act_gap`` (not testable below it); else every
        run's last-layer block moved less than ``act_gap``.
@@ -93,15 +95,20 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
            "deep_share_moved_less_than_gap": stay, "activation_median_nn_l2": act_gap,
            "movement_bound": None if bound is None else bound.bound}
     out = [
-        Verdict("Web text and SQuAD activations form distinct clusters", f"at `{last}`: {sep[last].reason}",
-                sep[last].outcome),
-        Verdict("Priors that diverge from the activations (Xavier) converge later than priors fitted on them",
-                f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome),
-        Verdict("'cut' and 'carry' deep prompts perform the same",
+        Verdict("SQuAD activations do not diverge far from web text (C4): one cluster, not two",
+                f"at `{last}`, the book's cluster rule (one cluster: not separated): {sep[last].reason}",
+                decide.opposite(sep[last].outcome), claim_id="squad-near-web"),
+        Verdict("Initialisations that diverge from the activations take longer to converge (tested: Xavier "
+                "against the Gaussian fitted to them)",
+                f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome,
+                claim_id="diverged-inits-slower"),
+        Verdict("'cut' and 'carry' perform the same (the paper: prompts on the token embeddings only; "
+                "checked here on deep prompts)",
                 f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}; "
-                f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome),
+                f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome,
+                claim_id="cut-carry-same"),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
-                f"{stay_why} (the activations' typical neighbour gap)", stay_outcome),
+                f"{stay_why} (the activations' typical neighbour gap)", stay_outcome, claim_id="deep-prompts-stay"),
     ]
     return out, num
 

@@ -189,12 +189,12 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
         f"{summ['layers_math_more_separated']} of {summ['n_layers']} layers, linear probe "
         f"{100 * summ['probe_math_vs_nlp_all']:.0f}%; in Kaufman & Rousseeuw's words the structure is {strength}. "
         f"Controls, MATH-vs-NLP / SQuAD-vs-web median silhouette: {ctrl or 'none'}",
-        math_sep.outcome), Verdict(
-        "SQuAD and C4 share one cluster (C4 here: a web-text stand-in)",
+        math_sep.outcome, claim_id="math-own-cluster"), Verdict(
+        "SQuAD activations do not diverge far from C4 (here a web-text stand-in): one cluster",
         f"SQuAD vs web at the last deep-prompt layer: {squad_sep.reason} (one cluster: not separated beyond the null); "
         f"median silhouette over layers {summ['silhouette_squad_vs_web_all']:.2f}, linear probe "
         f"{100 * summ['probe_squad_vs_web_all']:.0f}%",
-        decide.opposite(squad_sep.outcome))]
+        decide.opposite(squad_sep.outcome), claim_id="squad-near-web")]
     interp = [a for a in loss if a.startswith("interp")]
     if interp and BASELINE in loss:
         tests = {a: usable(df, a, BASELINE) for a in interp}
@@ -205,10 +205,11 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
         meas += ". Usable (loss falls, not worse than the fitted Gaussian): " + "; ".join(
             f"{o.value} ({why})" for o, why in tests.values())
         rows.append(Verdict("Interpolation priors between domains can be used for MATH", meas,
-                            decide.every(o for o, _ in tests.values())))
+                            decide.every(o for o, _ in tests.values()), claim_id="interpolation-usable"))
     else:
         rows.append(Verdict("Interpolation priors between domains can be used for MATH",
-                            f"needs an interpolation arm and the {BASELINE} arm", Outcome.INCONCLUSIVE))
+                            f"needs an interpolation arm and the {BASELINE} arm", Outcome.INCONCLUSIVE,
+                            claim_id="interpolation-usable"))
     numbers = {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop,
                "separation": {k: {"silhouette": v.estimate, "ci": [v.ci_low, v.ci_high], "null_upper": v.null_upper,
                                   "outcome": v.outcome.value} for k, v in seps.items()}}

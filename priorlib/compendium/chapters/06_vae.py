@@ -66,6 +66,20 @@ def kl_profiles(reference, settings, *, epochs: int | str = VAE_EPOCHS, seed: in
     return out
 
 
+def penalised_findings(sweep: pd.DataFrame) -> dict | None:
+    """The settings at the largest variance penalty γ (``None`` when the sweep has no penalty): how many
+    collapse, and the range of their decoded variance ratio and active latent share."""
+    top = float(sweep["var_match"].max()) if len(sweep) else 0.0
+    pen = sweep[sweep["var_match"] == top]
+    if top <= 0 or not len(pen):
+        return None
+    share = pen["active_units"] / pen["latent_dim"]
+    return {"var_match": top, "n": int(len(pen)), "n_collapsed": int(pen["collapsed"].sum()),
+            "betas": [float(b) for b in pen["beta"]],
+            "variance_ratio": [float(pen["variance_ratio"].min()), float(pen["variance_ratio"].max())],
+            "active_share": [float(share.min()), float(share.max())]}
+
+
 def collapse_findings(sweep: pd.DataFrame) -> dict:
     """Which settings collapse, and the numbers of the plain VAE (beta = 1, no penalty)."""
     plain = sweep[(sweep["beta"] == 1.0) & (sweep["var_match"] == 0.0)]
@@ -73,7 +87,7 @@ def collapse_findings(sweep: pd.DataFrame) -> dict:
     nopen = sweep[sweep["var_match"] == 0.0].sort_values("beta")
     first_beta = nopen[nopen["collapsed"]]["beta"].min() if nopen["collapsed"].any() else None
     return {"n_settings": int(len(sweep)), "n_collapsed": int(sweep["collapsed"].sum()),
-            "plain": plain, "smallest_collapsing_beta_without_penalty":
+            "plain": plain, "penalised": penalised_findings(sweep), "smallest_collapsing_beta_without_penalty":
                 None if first_beta is None or (isinstance(first_beta, float) and math.isnan(first_beta))
                 else float(first_beta),
             "collapsed_settings": [(float(b), float(v)) for b, v in
@@ -113,9 +127,25 @@ def vae_placement(runs, ref, key: str) -> pd.DataFrame:
     return place
 
 
+def penalty_verdict(pen: dict | None) -> Verdict:
+    """The paper's "variance constraints have not been sufficient" (§4.6): agrees when every (β, γ) setting at
+    the largest penalty γ collapses (:func:`penalised_findings`), contradicts when one keeps its variance."""
+    claim = "Constraining the VAE's variance was not enough to prevent the collapse"
+    if pen is None:
+        return Verdict(claim, "the sweep has no variance penalty (γ > 0)", Outcome.INCONCLUSIVE,
+                       claim_id="variance-penalty-insufficient")
+    return Verdict(claim, f"at γ = {pen['var_match']:g} (β = {', '.join(f'{b:g}' for b in pen['betas'])}): "
+                          f"{pen['n_collapsed']} of {pen['n']} settings collapse; decoded variance ratio "
+                          f"{pen['variance_ratio'][0]:.2f}–{pen['variance_ratio'][1]:.2f}, active latent share "
+                          f"{pen['active_share'][0]:.2f}–{pen['active_share'][1]:.2f} (collapsed: active share < "
+                          f"{COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
+                   outcome_of(pen["n_collapsed"] == pen["n"]), claim_id="variance-penalty-insufficient")
+
+
 def verdict(findings: dict, df: pd.DataFrame) -> tuple[list[Verdict], dict]:
     """The closing verdicts of notebook 06 and the numbers behind them: the plain VAE's collapse (the
-    diagnostic rule of :func:`collapse_kind`), and, per VAE arm, "the same final quality as the fitted
+    diagnostic rule of :func:`collapse_kind`), whether the variance penalty prevented it
+    (:func:`penalty_verdict`), and, per VAE arm, "the same final quality as the fitted
     Gaussian" by :func:`same_as` (TOST on final validation loss within ``margins.MARGINS``, plateau rule)."""
     plain = findings["plain"]
     loss = arm_means(df, "final_val_loss")
@@ -128,21 +158,23 @@ def verdict(findings: dict, df: pd.DataFrame) -> tuple[list[Verdict], dict]:
             f"decoded samples keep {plain['variance_ratio']:.2f} of the data's variance; "
             f"{findings['n_collapsed']} of {findings['n_settings']} (β, γ) settings collapse by our rule "
             f"(active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
-            outcome_of(bool(plain["collapsed"]))))
+            outcome_of(bool(plain["collapsed"])), claim_id="vae-collapses"))
     else:
-        rows.append(Verdict("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", Outcome.INCONCLUSIVE))
+        rows.append(Verdict("The VAE prior collapsed", "the sweep lacks β = 1, γ = 0", Outcome.INCONCLUSIVE,
+                            claim_id="vae-collapses"))
+    rows.append(penalty_verdict(findings.get("penalised")))
     tests = {}
     if "fitted-gaussian" in loss:
         for a in [a for a in loss if a.startswith("vae")]:
             same = tests[a] = same_as(df, a, "fitted-gaussian")
             rows.append(Verdict(
-                "Prompts from different priors reach the same final quality",
+                "Prompts from the VAE prior reach the quality of those from the fitted Gaussian",
                 f"{a}: val loss {loss[a][0]:.3f} ± {loss[a][1]:.3f}"
                 + (f", accuracy {acc[a][0]:.1f} ± {acc[a][1]:.1f}%" if a in acc else "")
                 + f" vs fitted-gaussian {loss['fitted-gaussian'][0]:.3f} ± {loss['fitted-gaussian'][1]:.3f}"
                 + (f", {acc['fitted-gaussian'][0]:.1f} ± {acc['fitted-gaussian'][1]:.1f}%" if acc else "")
                 + f"; {a} minus fitted-gaussian (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}",
-                same.outcome))
+                same.outcome, claim_id="vae-same-quality"))
     return rows, {"final_val_loss": loss, "final_accuracy": acc,
                   "same_as_fitted_gaussian": {a: {"estimate": t.estimate, "ci": [t.ci_low, t.ci_high],
                                                   "outcome": t.outcome.value} for a, t in tests.items()}}

@@ -345,7 +345,8 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                    f"{n_moves} of {len(pull)} pull-type regularisers move the measure they act on towards its anchor at "
                    f"their largest weight: " + "; ".join(parts) + "." + hinge_note + " Rule: agrees if every pull-type "
                    f"regulariser's change against the unregularised runs ({sd_txt}) has a 95% interval wholly on the "
-                   "pulling side of 0.", decide.every(pull["moves"]) if len(pull) else Outcome.INCONCLUSIVE)
+                   "pulling side of 0.", decide.every(pull["moves"]) if len(pull) else Outcome.INCONCLUSIVE,
+                   claim_id="regularisation-moves")
 
     # 2 -- is quality flat over where prompts end?
     dq = reg["final_val_loss"] - q["mean"]
@@ -358,7 +359,7 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                rho_moved_val_loss=sec.rank_correlation(table["moved_l2"], table["final_val_loss"]))
     if not len(reg):
         row2 = Verdict("Quality is flat across where the prompts end up (the paper's implicit claim)",
-                       "no regularised runs", Outcome.INCONCLUSIVE)
+                       "no regularised runs", Outcome.INCONCLUSIVE, claim_id="quality-flat-over-placement")
     else:
         worst = int(dq.abs().idxmax())
         w = reg.loc[worst]
@@ -374,7 +375,7 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                        f"{_run_name(w['regulariser'], w['weight'])}, {dq[worst]:+.3f} nats (moved {w['moved_l2']:.3g}, "
                        f"Mahalanobis {w['median_mahalanobis']:.3g}); F1 {reg['final_f1'].min():.1f}–{reg['final_f1'].max():.1f}% "
                        f"vs {num['baseline_f1']['mean']:.1f}%. Rule: agrees if every arm is equivalent to the baseline.",
-                       decide.every(t.outcome for t in tests.values()))
+                       decide.every(t.outcome for t in tests.values()), claim_id="quality-flat-over-placement")
 
     # 3 -- can the prompt be kept inside the pretrained cloud for free?
     inside = inside_cloud(reg, hdr_radius, vocab_gap) if len(reg) else pd.Series(dtype=bool)
@@ -392,5 +393,5 @@ def verdicts_07(table: pd.DataFrame, summary: pd.DataFrame, *, hdr_radius: float
                     f"neighbour gap; {base_where}); {len(ok)} of them equivalent to the baseline (TOST, ±{m:g} nats)"
                     + (f": {listing}" if ins else "") + ". Rule: agrees if at least one arm inside is equivalent; "
                     "inconclusive if none ends inside."),
-                   decide.some(tests[a].outcome for a in ins))
+                   decide.some(tests[a].outcome for a in ins), claim_id="held-inside-for-free")
     return [row1, row2, row3], num

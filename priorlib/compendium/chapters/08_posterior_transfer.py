@@ -406,7 +406,7 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
         f"(the most the optimiser could move: {shift['movement_bound']:.3g}); median Mahalanobis to the token Gaussian "
         f"{shift['median_mahalanobis_sampled']:.3g} → {shift['median_mahalanobis_trained']:.3g}; trained vs sampled "
         f"vectors: {shift['separation']['outcome']} ({shift['separation']['reason']}; {shift['n_vectors']} vectors)",
-        pre)]
+        pre, claim_id="posterior-leaves-prior")]
     ref = "fitted-gaussian"
     if fitted and ref in arms:
         tests = {a: usable(rows, a, ref) for a in fitted}
@@ -416,10 +416,11 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
             + "; ".join(f"{c} {_ms(loss[c], True)}" for c in controls)
             + ". Usable (loss falls, not worse than fitted-gaussian): "
             + "; ".join(f"{o.value} ({why})" for o, why in tests.values()) + acc_txt + vacuous,
-            gated(decide.every(o for o, _ in tests.values()))))
+            gated(decide.every(o for o, _ in tests.values())), claim_id="posterior-usable-prior"))
     else:
         out.append(Verdict("Posteriors trained on one task are usable priors for another (the paper's hypothesis)",
-                           f"needs a fitted posterior arm and the {ref} arm", Outcome.INCONCLUSIVE))
+                           f"needs a fitted posterior arm and the {ref} arm", Outcome.INCONCLUSIVE,
+                           claim_id="posterior-usable-prior"))
     if ref in arms and fitted:
         fast = {a: faster_than(rows, a, ref, metric) for a in fitted}
         out.append(Verdict(
@@ -427,21 +428,21 @@ def verdicts_08(shift: dict, vae: dict, rows: pd.DataFrame, targets: dict) -> tu
             rule + ": " + "; ".join(f"{a} {_ms(steps[a])}" for a in fitted)
             + f" vs {ref} {_ms(steps[ref])}; fewer steps, by the protocol (every fitted posterior arm): "
             + "; ".join(f"{a} {r.outcome.value} ({r.reason})" for a, r in fast.items()) + vacuous,
-            gated(decide.every(r.outcome for r in fast.values()))))
+            gated(decide.every(r.outcome for r in fast.values())), claim_id="posterior-prior-faster"))
     if ref in arms and "posterior-copy" in arms:
         fast = faster_than(rows, "posterior-copy", ref, metric)
         out.append(Verdict(
             "A trained prompt from another task is a faster start than a fresh draw from its prior (warm start)",
             rule + f": posterior-copy {_ms(steps['posterior-copy'])} vs {ref} {_ms(steps[ref])} "
             f"({fast.reason}); final validation loss {_ms(loss['posterior-copy'], True)} vs "
-            f"{_ms(loss[ref], True)}" + vacuous, gated(fast.outcome)))
+            f"{_ms(loss[ref], True)}" + vacuous, gated(fast.outcome), claim_id="posterior-copy-faster"))
     collapsed = vae["collapse"] != "none"
     out.append(Verdict(
         "The VAE prior collapsed (paper §4.6; here a VAE trained on the SQuAD posterior bank)",
         f"{vae['active_units']} of {vae['latent_dim']} latent units active, decoded samples keep "
         f"{vae['variance_ratio']:.3f} of the bank's variance ({vae['epochs']} epochs on {shift['n_vectors']} "
         f"vectors; collapsed: active share < {COLLAPSE_ACTIVE_SHARE} or variance ratio < {COLLAPSE_VARIANCE_RATIO})",
-        outcome_of(collapsed)))
+        outcome_of(collapsed), claim_id="posterior-vae-collapses"))
     return out, num
 
 

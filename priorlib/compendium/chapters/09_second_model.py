@@ -200,12 +200,12 @@ def verdicts_09(results: list[dict]) -> list[Verdict]:
     names = (a["title"], b["title"])
     out = []
     for va, vb in zip(a["verdicts"], b["verdicts"]):
-        if va.claim != vb.claim:
+        if va.claim != vb.claim or va.claim_id != vb.claim_id:
             raise ValueError(f"the two models' verdicts are not aligned: {va.claim!r} vs {vb.claim!r}")
         out.append(Verdict.across(
             f"{va.claim} (on both models)",
             f"{names[0]}: {va.measured} → {va.outcome.value}. {names[1]}: {vb.measured} → {vb.outcome.value}.",
-            {names[0]: va.outcome, names[1]: vb.outcome}))
+            {names[0]: va.outcome, names[1]: vb.outcome}, claim_id=va.claim_id))
     return out
 
 
