@@ -175,10 +175,9 @@ def domain_texts(name: str, n: int, seed: int = DATA_SEED) -> list[str]:
 
 
 @torch.no_grad()
-def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> dict[str, float]:
-    """Over the fixed held-out set ``encoded``: the token-weighted mean answer loss (``val_loss``, nats)
-    and the share of answer tokens the prompted model predicts greedily given the gold tokens before
-    them (``val_token_accuracy``, percent; a finer signal than exact match where few answers are right)."""
+def validation_totals(lm, encoded, batch_size: int, pad_id: int, autocast) -> tuple[float, int, int]:
+    """``(summed answer loss in nats, answer tokens, tokens predicted greedily right)`` over ``encoded``
+    under teacher forcing (batched, length-sorted)."""
     total, count, correct = 0.0, 0, 0
     order = sorted(range(len(encoded)), key=lambda i: encoded[i].length)
     dev = next(lm.parameters()).device
@@ -189,8 +188,29 @@ def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast) -> di
         total += loss
         count += n
         correct += ok
-    return {"val_loss": total / count, "val_token_accuracy": 100.0 * correct / count}
+    return total, count, correct
 
+
+def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: int | None = None) -> dict:
+    """Over the fixed held-out set ``encoded``: the token-weighted mean answer loss (``val_loss``, nats)
+    and the share of answer tokens the prompted model predicts greedily given the gold tokens before
+    them (``val_token_accuracy``, percent; a finer signal than exact match where few answers are right).
+
+    ``curve=k``: also the loss on the set's first ``k`` examples (``plateau_loss``), the learning curve
+    the plateau rule reads, in the same pass; :func:`curve_scores` computes that alone."""
+    if curve is None:
+        loss, n, ok = validation_totals(lm, encoded, batch_size, pad_id, autocast)
+        return {"val_loss": loss / n, "val_token_accuracy": 100.0 * ok / n}
+    head = validation_totals(lm, encoded[:curve], batch_size, pad_id, autocast)
+    rest = validation_totals(lm, encoded[curve:], batch_size, pad_id, autocast) if len(encoded) > curve else (0.0, 0, 0)
+    loss, n, ok = (a + b for a, b in zip(head, rest))
+    return {"val_loss": loss / n, "val_token_accuracy": 100.0 * ok / n, "plateau_loss": head[0] / head[1]}
+
+
+def curve_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: int) -> dict:
+    """The periodic evaluation: ``plateau_loss`` on the held-out set's first ``curve`` examples only."""
+    loss, n, _ = validation_totals(lm, encoded[:curve], batch_size, pad_id, autocast)
+    return {"plateau_loss": loss / n}
 
 
 @torch.no_grad()

@@ -243,7 +243,7 @@ class Trainer:
         if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
             self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
         # the plateau rule's inputs, the validation losses so far; every rank reads them (a pure function of the log)
-        self._val_losses = [e["val_loss"] for e in self._rows("evals.jsonl") if e["step"] <= start]
+        self._val_losses = [e["plateau_loss"] for e in self._rows("evals.jsonl") if e["step"] <= start]
         stopped_at = start if (start and cfg.stop_at_plateau and self._plateaued()) else None
 
         frozen_below = self.lm.lower_layers_frozen_below()
@@ -303,7 +303,7 @@ class Trainer:
             if done % cfg.eval_every == 0 and not last:
                 self._val_losses.append(self._val_loss(done, val_encoded))
                 if cfg.stop_at_plateau and self._plateaued():  # this evaluation becomes the final one
-                    final = self._evaluate(done, val_encoded, generate=cfg.eval_generate, scored=self._scored)
+                    final = self._evaluate(done, val_encoded, generate=cfg.eval_generate)
                     last = True
                 elif self.dist.main:
                     self._log_eval({"step": done, **self._scored})
@@ -373,14 +373,15 @@ class Trainer:
         for cb in self.callbacks:
             getattr(cb, name)(self, *args)
 
-    def _evaluate(self, step: int, val_encoded, generate: bool, scored: dict | None = None) -> dict:
-        """Validation loss (unless ``scored`` already holds it) and greedy-decoding scores, logged, on
-        rank 0; the other ranks wait."""
+    def _evaluate(self, step: int, val_encoded, generate: bool) -> dict:
+        """A full evaluation (step 0 and the last): validation loss and token accuracy on the whole
+        held-out set, the learning curve's ``plateau_loss``, greedy-decoding scores; logged on rank 0,
+        the other ranks wait."""
         if not self.dist.main:
             self.dist.barrier()
             return {}
         cfg = self.config
-        m = {"step": step, **(scored if scored is not None else self._scores(step, val_encoded))}
+        m = {"step": step, **self._scores(step, val_encoded, full=True)}
         if generate:
             scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
                                                     prompts=[e.prompt_ids for e in val_encoded],
@@ -391,18 +392,19 @@ class Trainer:
                              for ex, p in list(zip(self.eval_examples, preds))[:5]]
         return self._log_eval(m)
 
-    def _scores(self, step: int, val_encoded) -> dict:
-        m = tasks.validation_scores(self.lm, val_encoded, self.config.batch_size, self.tok.pad_token_id,
-                                    self.autocast)
+    def _scores(self, step: int, val_encoded, full: bool) -> dict:
+        cfg, curve = self.config, min(self.config.plateau_eval_size, len(val_encoded))
+        args = (self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id, self.autocast)
+        m = tasks.validation_scores(*args, curve=curve) if full else tasks.curve_scores(*args, curve=curve)
         bad = {k: v for k, v in m.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
             self._diverged(step, f"the validation scores are not finite ({bad})")
         return m
 
     def _val_loss(self, step: int, val_encoded) -> float:
-        """A periodic evaluation's validation loss, the same on every rank (rank 0 computes, all get it)."""
-        self._scored = self._scores(step, val_encoded) if self.dist.main else {}
-        return self.dist.sum(self._scored.get("val_loss", 0.0))  # only rank 0's is non-zero
+        """A periodic evaluation's ``plateau_loss``, the same on every rank (rank 0 computes, all get it)."""
+        self._scored = self._scores(step, val_encoded, full=False) if self.dist.main else {}
+        return self.dist.sum(self._scored.get("plateau_loss", 0.0))  # only rank 0's is non-zero
 
     def _plateaued(self) -> bool:
         return plateau_reached(self._val_losses, self.config.plateau_window, self.config.plateau_tol)
@@ -465,7 +467,7 @@ class Trainer:
         evals, hist = self._rows("evals.jsonl"), self._rows("history.jsonl")
         initial = next((e for e in evals if e["step"] == 0), None)
         step_s = sorted(h["seconds"] for h in hist)
-        losses = [e["val_loss"] for e in evals]
+        losses = [e["plateau_loss"] for e in evals]
         # under a decaying lr every curve flattens: the rule cannot tell a plateau from the schedule
         plateaued = plateau_reached(losses, cfg.plateau_window, cfg.plateau_tol) \
             if cfg.schedule is Schedule.CONSTANT else None

@@ -39,7 +39,7 @@ PLATEAU = dict(schedule="constant", stop_at_plateau=True, steps=400, eval_every=
 
 
 def _losses(out):
-    return [json.loads(line)["val_loss"] for line in (out / "evals.jsonl").read_text().splitlines()]
+    return [json.loads(line)["plateau_loss"] for line in (out / "evals.jsonl").read_text().splitlines()]
 
 
 def test_tiny_run_stops_at_its_plateau_and_says_so(tmp_path, tiny):
@@ -100,3 +100,20 @@ def test_smollm2_run_stops_by_itself_at_a_plateau(tmp_path, smollm):
     assert m["stopped_by"] == "plateau" and m["plateaued"] is True and m["steps"] < 400
     assert plateau_reached(losses, 2, 0.02) and not plateau_reached(losses[:-1], 2, 0.02)
     assert min(losses) < losses[0] - 0.3  # it learned first: a plateau, not a run that never moved
+
+
+def test_the_curve_is_the_held_out_sets_head_and_the_ends_use_all_of_it(tmp_path, tiny):
+    import contextlib
+    from priorlib import tasks
+    t = make_trainer(tmp_path / "run", tiny, steps=8, eval_every=2, plateau_eval_size=3)
+    t.fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "evals.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 2, 4, 6, 8]
+    assert all("val_loss" not in r for r in rows[1:-1])  # periodic: the curve only
+    assert all("val_loss" in r and "plateau_loss" in r for r in (rows[0], rows[-1]))
+    args = (t.lm, t.held_out.encoded, 4, tiny[1].pad_token_id, contextlib.nullcontext)
+    whole = tasks.validation_scores(*args)
+    head = tasks.curve_scores(*args, curve=3)
+    assert rows[-1]["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-6)  # the final prompts, all 8
+    assert rows[-1]["plateau_loss"] == pytest.approx(head["plateau_loss"], rel=1e-6)  # the first 3
+    assert rows[-1]["plateau_loss"] != pytest.approx(rows[-1]["val_loss"], rel=1e-3)

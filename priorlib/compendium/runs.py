@@ -177,12 +177,13 @@ def quality(runs, fields=("prior", "lr", "seed"), by=("prior", "lr"), with_varia
 
 
 def val_steps_to_target(runs, target: float | None = None) -> tuple[float, list[float]]:
-    """First evaluation step at which validation loss is at or below ``target`` (default: the worst final
-    validation loss over ``runs``, so every run reaches it). NaN where a run never does."""
+    """First evaluation step at which the learning curve (``plateau_loss``, evaluated at every evaluation
+    step) is at or below ``target`` (default: the worst final value over ``runs``, so every run reaches it).
+    NaN where a run never does."""
     evs = [r.evals() for r in runs]
-    finals = [float(e.sort_values("step")["val_loss"].iloc[-1]) for e in evs]
+    finals = [float(e.sort_values("step")["plateau_loss"].iloc[-1]) for e in evs]
     target = max(finals) if target is None else float(target)
-    return target, [first_step_at_or_below(e["step"].to_numpy(), e["val_loss"].to_numpy(), target) for e in evs]
+    return target, [first_step_at_or_below(e["step"].to_numpy(), e["plateau_loss"].to_numpy(), target) for e in evs]
 
 
 def first_step_at_or_below(steps, values, target: float) -> float:

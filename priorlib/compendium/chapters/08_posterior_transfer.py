@@ -295,12 +295,13 @@ def train_curves(runs, smooth: int = 5) -> pd.DataFrame:
 
 
 def val_curves(runs) -> pd.DataFrame:
-    """Long table ``arm, seed, step, val_loss`` of every evaluation (nats/token)."""
+    """Long table ``arm, seed, step, val_loss`` of every evaluation (nats/token; the learning curve,
+    ``plateau_loss``, which every evaluation computes)."""
     out = []
     for r in runs:
         e = r.evals().sort_values("step")
         out.append(pd.DataFrame({"arm": arm_of(r.config), "seed": r.config.seed, "step": e["step"],
-                                 "val_loss": e["val_loss"]}))
+                                 "val_loss": e["plateau_loss"]}))
     return pd.concat(out, ignore_index=True)
 
 

@@ -25,15 +25,16 @@ def movement_vs_lr(placement, *, title: str):
 
 
 def val_curves(runs, *, label_fn, title: str, target: float | None = None):
-    """Validation loss at every evaluation step, one line per run."""
+    """The learning curve (``plateau_loss``: validation loss on the held-out set's first questions, the
+    series the plateau rule reads) at every evaluation step, one line per run."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for r in runs:
         e = r.evals().sort_values("step")
-        ax.plot(e["step"], e["val_loss"], marker=".", lw=1, label=label_fn(r.config))
+        ax.plot(e["step"], e["plateau_loss"], marker=".", lw=1, label=label_fn(r.config))
     if target is not None:
         ax.axhline(target, c="0.4", ls="--", lw=0.8, label=f"target {target:.3f}")
     ax.set_xlabel("training step")
-    ax.set_ylabel("validation answer loss (nats/token)")
+    ax.set_ylabel("held-out answer loss, curve subset\n(nats/token)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
