@@ -72,3 +72,17 @@ def test_placement_summary_pairs_sampled_and_trained():
     _, place = rows_and_placement()
     ps = sec.placement_summary(place)
     assert len(ps) == 4 and "→" in ps.loc[0, "median_nn_l2"] and (ps["moved_l2"] > 0).all()
+
+
+def test_a_chapter_profile_can_ask_for_runs_to_a_plateau(monkeypatch):
+    """The converged design's fields reach every run's config through the one profile table."""
+    from priorlib.compendium import profiles, runs
+    entry = {**profiles.CHAPTERS["02_lr_priors"]["smoke"], "schedule": "constant", "stop_at_plateau": True,
+             "eval_every": 3, "warmup_steps": 2, "plateau_window": 4, "plateau_tol": 0.02, "plateau_eval_size": 16,
+             "eval_max_length": 256}
+    monkeypatch.setitem(profiles.CHAPTERS["02_lr_priors"], "smoke", entry)
+    cfg = runs.settings("02_lr_priors", "smoke").base()
+    assert (cfg.schedule.value, cfg.stop_at_plateau, cfg.eval_every, cfg.warmup_steps) == ("constant", True, 3, 2)
+    assert (cfg.plateau_window, cfg.plateau_tol, cfg.plateau_eval_size, cfg.eval_max_length) == (4, 0.02, 16, 256)
+    plain = runs.settings("03_exclusion", "smoke").base()  # a chapter that sets none keeps the old design
+    assert (plain.schedule.value, plain.stop_at_plateau) == ("linear", False)

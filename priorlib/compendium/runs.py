@@ -53,8 +53,8 @@ class Settings:
         d = dict(self.run_overrides, model=self.model, steps=self.steps, batch_size=self.batch_size,
                  n_tokens=self.n_tokens, deep_layers=tuple(self.deep_layers), max_length=self.max_length,
                  eval_size=self.eval_size)
-        d["eval_every"] = d.get("checkpoint_every", profiles.run_sizes(self.profile).checkpoint_every)
-        d["warmup_steps"] = max(1, self.steps // 10)
+        d.setdefault("eval_every", d.get("checkpoint_every", profiles.run_sizes(self.profile).checkpoint_every))
+        d.setdefault("warmup_steps", max(1, self.steps // 10))
         d.update(kw)
         return ex.base_config(self.profile, **d)
 
@@ -73,7 +73,9 @@ def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, lear
     d = profiles.chapter_defaults(stem, profile)
     if learning_rates is not None:
         d.pop("replicate_lr", None)  # the caller chose the rates: every seed at every rate
-    run_keys = ("checkpoint_every", "n_train", "reference_texts", "max_new_tokens")
+    # further TrainConfig fields a chapter's profile may fix (a converged design: the plateau rule and its cadence)
+    run_keys = ("checkpoint_every", "n_train", "reference_texts", "max_new_tokens", "eval_every", "warmup_steps",
+                "schedule", "stop_at_plateau", "plateau_window", "plateau_tol", "plateau_eval_size", "eval_max_length")
     run_overrides = {k: d.pop(k) for k in run_keys if k in d}
 
     def pick(value, key, fallback):
