@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -148,6 +149,9 @@ def _store(result: dict, params: dict, meta_path: Path, st_path: Path, npz_path:
     tmp.replace(meta_path)  # written last: its presence marks a complete entry
 
 
+_log = logging.getLogger("priorlib.cache")  # hits and stores at INFO: silent in the book, on with logging.basicConfig
+
+
 def cached(name: str, params: dict, compute: Callable[[], dict], *, verbose: bool = True) -> dict:
     """``compute()`` once per distinct ``(name, params)``; later calls load the stored arrays.
 
@@ -160,7 +164,7 @@ def cached(name: str, params: dict, compute: Callable[[], dict], *, verbose: boo
         hit = _load(meta_path, st_path, npz_path)
         if hit is not None:
             if verbose:
-                print(f"cache hit: {name} ({key[:12]})")
+                _log.info("cache hit: %s (%s)", name, key[:12])
             return hit
     result = compute()
     if not isinstance(result, dict):
@@ -168,5 +172,5 @@ def cached(name: str, params: dict, compute: Callable[[], dict], *, verbose: boo
     result = {k: v if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in result.items()}
     _store(result, params, meta_path, st_path, npz_path)
     if verbose:
-        print(f"cache store: {name} ({key[:12]})")
+        _log.info("cache store: %s (%s)", name, key[:12])
     return result

@@ -92,3 +92,15 @@ def test_activation_reference_goes_through_the_cache(tiny):
     assert torch.equal(a.vectors, b.vectors) and len(a) == sum(len(tok(t)["input_ids"]) for t in texts)
     activation_reference(model, tok, texts[:1], "layers.1.resid_pre", model_name="tiny-random-llama", max_length=16)
     assert len(list(artifacts_dir().glob("activation-reference-*.json"))) == 2  # other texts, other entry
+
+
+def test_cache_is_silent_on_stdout_and_logs_hits(tmp_path, monkeypatch, capsys, caplog):
+    """Hits and stores go to the ``priorlib.cache`` logger, not stdout: the book's cells stay clean."""
+    import logging
+    from priorlib import cache
+    monkeypatch.setenv("PRIORLIB_ARTIFACTS", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="priorlib.cache"):
+        cache.cached("quiet", {"a": 1}, lambda: {"x": [1.0]})
+        cache.cached("quiet", {"a": 1}, lambda: {"x": [2.0]})
+    assert capsys.readouterr().out == ""
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["cache store", "cache hit"]

@@ -90,6 +90,8 @@ def parse_parameter(name: str, value):
 def setup(stem: str, profile: str = "cpu", **parameters):
     """The settings of chapter ``stem`` for ``profile``: what its notebook runs, checked before any compute."""
     check_profile(profile)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # a model's "Loading weights" bar would stay frozen in the static book
     module = chapter(stem)
     import inspect
     known = [n for n, p in inspect.signature(module.settings).parameters.items() if p.kind is p.KEYWORD_ONLY]
