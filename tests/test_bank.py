@@ -123,3 +123,27 @@ def _train_toy(tmp_path, cfg, tiny):
     Trainer(cfg, out, model=tiny[0], tokenizer=tiny[1], progress=False, train_examples=toy_examples(40, 0),
             eval_examples=toy_examples(8, 1)).fit()
     return out
+
+
+@pytest.mark.slow
+def test_two_missing_runs_fan_out_through_submitit_local_and_land_in_the_bank(tmp_path, monkeypatch):
+    """Issue 16: the evidence runner hands its missing runs to an existing executor (submitit's local
+    mode: one process per job); both land in the bank, and nothing is missing afterwards."""
+    from priorlib.compendium import evidence
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "store"))
+    monkeypatch.setenv(evidence.EXPORT_ENV, "1")
+    monkeypatch.setenv(evidence.CHAPTER_ENV, "02_lr_priors")
+    configs = [TrainConfig(model="tiny-random-llama", steps=2, batch_size=4, n_train=8, eval_size=4, max_length=128,
+                           eval_generate=False, checkpoint_every=1, precision="fp32", seed=s) for s in (0, 1)]
+    evidence.record_plan(configs)
+    assert [c.key() for c in evidence.missing()] == [c.key() for c in configs]
+    keys = evidence.compute(evidence.missing(), cluster="local", folder=tmp_path / "jobs", timeout_min=10)
+    assert keys == [c.key() for c in configs]
+    assert evidence.missing() == []
+    for c in configs:
+        hit = bank.find(c, [tmp_path / "evidence"])
+        assert hit is not None and hit.metrics["steps"] == 2 and hit.manifest["engine"] == 2
+    [row, total] = evidence.status()
+    assert (row["planned"], row["present"], row["missing"]) == (2, 2, 0) and total["stale"] == 0
+    assert not (tmp_path / "evidence" / "jobs").exists()  # job logs stay out of the bank

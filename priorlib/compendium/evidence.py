@@ -72,10 +72,9 @@ def record_plan(configs) -> Path | None:
     old = json.loads(path.read_text()) if path.exists() else {}
     keys = dict(old.get("runs", {})) if old.get("started") == started else {}
     for cfg in configs:
-        keys[cfg.key()] = {"prior": cfg.prior, "lr": cfg.lr, "seed": cfg.seed, "method": cfg.method.value,
-                           "task": cfg.task, "model": cfg.model}
+        keys[cfg.key()] = cfg.to_dict()  # the whole config: a missing run can be trained without the notebook
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"chapter": chapter, "started": started, "runs": keys}, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps({"chapter": chapter, "started": started, "runs": keys}, indent=1))  # in asked order
     os.replace(tmp, path)
     return path
 
@@ -104,6 +103,52 @@ def status(root=None) -> list[dict]:
     return rows
 
 
+def missing(root=None) -> list:
+    """The configs of every planned run the bank lacks (or holds only as stale), in plan order."""
+    from priorlib.config import TrainConfig
+    folder = evidence_dir(root)
+    present = {e.key for e in bank.entries(folder) if not e.stale}
+    out, seen = [], set()
+    for plan in sorted((folder / "plans").glob("*.json")) if (folder / "plans").is_dir() else ():
+        for key, d in json.loads(plan.read_text())["runs"].items():
+            if key not in present and key not in seen:
+                cfg = TrainConfig.from_dict(d)
+                if cfg.key() != key:  # planned by another engine version: the chapter must plan it again
+                    continue
+                seen.add(key)
+                out.append(cfg)
+    return out
+
+
+def train_into_bank(config: dict, bank_dir: str, runs_root: str | None = None) -> str:
+    """One job of :func:`compute`: train ``config`` (resuming it if a job before was killed) into the
+    local run store and export it into the bank; returns the run's key. A plain function of plain values,
+    so any executor can ship it."""
+    from priorlib import runstore
+    from priorlib.config import TrainConfig
+    cfg = TrainConfig.from_dict(config)
+    run = runstore.train(cfg, root=runs_root, progress=False)
+    bank.export(run, bank_dir, provenance=provenance())
+    return cfg.key()
+
+
+def compute(configs, *, cluster: str = "local", folder=None, root=None, **executor_params) -> list[str]:
+    """Train ``configs`` into the bank through a `submitit` executor: ``cluster="local"`` runs each job as a
+    local process (the default), ``"slurm"`` submits to Slurm (``executor_params`` such as
+    ``slurm_partition=...``, ``timeout_min=...``), ``"debug"`` runs them in this process. Returns the keys,
+    in order; a failed job raises its error. Job logs go to ``folder`` (default: the cache, never the repo)."""
+    import submitit
+    from priorlib.models import cache_dir
+    bank_dir = str(evidence_dir(root))
+    folder = Path(folder) if folder is not None else cache_dir() / "submitit"
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    if executor_params:
+        executor.update_parameters(**executor_params)
+    runs_root = os.environ.get("PRIORLIB_RUNS")
+    jobs = [executor.submit(train_into_bank, cfg.to_dict(), bank_dir, runs_root) for cfg in configs]
+    return [job.result() for job in jobs]
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="action", required=True)
@@ -114,6 +159,10 @@ def add_arguments(p) -> None:
                      help="these chapters (01, 01_proof_of_concept or proof_of_concept); default: all")
     run.add_argument("--profile", default="cpu", help="the notebooks' parameter profile (default: cpu)")
     run.add_argument("--root", default=None)
+    run.add_argument("--missing-only", action="store_true",
+                     help="train the planned runs the bank lacks through the executor, without executing notebooks")
+    run.add_argument("--cluster", default="local", choices=("local", "slurm", "debug"),
+                     help="submitit executor for --missing-only (default: local processes)")
 
 
 def _table(rows: list[dict]) -> str:
@@ -135,6 +184,12 @@ def _cell(v) -> str:
 
 def run(args) -> int:
     if args.action == "status":
+        print(_table(status(args.root)))
+        return 0
+    if args.missing_only:
+        todo = missing(args.root)
+        print(f"{len(todo)} planned run(s) missing from the bank", flush=True)
+        compute(todo, cluster=args.cluster, root=args.root)
         print(_table(status(args.root)))
         return 0
     from priorlib.compendium.book import execute_all, find_notebooks, parameters_from_args
