@@ -325,7 +325,7 @@ class Trainer:
         if not self.dist.main:
             self.dist.barrier()
             return {}
-        metrics = self._finish(final, seconds, stopped_at)
+        metrics = self._finish(final, seconds, stopped_at, info.get("deep_lr_scale") or {})
         self.dist.barrier()
         return metrics
 
@@ -462,7 +462,7 @@ class Trainer:
                 keep = [r for r in read_jsonl(path, torn_tail=True) if r["step"] <= step]  # a torn last row goes too
                 atomic_write_text(path, "".join(json.dumps(r, allow_nan=False) + "\n" for r in keep))
 
-    def _finish(self, final: dict, seconds: float, stopped_at: int) -> dict:
+    def _finish(self, final: dict, seconds: float, stopped_at: int, deep_lr_scale: dict) -> dict:
         cfg = self.config
         evals, hist = self._rows("evals.jsonl"), self._rows("history.jsonl")
         initial = next((e for e in evals if e["step"] == 0), None)
@@ -473,7 +473,7 @@ class Trainer:
             if cfg.schedule is Schedule.CONSTANT else None
         metrics = {"initial": initial, "final": final, "steps": stopped_at, "step_cap": cfg.steps,
                    "plateaued": plateaued, "stopped_by": "plateau" if stopped_at < cfg.steps else "cap",
-                   "evaluations": len(losses),
+                   "evaluations": len(losses), "deep_lr_scale": deep_lr_scale,
                    "held_out": {"n": len(self.eval_examples), "scanned": self.held_out.scanned,
                                 "left_out": self.held_out.left_out,
                                 "max_prompt_tokens": cfg.eval_max_length - cfg.max_new_tokens},

@@ -26,8 +26,9 @@ def test_first_adam_step_moves_each_block_by_its_scale(tmp_path, tiny):
     """AdamW's first step moves every coordinate by lr * sign(g): the block's largest move over the soft
     prompt's is its scale exactly, and the scale is the layer's median token RMS over the embeddings'."""
     t = make_trainer(tmp_path / "scaled", tiny, **DEEP)
-    t.fit()
+    metrics = t.fit()
     scales, moved = _first_step(tmp_path / "scaled")
+    assert metrics["deep_lr_scale"] == scales  # the chapters' movement bounds read it from the metrics
     assert set(scales) == {str(k) for k in t.layers}
     for k in t.layers:
         assert moved[f"deep.{k}"] / moved["soft"] == pytest.approx(scales[str(k)], rel=1e-3)
@@ -89,3 +90,14 @@ def test_on_smollm2_a_deep_block_moves_a_tenth_of_the_activation_gap_in_100_step
             assert v["share"] >= 0.10, (k, v)
         else:  # engine 1's lr could not: the control that makes the bar meaningful
             assert v["share"] < 0.10, (k, v)
+
+
+def test_movement_bound_of_a_deep_block_carries_its_lr_scale():
+    """A block at lr x 200 can move 200 times as far: a claim judged at the soft prompt's lr alone
+    would be called untestable by construction."""
+    from priorlib.compendium import decide
+    from priorlib.protocol import Outcome
+    cfg = TrainConfig(**{**DEEP, "model": "tiny-random-llama", "steps": 20, "warmup_steps": 2})
+    plain, scaled = decide.movement([cfg], 576, 30.0), decide.movement([cfg], 576, 30.0, scale=200.0)  # 0.26, 52.8
+    assert scaled.bound == pytest.approx(200.0 * plain.bound)
+    assert plain.outcome is Outcome.NOT_TESTABLE and scaled.outcome is not Outcome.NOT_TESTABLE

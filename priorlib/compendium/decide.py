@@ -125,11 +125,12 @@ def opposite(outcome: Outcome) -> Outcome:
     return swap.get(Outcome(outcome), Outcome(outcome))
 
 
-def movement(configs, dim: int, yardstick: float) -> protocol.Movement:
+def movement(configs, dim: int, yardstick: float, *, scale: float = 1.0) -> protocol.Movement:
     """The most any of ``configs`` could move a ``dim``-vector (:func:`priorlib.protocol.movement_bound`
-    over the trainer's learning-rate schedule), beside ``yardstick``."""
+    over the trainer's learning-rate schedule, times ``scale``: a deep block's lr multiplier, which the
+    trainer records as ``metrics["deep_lr_scale"]``), beside ``yardstick``."""
     from priorlib.trainer import lr_at
-    bounds = [protocol.movement_bound([lr_at(t, c) for t in range(c.steps)], dim) for c in configs]
+    bounds = [protocol.movement_bound([scale * lr_at(t, c) for t in range(c.steps)], dim) for c in configs]
     return protocol.movement_testable(max(bounds), yardstick)
 
 

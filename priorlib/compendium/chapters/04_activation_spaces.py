@@ -58,8 +58,13 @@ def cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
                                decide.arm(g, measure, "carry", variant="deep carry"), measure)
 
 
+def deep_lr_scale(runs) -> float:
+    """The largest deep-block learning-rate multiplier of ``runs`` (1 for runs recorded without one)."""
+    return max((max(r.metrics.get("deep_lr_scale") or {"": 1.0}.values()) for r in runs), default=1.0)
+
+
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
-             dim: int | None = None) -> tuple[list[Verdict], dict]:
+             dim: int | None = None, lr_scale: float = 1.0) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
 
     1. *SQuAD does not diverge far from web text (one cluster)*: the opposite of the ``protocol.Separation``
@@ -69,8 +74,9 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     3. *"cut" and "carry" perform the same*: :func:`cut_vs_carry` (TOST on final validation loss); the
        paper says so of prompts on the token embeddings only, this checks deep prompts.
     4. *Trained deep prompts stay near their prior in activation space*: the movement bound of the deep
-       runs' ``configs`` for a ``dim``-vector beside ``act_gap`` (not testable below it); else every
-       run's last-layer block moved less than ``act_gap``.
+       runs' ``configs`` for a ``dim``-vector, at their blocks' learning rate (``lr_scale`` times the
+       schedule: :func:`deep_lr_scale`), beside ``act_gap`` (not testable below it); else every run's
+       last-layer block moved less than ``act_gap``.
     """
     last = list(sep)[-1]
     later, measure = converges_later(rows)
@@ -79,7 +85,7 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     t = deep_place[deep_place["when"] == "trained"]
     stay = float((t["moved_l2"] < act_gap).mean()) if len(t) else float("nan")
     if configs and dim:
-        bound = decide.movement(configs, dim, act_gap)
+        bound = decide.movement(configs, dim, act_gap, scale=lr_scale)
         stay_outcome, stay_why = decide.stays_within(t["moved_l2"], act_gap, bound)
     else:
         bound, stay_outcome, stay_why = None, Outcome.INCONCLUSIVE, "no movement bound (needs the runs and the dimension)"
