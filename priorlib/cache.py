@@ -68,9 +68,12 @@ def _jsonable(value):
 
 
 def params_key(name: str, params: dict) -> str:
-    """sha256 of ``{"name", "params", "version"}`` as canonical JSON (sorted keys)."""
-    blob = json.dumps({"name": name, "params": params, "version": _VERSION}, sort_keys=True,
-                      default=_jsonable, separators=(",", ":"))
+    """sha256 of ``{"name", "params", "version", "engine"}`` as canonical JSON (sorted keys). The engine
+    version (:data:`priorlib.config.ENGINE_VERSION`) is part of it, so an artifact computed by older code
+    is never served to newer code (an artifact that outlives a change of results would serve old numbers)."""
+    from .config import ENGINE_VERSION
+    blob = json.dumps({"name": name, "params": params, "version": _VERSION, "engine": ENGINE_VERSION},
+                      sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -104,3 +104,10 @@ def test_cache_is_silent_on_stdout_and_logs_hits(tmp_path, monkeypatch, capsys, 
         cache.cached("quiet", {"a": 1}, lambda: {"x": [2.0]})
     assert capsys.readouterr().out == ""
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["cache store", "cache hit"]
+
+
+def test_an_engine_bump_changes_every_cache_key(monkeypatch):
+    from priorlib import config
+    before = params_key("capture", {"x": 1})
+    monkeypatch.setattr(config, "ENGINE_VERSION", config.ENGINE_VERSION + 1)
+    assert params_key("capture", {"x": 1}) != before
