@@ -33,6 +33,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import engine
+
 __all__ = ["cached", "artifacts_dir", "params_key", "fingerprint", "cache_enabled"]
 
 _VERSION = 1  # bump when the on-disk layout changes
@@ -69,10 +71,9 @@ def _jsonable(value):
 
 def params_key(name: str, params: dict) -> str:
     """sha256 of ``{"name", "params", "version", "engine"}`` as canonical JSON (sorted keys). The engine
-    version (:data:`priorlib.config.ENGINE_VERSION`) is part of it, so an artifact computed by older code
+    version (:data:`priorlib.engine.ENGINE_VERSION`) is part of it, so an artifact computed by older code
     is never served to newer code (an artifact that outlives a change of results would serve old numbers)."""
-    from .config import ENGINE_VERSION
-    blob = json.dumps({"name": name, "params": params, "version": _VERSION, "engine": ENGINE_VERSION},
+    blob = json.dumps({"name": name, "params": params, "version": _VERSION, "engine": engine.ENGINE_VERSION},
                       sort_keys=True, default=_jsonable, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

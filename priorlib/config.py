@@ -5,6 +5,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -29,24 +30,43 @@ class Precision(str, Enum):
     FP32 = "fp32"   # everything fp32 (bitwise-reproducible resume on CPU)
 
 
-# The engine's version: part of every run's identity (its store key), bumped whenever a change would alter
-# what a run computes. 2: evaluation on whole contexts (no answer-guided cropping), generation stops at a
-# newline, SQuAD v1.1's F1 rule for empty answers, deep blocks' lr scaled to their layer (DeepLR), the
-# plateau rule, BOS-safe deep carry, Gemma's sliding window in decoding.
-ENGINE_VERSION = 2
+from . import engine
+from .engine import ENGINE_VERSION  # noqa: F401  (re-exported: priorlib.config.ENGINE_VERSION)
 
 MIN_MAX_LENGTH = 10  # the encoder keeps at least 8 prompt tokens, plus an answer token and EOS
 
 
+# the syntax of a hook point's name (priorlib.hooks resolves it on a model); here so a config is checked without torch
+POINT_SYNTAX = re.compile(r"^(embed|final_norm|layers\.(-?\d+)\.(resid_pre|resid_post))$")
+_DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
 def _check_device_name(device) -> None:
-    """The device string's syntax (whether it exists here is checked when a run starts)."""
-    import torch
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError, TypeError):
-        kind = None
-    if kind not in ("cpu", "cuda", "mps"):
+    """The device string's syntax, without importing torch (whether it exists here is checked when a run
+    starts)."""
+    if not (isinstance(device, str) and _DEVICE.match(device)):
         raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
+
+
+# the priors priorlib registers itself (tests/test_priors.py keeps this equal to the registry's built-ins)
+BUILTIN_PRIORS = ("isotropic", "xavier", "fitted-gaussian", "exclusion", "exclusion-radius", "interpolation", "vae",
+                  "vocab-sample", "text", "low-density", "posterior")
+
+
+def _check_prior_name(name) -> None:
+    """An unknown prior fails without importing torch; a prior registered by the user is in the registry,
+    which is loaded already (registering imported it)."""
+    import sys
+    if name is None or name in BUILTIN_PRIORS or "priorlib.priors" in sys.modules:
+        return  # parse_params checks it against the registry itself
+    raise ValueError(f"unknown prior {name!r}; choose one of: {', '.join(BUILTIN_PRIORS)}")
+
+
+def _f(default, help: str):
+    """A config field with its help text (PEFT-style); a type such as ``dict`` as default is a factory."""
+    if default is dict:
+        return field(default_factory=dict, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 def _enum(cls, value, what):
@@ -58,57 +78,73 @@ def _enum(cls, value, what):
 
 @dataclass
 class TrainConfig:
+    """Everything that defines one training run; every field is checked here, before any compute.
+
+        cfg = TrainConfig(task="squad", prior="vocab-sample", lr=1e-2, schedule="constant", stop_at_plateau=True)
+        cfg.key()                      # the run store's folder name: a hash of cfg.identity()
+        TrainConfig.help("plateau_tol")  # the help text ``priorlib train --help`` shows
+    """
     # what
-    model: str = "smollm2-135m"
-    task: str = "squad"              # a registered task (priorlib.tasks.TASKS): squad, math or your own
-    method: Method = Method.SOFT
-    deep_mode: str = "cut"
-    deep_layers: tuple[int, ...] = (-3, -2, -1)
-    token_prompt: bool = True
-    n_tokens: int = 20
+    model: str = _f("smollm2-135m", "a registered model (priorlib models lists them)")
+    task: str = _f("squad", "a registered task (priorlib.tasks.TASKS): squad, math or your own")
+    method: Method = _f(Method.SOFT, "soft (token-level prompt) | deep (activation-level blocks too)")
+    deep_mode: str = _f("cut", "cut (the paper's: blocks prepended to a layer's input, cut from its output) | carry")
+    deep_layers: tuple[int, ...] = _f((-3, -2, -1), "layers that get a deep block (negative: from the top)")
+    token_prompt: bool = _f(True, "deep runs also train the token-level prompt")
+    n_tokens: int = _f(20, "prompt vectors per tensor")
     # where prompts start
-    prior: str = "isotropic"
-    prior_params: dict = field(default_factory=dict)
-    soft_space: str = "tokens"        # "tokens" or a hook point, e.g. "layers.0.resid_post" (activation prior)
-    deep_prior: str | None = None     # prior of the activation-level blocks (default: ``prior``)
-    deep_prior_params: dict | None = None
-    interpolate_with: str = "web"     # the second domain of the interpolation prior (web | squad | math)
-    reference_texts: int = 256        # texts whose activations define an activation reference
+    prior: str = _f("isotropic", "the prior the prompt is drawn from (priorlib.priors.PRIORS)")
+    prior_params: dict = _f(dict, "the prior's parameters, e.g. {'sigma': '0.02'}")
+    soft_space: str = _f("tokens", "tokens, or a hook point such as layers.0.resid_post (an activation prior)")
+    deep_prior: str | None = _f(None, "prior of the activation-level blocks (default: prior)")
+    deep_prior_params: dict | None = _f(None, "its parameters (default: prior_params)")
+    interpolate_with: str = _f("web", "the second domain of the interpolation prior (web | squad | math)")
+    reference_texts: int = _f(256, "texts whose activations define an activation reference")
     # optimisation
-    lr: float = 1e-3
-    steps: int = 200
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup_steps: int = 10
-    schedule: Schedule = Schedule.LINEAR
-    deep_lr: DeepLR = DeepLR.ACTIVATION_SCALE
-    weight_decay: float = 0.0
-    reg_prior_l2: float = 0.0         # penalties on the token-level prompt (see priorlib.regularisers)
-    reg_mahalanobis: float = 0.0
-    reg_mahalanobis_hinge: float = 0.0
-    reg_nearest_token: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 256
-    precision: Precision = Precision.BF16
-    seed: int = 0
+    lr: float = _f(1e-3, "peak learning rate")
+    steps: int = _f(200, "optimizer steps (the cap with stop_at_plateau)")
+    batch_size: int = _f(8, "examples per step")
+    grad_accum: int = _f(1, "micro-batches per step")
+    warmup_steps: int = _f(10, "steps of linear warm-up")
+    schedule: Schedule = _f(Schedule.LINEAR, "linear (decay to 0 at steps) | constant (after warm-up)")
+    deep_lr: DeepLR = _f(DeepLR.ACTIVATION_SCALE, "activation-scale (each deep block's lr times its layer's "
+                         "activation scale over the embeddings') | same")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    reg_prior_l2: float = _f(0.0, "penalty weight: L2 to the prompt's own prior sample (priorlib.regularisers)")
+    reg_mahalanobis: float = _f(0.0, "penalty weight: Mahalanobis pull into the token embeddings' Gaussian")
+    reg_mahalanobis_hinge: float = _f(0.0, "penalty weight: push out of that Gaussian's 95% region")
+    reg_nearest_token: float = _f(0.0, "penalty weight: distance to the nearest token embedding")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm")
+    max_length: int = _f(256, "training sequence length; a longer context is cut around its answer")
+    precision: Precision = _f(Precision.BF16, "bf16 (weights and autocast) | fp32 (bitwise-reproducible resume)")
+    seed: int = _f(0, "prior sample and data order")
     # data and evaluation
-    n_train: int | None = None        # cap on training examples (None: the whole split)
-    eval_size: int = 200              # held-out examples for validation loss and generation metrics
-    eval_max_length: int = 384        # held-out prompts longer than this minus max_new_tokens are left out, never cut
-    eval_every: int = 50              # steps between periodic evaluations (the learning curve)
-    plateau_eval_size: int = 64       # the curve's questions: the held-out set's first ones (a periodic evaluation
-                                      # costs ~5 training steps instead of ~16 for all 200); step 0 and the end use all
+    n_train: int | None = _f(None, "cap on training examples (None: the whole split)")
+    eval_size: int = _f(200, "held-out questions, the same for every run")
+    eval_max_length: int = _f(384, "held-out prompts longer than this minus max_new_tokens are left out, never cut")
+    eval_every: int = _f(50, "steps between periodic evaluations (the learning curve)")
+    plateau_eval_size: int = _f(64, "the curve's questions, the held-out set's first ones (a periodic evaluation "
+                                "then costs ~5 training steps, not ~16); step 0 and the end use all")
     # stopping: the plateau rule, judged on the learning curve (plateau_loss) at every evaluation
-    plateau_window: int = 3           # W: the evaluations the rule looks back over
-    plateau_tol: float = 0.01         # eps: plateaued when the best of the last W evaluations improves on the
-                                      # best before them by less than this share
-    stop_at_plateau: bool = False     # stop as soon as the rule holds (``steps`` is then a cap); needs schedule=constant
-    eval_generate: bool = True        # EM/F1 or accuracy by greedy decoding at start and end
-    max_new_tokens: int = 24
-    math_per_module: int = 2000
-    checkpoint_every: int = 50
-    device: str = "cpu"
-    attn_implementation: str = "auto"   # auto: eager on CPU (faster there), sdpa on GPUs
+    plateau_window: int = _f(3, "W: the evaluations the plateau rule looks back over")
+    plateau_tol: float = _f(0.01, "eps: plateaued when the best of the last W evaluations improves on the best "
+                            "before them by less than this share")
+    stop_at_plateau: bool = _f(False, "stop as soon as the plateau rule holds (steps is then a cap); needs "
+                               "schedule=constant")
+    eval_generate: bool = _f(True, "EM/F1 or accuracy by greedy decoding at the start and the end")
+    max_new_tokens: int = _f(24, "longest greedy answer (it also stops at a newline)")
+    math_per_module: int = _f(2000, "MATH training problems per arithmetic module")
+    checkpoint_every: int = _f(50, "steps between checkpoints (the scrubber's frames)")
+    device: str = _f("cpu", "cpu, cuda, cuda:N or mps")
+    attn_implementation: str = _f("auto", "auto (eager on CPU, faster there; sdpa on GPUs) | eager | sdpa")
+
+    @classmethod
+    def help(cls, name: str) -> str:
+        """A field's help text and default, as the command line shows it."""
+        f = {f.name: f for f in dataclasses.fields(cls)}[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        shown = default.value if isinstance(default, Enum) else default
+        return f"{f.metadata['help']} (default: {shown})"
 
     def __post_init__(self):
         from .tasks import check_task_name
@@ -159,8 +195,7 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0 (got {self.weight_decay}) and max_grad_norm > 0 "
                              f"(got {self.max_grad_norm})")
         _check_device_name(self.device)
-        from .hooks import _POINT
-        if self.soft_space != "tokens" and not (isinstance(self.soft_space, str) and _POINT.match(self.soft_space)):
+        if self.soft_space != "tokens" and not (isinstance(self.soft_space, str) and POINT_SYNTAX.match(self.soft_space)):
             raise ValueError(f"soft_space must be 'tokens' or a hook point such as 'layers.0.resid_post' "
                              f"(embed, final_norm, layers.K.resid_pre, layers.K.resid_post), got {self.soft_space!r}")
         self.regularisers()  # weights >= 0
@@ -177,8 +212,10 @@ class TrainConfig:
             raise ValueError("deep mode 'carry' needs the token-level prompt (token_prompt=True)")
         from .models import check_model_name, resolve_attention
         resolve_attention(self.attn_implementation, "cpu")  # a bad value fails here
-        from .priors import parse_params
         check_model_name(self.model)
+        for name in (self.prior, self.deep_prior):
+            _check_prior_name(name)
+        from .priors import parse_params  # torch: only for a config whose other fields are good
         self.prior_params = _typed(self.prior, self.prior_params, parse_params)
         if self.deep_prior is not None or self.deep_prior_params is not None:
             self.deep_prior_params = _typed(self.deep_prior or self.prior, self.deep_prior_params or {}, parse_params)
@@ -211,7 +248,7 @@ class TrainConfig:
         d = self.to_dict()
         for k in ("device", "checkpoint_every"):
             d.pop(k)
-        d["engine"] = ENGINE_VERSION
+        d["engine"] = engine.ENGINE_VERSION
         return d
 
     def key(self) -> str:

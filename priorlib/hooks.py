@@ -16,7 +16,6 @@ the padding after it, so real positions are exact); :mod:`priorlib.activations` 
 """
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -27,8 +26,7 @@ from tqdm.auto import tqdm
 
 from . import arch
 from .batching import bos_ids
-
-_POINT = re.compile(r"^(embed|final_norm|layers\.(-?\d+)\.(resid_pre|resid_post))$")
+from .config import POINT_SYNTAX as _POINT  # one definition of a hook point's name
 
 
 class StopForward(Exception):

@@ -13,9 +13,10 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+if TYPE_CHECKING:  # torch loads with the first model: checking a name or a config needs none
+    import torch
 
 __all__ = ["ModelSpec", "MODELS", "load_model", "cache_dir", "ModelUnavailable", "register_model"]
 
@@ -76,6 +77,7 @@ def _package_dir(package: str) -> Path:
 
 def _convert_gguf(gguf_path: Path, out: Path) -> Path:
     """Dequantise a GGUF checkpoint once into an HF folder (fp32 safetensors); later loads take <1 s."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
@@ -140,6 +142,7 @@ def _hub_folder(repo: str) -> Callable[[], Path]:
 
 def _tiny_random_llama() -> tuple:
     """A 4-layer Llama with SmolLM2's tokenizer and fixed random weights: tests and the smoke profile."""
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(_smollm2_folder())
@@ -157,6 +160,7 @@ def _tiny_random_gemma3() -> tuple:
     """A 4-layer Gemma-3 with fixed random weights: sqrt(d)-scaled input embeddings, sliding-window and
     full-attention layers with their two rotary embeddings, and a BOS token (SmolLM2's tokenizer told to
     add one). It checks the Gemma code paths in tests and the smoke profile."""
+    import torch
     from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
 
     tok = AutoTokenizer.from_pretrained(_smollm2_folder(), add_bos_token=True)
@@ -191,6 +195,7 @@ def check_model_name(name: str) -> ModelSpec:
 
 def check_device(device) -> torch.device:
     """The device, parsed and checked to exist on this machine (one-line ValueError otherwise)."""
+    import torch
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
@@ -212,16 +217,19 @@ def resolve_attention(attn_implementation: str, device) -> str:
     """``auto``: eager attention on CPU (measured faster for training there: its backward beats the CPU
     SDPA kernel's in bf16, see book/performance.md), SDPA elsewhere."""
     if attn_implementation == "auto":
-        return "eager" if torch.device(device).type == "cpu" else "sdpa"
+        return "eager" if str(device).split(":")[0] == "cpu" else "sdpa"
     if attn_implementation not in ("eager", "sdpa"):
         raise ValueError(f"attn_implementation must be auto, eager or sdpa, got {attn_implementation!r}")
     return attn_implementation
 
 
-def load_model(name: str, *, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+def load_model(name: str, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
                attn_implementation: str = "sdpa", verbose: bool = False):
-    """Return ``(model, tokenizer)``: frozen (``requires_grad=False``), eval mode, on ``device``."""
+    """Return ``(model, tokenizer)``: frozen (``requires_grad=False``), eval mode, on ``device``, in
+    ``dtype`` (default float32)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    dtype = torch.float32 if dtype is None else dtype
 
     spec = check_model_name(name)
     attn_implementation = resolve_attention(attn_implementation, device)

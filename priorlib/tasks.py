@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from tqdm.auto import tqdm
-
-from .batching import Encoded, collate, encode
-from .metrics.qa import math_correct, normalize_answer, squad_scores
+if TYPE_CHECKING:  # the registry imports no torch: a config naming a task is checked in milliseconds
+    from .batching import Encoded
 
 # Held-out sets are fixed for every run (data seed 0), whatever the training seed: runs compare.
 DATA_SEED = 0
@@ -62,6 +59,7 @@ def check_task_name(name) -> TaskSpec:
 
 def exact_match(pred: str, ex) -> dict[str, float]:
     """1 when the normalised answer (SQuAD's normalisation) equals a normalised gold answer."""
+    from .metrics.qa import normalize_answer
     return {"exact_match": max(float(normalize_answer(pred) == normalize_answer(g)) for g in ex.answers)}
 
 
@@ -76,9 +74,19 @@ def _math_examples(split: str, n: int | None, *, math_per_module: int = 2000):
     return data.load_math(split, n_per_module=per, seed=DATA_SEED)
 
 
-register_task(TaskSpec("squad", _squad_examples, lambda pred, ex: squad_scores(pred, ex.answers),
+def _squad_score(pred: str, ex) -> dict[str, float]:
+    from .metrics.qa import squad_scores
+    return squad_scores(pred, ex.answers)
+
+
+def _math_score(pred: str, ex) -> dict[str, float]:
+    from .metrics.qa import math_correct
+    return {"accuracy": math_correct(pred, ex.answers[0])}
+
+
+register_task(TaskSpec("squad", _squad_examples, _squad_score,
                        "SQuAD v1.1 reading comprehension (EM, F1, token precision and recall)"))
-register_task(TaskSpec("math", _math_examples, lambda pred, ex: {"accuracy": math_correct(pred, ex.answers[0])},
+register_task(TaskSpec("math", _math_examples, _math_score,
                        "DeepMind mathematics, arithmetic modules (exact-answer accuracy)", options=("math_per_module",)))
 
 
@@ -126,6 +134,7 @@ def held_out_pool(task: str, n: int, *, math_per_module: int = 2000) -> list:
 def held_out_set(tok, pool, n: int, max_prompt_tokens: int) -> HeldOut:
     """The first ``n`` examples of ``pool`` whose whole prompt has at most ``max_prompt_tokens`` tokens
     (the rule reads the prompt only, never the answer), each encoded uncut with its answer and EOS."""
+    from .batching import encode
     kept, encoded, scanned = [], [], 0
     for ex in pool:
         if len(kept) == n:
@@ -174,10 +183,10 @@ def domain_texts(name: str, n: int, seed: int = DATA_SEED) -> list[str]:
     return [e.prompt + e.target for e in ex[:n]]
 
 
-@torch.no_grad()
 def validation_totals(lm, encoded, batch_size: int, pad_id: int, autocast) -> tuple[float, int, int]:
     """``(summed answer loss in nats, answer tokens, tokens predicted greedily right)`` over ``encoded``
     under teacher forcing (batched, length-sorted)."""
+    from .batching import collate
     total, count, correct = 0.0, 0, 0
     order = sorted(range(len(encoded)), key=lambda i: encoded[i].length)
     dev = next(lm.parameters()).device
@@ -213,19 +222,20 @@ def curve_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: 
     return {"plateau_loss": loss / n}
 
 
-@torch.no_grad()
 def generation_scores(lm, tok, exs, task: str, *, prompts: list[tuple[int, ...]], max_new_tokens: int, autocast,
                       progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
     """Greedy answers for ``exs`` from their whole ``prompts`` (token ids, as :func:`held_out_set` encodes
     them; batched, length-sorted), stopped at EOS or at the first token holding a newline, and cut at
     that newline: SQuAD EM/F1/precision/recall or MATH accuracy, each in percent."""
+    import torch
+    from tqdm.auto import tqdm
     dev = next(lm.parameters()).device
     order = sorted(range(len(exs)), key=lambda i: len(prompts[i]))
     stop = {tok.eos_token_id, *newline_ids(tok)} - {None}
     preds: list[str] = [""] * len(exs)
     for s in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
         idx = order[s: s + batch_size]
-        with autocast():
+        with torch.no_grad(), autocast():
             outs = lm.generate_batch([torch.tensor(prompts[i], device=dev) for i in idx], max_new_tokens,
                                      stop_ids=sorted(stop), pad_id=tok.pad_token_id)
         for i, o in zip(idx, outs):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,66 +26,53 @@ def _kv(text: str) -> tuple[str, str]:
     return k.strip(), v.strip()
 
 
-def _defaults() -> dict:
-    """TrainConfig's defaults, so the command line and the Python API can never disagree."""
+def _field(p: argparse.ArgumentParser, name: str, **kw) -> None:
+    """``--name-with-dashes`` for the TrainConfig field ``name``: its default and help text come from the
+    config itself, so the command line and the Python API cannot disagree."""
     import dataclasses
     from .config import TrainConfig
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    f = {f.name: f for f in dataclasses.fields(TrainConfig)}[name]
+    default = f.default.value if isinstance(f.default, Enum) else f.default
+    if "action" not in kw:
+        kw["default"] = default
+    p.add_argument("--" + name.replace("_", "-"), dest=name, help=TrainConfig.help(name).replace("%", "%%"), **kw)
+
+
+FIELDS = {  # TrainConfig fields with a flag of their own (type for argparse; None: a string)
+    "model": None, "task": None, "method": None, "deep_mode": None, "n_tokens": int, "prior": None,
+    "deep_prior": None, "soft_space": None, "weight_decay": float, "lr": float, "steps": int, "batch_size": int,
+    "grad_accum": int, "warmup_steps": int, "schedule": None, "deep_lr": None, "max_length": int,
+    "precision": None, "seed": int, "n_train": int, "eval_size": int, "eval_max_length": int,
+    "max_new_tokens": int, "eval_every": int, "plateau_window": int, "plateau_tol": float,
+    "checkpoint_every": int, "device": None,
+}
+
+
+EXAMPLES = """examples:
+  priorlib train --task squad --prior vocab-sample --lr 1e-2 --steps 150 --out runs/demo
+  priorlib train --task squad --prior fitted-gaussian --lr 1e-2 --schedule constant --stop-at-plateau \\
+      --steps 800 --eval-every 25 --out runs/to-plateau        # stop once the held-out loss is flat
+  priorlib train --task math --method deep --prior fitted-gaussian --deep-prior interpolation \\
+      --deep-prior-param alpha=uniform --out runs/math-interp
+  priorlib train ... --out runs/demo --resume                  # continue a killed run exactly
+"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--task", default="squad", help="squad | math")
-    p.add_argument("--method", default="soft", help="soft | deep")
-    p.add_argument("--deep-mode", default="cut", help="cut (the paper's) | carry")
-    p.add_argument("--deep-layers", default="-3,-2,-1", help="comma-separated layer indices (negative: from the top)")
-    p.add_argument("--no-token-prompt", action="store_true", help="deep prompts only, no token-level soft prompt")
-    p.add_argument("--n-tokens", type=int, default=20)
-    p.add_argument("--prior", default="isotropic")
-    p.add_argument("--prior-param", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--deep-prior", default=None)
-    p.add_argument("--deep-prior-param", type=_kv, action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--soft-space", default="tokens", help="tokens | a hook point such as layers.0.resid_post")
-    p.add_argument("--weight-decay", type=float, default=0.0)
     from .regularisers import PENALTIES, REGULARISERS
+    p.epilog, p.formatter_class = EXAMPLES, argparse.RawDescriptionHelpFormatter
+    for name, kind in FIELDS.items():
+        _field(p, name, **({"type": kind} if kind else {}))
+    p.add_argument("--deep-layers", default="-3,-2,-1", help="comma-separated layer indices (negative: from "
+                   "the top; default: -3,-2,-1)")
+    p.add_argument("--no-token-prompt", action="store_true", help="deep prompts only, no token-level soft prompt")
+    p.add_argument("--prior-param", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="one of the prior's parameters (repeatable)")
+    p.add_argument("--deep-prior-param", type=_kv, action="append", default=[], metavar="KEY=VALUE",
+                   help="one of the deep prior's parameters (repeatable)")
     for name in PENALTIES:  # --reg-prior-l2, --reg-mahalanobis, ... (weight decay has its own flag above)
-        r = REGULARISERS[name]
-        p.add_argument("--" + r.field.replace("_", "-"), dest=r.field, type=float, default=0.0, metavar="W",
-                       help=f"penalty weight (default 0: off): {r.title}")
-    d = _defaults()
-    p.add_argument("--lr", type=float, default=d["lr"], help="peak learning rate (default %(default)s)")
-    p.add_argument("--steps", type=int, default=d["steps"],
-                   help="optimizer steps (default %(default)s; the cap with --stop-at-plateau)")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="default %(default)s")
-    p.add_argument("--grad-accum", type=int, default=d["grad_accum"], help="default %(default)s")
-    p.add_argument("--warmup-steps", type=int, default=d["warmup_steps"], help="default %(default)s")
-    p.add_argument("--schedule", default=d["schedule"].value,
-                   help="linear (decay to 0 at --steps) | constant (after warm-up); default %(default)s")
-    p.add_argument("--deep-lr", default=d["deep_lr"].value,
-                   help="activation-scale (each deep block's lr times its layer's activation scale over the "
-                        "embeddings') | same; default %(default)s")
-    p.add_argument("--max-length", type=int, default=d["max_length"],
-                   help="training sequence length; a long context is cut around its answer (default %(default)s)")
-    p.add_argument("--precision", default=d["precision"].value, help="bf16 | fp32 (default %(default)s)")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--n-train", type=int, default=d["n_train"], help="cap on training examples (default: all)")
-    p.add_argument("--eval-size", type=int, default=d["eval_size"],
-                   help="held-out questions, fixed across runs (default %(default)s)")
-    p.add_argument("--eval-max-length", type=int, default=d["eval_max_length"],
-                   help="held-out prompts longer than this minus --max-new-tokens are left out, never cut "
-                        "(default %(default)s)")
-    p.add_argument("--max-new-tokens", type=int, default=d["max_new_tokens"], help="default %(default)s")
-    p.add_argument("--eval-every", type=int, default=d["eval_every"],
-                   help="steps between validation-loss evaluations (default %(default)s)")
-    p.add_argument("--plateau-window", type=int, default=d["plateau_window"],
-                   help="evaluations the plateau rule looks back over (default %(default)s)")
-    p.add_argument("--plateau-tol", type=float, default=d["plateau_tol"],
-                   help="plateaued when the last window improves the best loss by less than this share "
-                        "(default %(default)s)")
-    p.add_argument("--stop-at-plateau", action="store_true",
-                   help="stop as soon as the plateau rule holds (needs --schedule constant)")
-    p.add_argument("--checkpoint-every", type=int, default=d["checkpoint_every"], help="default %(default)s")
-    p.add_argument("--device", default="cpu")
+        _field(p, REGULARISERS[name].field, type=float, metavar="W")
+    _field(p, "stop_at_plateau", action="store_true")
     p.add_argument("--out", required=True, help="run folder (must be new, or hold this run with --resume)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest valid checkpoint (--out must hold one)")
@@ -92,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue the run in --out if there is one, else start it there")
     p.add_argument("--wait", action="store_true",
                    help="if another process is writing to --out, wait for it instead of failing at once")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def config_from_args(a) -> "TrainConfig":
@@ -102,18 +90,11 @@ def config_from_args(a) -> "TrainConfig":
         layers = tuple(int(x) for x in a.deep_layers.split(",") if x.strip())
     except ValueError:
         raise ValueError(f"--deep-layers must be comma-separated integers, got {a.deep_layers!r}") from None
-    return TrainConfig(model=a.model, task=a.task, method=a.method, deep_mode=a.deep_mode, deep_layers=layers,
-                       token_prompt=not a.no_token_prompt, n_tokens=a.n_tokens, prior=a.prior,
-                       prior_params=dict(a.prior_param), deep_prior=a.deep_prior,
-                       deep_prior_params=dict(a.deep_prior_param) or None, soft_space=a.soft_space, lr=a.lr,
-                       steps=a.steps, batch_size=a.batch_size, grad_accum=a.grad_accum, warmup_steps=a.warmup_steps,
-                       max_length=a.max_length, precision=a.precision, seed=a.seed, n_train=a.n_train,
-                       eval_size=a.eval_size, eval_every=a.eval_every, checkpoint_every=a.checkpoint_every,
-                       schedule=a.schedule, deep_lr=a.deep_lr, eval_max_length=a.eval_max_length,
-                       max_new_tokens=a.max_new_tokens, plateau_window=a.plateau_window, plateau_tol=a.plateau_tol,
-                       stop_at_plateau=a.stop_at_plateau,
-                       device=a.device, weight_decay=a.weight_decay,
-                       **{REGULARISERS[n].field: getattr(a, REGULARISERS[n].field) for n in PENALTIES})
+    fields = {name: getattr(a, name) for name in FIELDS}
+    fields.update({REGULARISERS[n].field: getattr(a, REGULARISERS[n].field) for n in PENALTIES})
+    return TrainConfig(**fields, deep_layers=layers, token_prompt=not a.no_token_prompt,
+                       prior_params=dict(a.prior_param), deep_prior_params=dict(a.deep_prior_param) or None,
+                       stop_at_plateau=a.stop_at_plateau)
 
 
 def run(a) -> int:

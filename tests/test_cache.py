@@ -107,7 +107,7 @@ def test_cache_is_silent_on_stdout_and_logs_hits(tmp_path, monkeypatch, capsys, 
 
 
 def test_an_engine_bump_changes_every_cache_key(monkeypatch):
-    from priorlib import config
+    from priorlib import engine
     before = params_key("capture", {"x": 1})
-    monkeypatch.setattr(config, "ENGINE_VERSION", config.ENGINE_VERSION + 1)
+    monkeypatch.setattr(engine, "ENGINE_VERSION", engine.ENGINE_VERSION + 1)
     assert params_key("capture", {"x": 1}) != before

@@ -125,16 +125,25 @@ def test_import_priorlib_is_cheap():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-def test_cli_refuses_bad_input_before_importing_torch(tmp_path):
-    """A refused ``priorlib train`` (here: no SQuAD data anywhere) must not pay torch's ~1.5 s import first.
+@pytest.mark.parametrize("args, says", [
+    (["--task", "squad"], "squad does not exist"),                 # no data where PRIORLIB_DATA points
+    (["--task", "math", "--model", "gpt-17"], "unknown model"),
+    (["--task", "math", "--device", "gpu"], "device must be"),
+    (["--task", "math", "--task", "chess"], "task must be one of"),
+    (["--task", "math", "--lr", "-1"], "lr must be positive"),
+    (["--task", "math", "--schedule", "cosine"], "schedule must be one of"),
+    (["--task", "math", "--prior", "nope"], "unknown prior"),
+])
+def test_cli_refuses_bad_input_before_importing_torch(tmp_path, args, says):
+    """A refused ``priorlib train`` must not pay torch's ~1.5 s import first.
 
     Issue 18 asks for such failures in under 2 seconds; importing torch alone took 1.4-2.0 s on a loaded
-    2-core machine, so the check is on what was imported, not on a clock.
+    2-core machine (CI once measured 2.09 s), so the check is on what was imported, not on a clock.
     """
     code = (
         "import sys\n"
         "from priorlib.compendium.cli import main\n"
-        "code = main(['train', '--task', 'squad', '--method', 'soft', '--prior', 'vocab-sample', '--steps', '2',\n"
+        f"code = main(['train', '--prior', 'vocab-sample', '--steps', '2', *{args!r},\n"
         f"             '--out', {str(tmp_path / 'run')!r}])\n"
         "print('exit', code)\n"
         "print('torch' in sys.modules)\n"
@@ -144,7 +153,7 @@ def test_cli_refuses_bad_input_before_importing_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
                          cwd=tmp_path)
     assert out.stdout.split() == ["exit", "2", "False"], (out.stdout, out.stderr)
-    assert "no SQuAD data" in out.stderr or "no-data" in out.stderr, out.stderr
+    assert says in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

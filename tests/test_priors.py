@@ -368,3 +368,14 @@ def test_prior_diagnostics_and_table(ref, ref_b):
     assert table.index[-1].startswith("reference")
     assert table.loc["exclusion", "median_mahalanobis"] > 2 * table.loc["fitted-gaussian", "median_mahalanobis"]
     assert {"median_nn_l2", "median_mahalanobis", "share_in_hdr"} <= set(table.columns)
+
+
+def test_config_knows_the_builtin_prior_names_without_the_registry():
+    """config.BUILTIN_PRIORS lets a config reject an unknown prior without importing torch; it must list
+    exactly the priors priorlib itself registers (a user's own priors come on top of these)."""
+    import subprocess
+    import sys
+    from priorlib.config import BUILTIN_PRIORS
+    code = "import priorlib.priors as p; print(' '.join(p.PRIORS))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == list(BUILTIN_PRIORS), out.stderr
