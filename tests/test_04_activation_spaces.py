@@ -97,3 +97,11 @@ def test_notebook_04_smoke(smoke_notebook):
     carry = [r for r in res["runs"] if r["variant"] == "deep carry"]
     assert sorted(r["seed"] for r in carry) == sorted(r["seed"] for r in cut if r["prior"] == "fitted-gaussian")
     assert len(res["deep_placement"]) == 2 * (len(cut) + len(carry))
+
+
+def test_deep_lr_scale_is_the_largest_recorded_multiplier():
+    from types import SimpleNamespace
+    runs = [SimpleNamespace(metrics={"deep_lr_scale": {"27": 171.5, "29": 227.0}}),
+            SimpleNamespace(metrics={"deep_lr_scale": {"27": 180.0}}), SimpleNamespace(metrics={})]
+    assert C04.deep_lr_scale(runs) == 227.0
+    assert C04.deep_lr_scale([SimpleNamespace(metrics={})]) == 1.0 and C04.deep_lr_scale([]) == 1.0

@@ -60,7 +60,7 @@ def cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
 
 def deep_lr_scale(runs) -> float:
     """The largest deep-block learning-rate multiplier of ``runs`` (1 for runs recorded without one)."""
-    return max((max(r.metrics.get("deep_lr_scale") or {"": 1.0}.values()) for r in runs), default=1.0)
+    return max((max((r.metrics.get("deep_lr_scale") or {"": 1.0}).values()) for r in runs), default=1.0)
 
 
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
