@@ -200,17 +200,19 @@ def validation_totals(lm, encoded, batch_size: int, pad_id: int, autocast) -> tu
     return total, count, correct
 
 
-def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: int | None = None) -> dict:
+def validation_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: int | None = None,
+                      head: tuple[float, int, int] | None = None) -> dict:
     """Over the fixed held-out set ``encoded``: the token-weighted mean answer loss (``val_loss``, nats)
     and the share of answer tokens the prompted model predicts greedily given the gold tokens before
     them (``val_token_accuracy``, percent; a finer signal than exact match where few answers are right).
 
     ``curve=k``: also the loss on the set's first ``k`` examples (``plateau_loss``), the learning curve
-    the plateau rule reads, in the same pass; :func:`curve_scores` computes that alone."""
+    the plateau rule reads, in the same pass; :func:`curve_scores` computes that alone. ``head``: the
+    :func:`validation_totals` of those ``k`` already computed (a periodic evaluation at the same step)."""
     if curve is None:
         loss, n, ok = validation_totals(lm, encoded, batch_size, pad_id, autocast)
         return {"val_loss": loss / n, "val_token_accuracy": 100.0 * ok / n}
-    head = validation_totals(lm, encoded[:curve], batch_size, pad_id, autocast)
+    head = head if head is not None else validation_totals(lm, encoded[:curve], batch_size, pad_id, autocast)
     rest = validation_totals(lm, encoded[curve:], batch_size, pad_id, autocast) if len(encoded) > curve else (0.0, 0, 0)
     loss, n, ok = (a + b for a, b in zip(head, rest))
     return {"val_loss": loss / n, "val_token_accuracy": 100.0 * ok / n, "plateau_loss": head[0] / head[1]}

@@ -43,7 +43,7 @@ FIELDS = {  # TrainConfig fields with a flag of their own (type for argparse; No
     "deep_prior": None, "soft_space": None, "weight_decay": float, "lr": float, "steps": int, "batch_size": int,
     "grad_accum": int, "warmup_steps": int, "schedule": None, "deep_lr": None, "max_length": int,
     "precision": None, "seed": int, "n_train": int, "eval_size": int, "eval_max_length": int,
-    "max_new_tokens": int, "eval_every": int, "plateau_window": int, "plateau_tol": float,
+    "max_new_tokens": int, "eval_every": int, "plateau_eval_size": int, "plateau_window": int, "plateau_tol": float,
     "checkpoint_every": int, "device": None,
 }
 

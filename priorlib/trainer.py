@@ -395,7 +395,12 @@ class Trainer:
     def _scores(self, step: int, val_encoded, full: bool) -> dict:
         cfg, curve = self.config, min(self.config.plateau_eval_size, len(val_encoded))
         args = (self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id, self.autocast)
-        m = tasks.validation_scores(*args, curve=curve) if full else tasks.curve_scores(*args, curve=curve)
+        if full:  # the curve's head, when this step's periodic evaluation computed it, is not computed again
+            head = self._head[1] if getattr(self, "_head", (None,))[0] == step else None
+            m = tasks.validation_scores(*args, curve=curve, head=head)
+        else:
+            self._head = (step, tasks.validation_totals(self.lm, val_encoded[:curve], *args[2:]))
+            m = {"plateau_loss": self._head[1][0] / self._head[1][1]}
         bad = {k: v for k, v in m.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
             self._diverged(step, f"the validation scores are not finite ({bad})")

@@ -117,3 +117,15 @@ def test_the_curve_is_the_held_out_sets_head_and_the_ends_use_all_of_it(tmp_path
     assert rows[-1]["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-6)  # the final prompts, all 8
     assert rows[-1]["plateau_loss"] == pytest.approx(head["plateau_loss"], rel=1e-6)  # the first 3
     assert rows[-1]["plateau_loss"] != pytest.approx(rows[-1]["val_loss"], rel=1e-3)
+
+
+def test_the_stop_step_does_not_evaluate_the_curve_twice(tmp_path, tiny, monkeypatch):
+    """At the stop, the final evaluation reuses the periodic pass's head and only adds the rest."""
+    from priorlib import tasks
+    sizes = []
+    real = tasks.validation_totals
+    monkeypatch.setattr(tasks, "validation_totals", lambda lm, enc, *a: sizes.append(len(enc)) or real(lm, enc, *a))
+    m = make_trainer(tmp_path / "run", tiny, **PLATEAU, plateau_eval_size=3).fit()
+    assert m["stopped_by"] == "plateau"
+    periodic = m["steps"] // PLATEAU["eval_every"]  # every evaluation after step 0, the stop's included
+    assert sizes.count(5) == 2 and sizes.count(3) == periodic + 1  # the rest at 0 and at the stop; heads once each
