@@ -131,11 +131,15 @@ class TrainConfig:
                             "before them by less than this share")
     stop_at_plateau: bool = _f(False, "stop as soon as the plateau rule holds (steps is then a cap); needs "
                                "schedule=constant")
-    eval_generate: bool = _f(True, "EM/F1 or accuracy by greedy decoding at the start and the end")
+    eval_generate: bool = _f(True, "EM/F1 or accuracy by greedy decoding of the final prompt")
+    generate_initial: bool = _f(False, "also decode with the untrained prompt at step 0 (one more generation pass, "
+                                "the costliest part of an evaluation; its validation loss is always scored)")
     max_new_tokens: int = _f(24, "longest greedy answer (it also stops at a newline)")
     math_per_module: int = _f(2000, "MATH training problems per arithmetic module")
     checkpoint_every: int = _f(50, "steps between checkpoints (the scrubber's frames)")
     device: str = _f("cpu", "cpu, cuda, cuda:N or mps")
+    compile: bool = _f(True, "torch.compile each decoder layer for training and validation passes (priorlib.compiled; "
+                       "not part of the run's identity, like device; PRIORLIB_COMPILE=0 turns it off)")
     attn_implementation: str = _f("auto", "auto (eager on CPU, faster there; sdpa on GPUs) | eager | sdpa")
 
     @classmethod
@@ -170,6 +174,10 @@ class TrainConfig:
             raise ValueError(f"n_train must be an integer or None, got {self.n_train!r}")
         if self.n_train is not None and self.n_train < self.batch_size:
             raise ValueError(f"n_train={self.n_train} cannot fill one batch of {self.batch_size}")
+        if not isinstance(self.generate_initial, bool):
+            raise ValueError(f"generate_initial must be true or false, got {self.generate_initial!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}")
         if not isinstance(self.stop_at_plateau, bool):
             raise ValueError(f"stop_at_plateau must be true or false, got {self.stop_at_plateau!r}")
         if isinstance(self.plateau_tol, bool) or not isinstance(self.plateau_tol, (int, float)) \
@@ -243,10 +251,10 @@ class TrainConfig:
         return cls(**d)
 
     def identity(self) -> dict:
-        """The fields that define *what* is computed (device and checkpoint cadence do not), plus the engine
+        """The fields that define *what* is computed (device, compilation and checkpoint cadence do not), plus the engine
         version, so a run computed by older code is never taken for a run of this one."""
         d = self.to_dict()
-        for k in ("device", "checkpoint_every"):
+        for k in ("device", "checkpoint_every", "compile"):
             d.pop(k)
         d["engine"] = engine.ENGINE_VERSION
         return d

@@ -73,6 +73,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name in PENALTIES:  # --reg-prior-l2, --reg-mahalanobis, ... (weight decay has its own flag above)
         _field(p, REGULARISERS[name].field, type=float, metavar="W")
     _field(p, "stop_at_plateau", action="store_true")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="run the frozen layers in eager mode (default: compiled; see TrainConfig.help('compile'))")
     p.add_argument("--out", required=True, help="run folder (must be new, or hold this run with --resume)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its newest valid checkpoint (--out must hold one)")
@@ -94,7 +96,7 @@ def config_from_args(a) -> "TrainConfig":
     fields.update({REGULARISERS[n].field: getattr(a, REGULARISERS[n].field) for n in PENALTIES})
     return TrainConfig(**fields, deep_layers=layers, token_prompt=not a.no_token_prompt,
                        prior_params=dict(a.prior_param), deep_prior_params=dict(a.deep_prior_param) or None,
-                       stop_at_plateau=a.stop_at_plateau)
+                       stop_at_plateau=a.stop_at_plateau, compile=a.compile)
 
 
 def run(a) -> int:

@@ -35,6 +35,7 @@ from . import arch
 from .batching import BucketSampler, bos_ids, collate, encode
 from .checkpoint import (atomic_write_text, list_checkpoints, load_checkpoint, read_jsonl, restore_optimizer,
                          save_checkpoint)
+from .compiled import compiled_layers, enabled as compiled_enabled
 from .config import DeepLR, Precision, Schedule, TrainConfig
 from .distributed import Dist
 from .errors import TrainingDiverged
@@ -182,6 +183,17 @@ class Trainer:
             return torch.autocast(torch.device(self.config.device).type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the frozen layers run compiled (``config.compile``, unless ``PRIORLIB_COMPILE=0``)."""
+        return compiled_enabled(self.config.compile)
+
+    @contextlib.contextmanager
+    def _scoring_context(self):
+        """Validation passes (no gradient): autocast, and every layer compiled when training is."""
+        with self.autocast(), compiled_layers(self.model, on=self.compiled):
+            yield
+
     # ------------------------------------------------------------------ main loop
     def fit(self) -> dict:
         """Train to ``config.steps`` (or return the finished run's metrics), holding the folder's lock."""
@@ -241,7 +253,7 @@ class Trainer:
         self.dist.barrier()
         missing0 = self.dist.main and not any(e["step"] == 0 for e in self._rows("evals.jsonl"))
         if start == 0 and self.dist.sum(int(missing0)) > 0:  # rank 0 decides, every rank follows
-            self._evaluate(0, val_encoded, generate=cfg.eval_generate)  # the untrained prompt's scores
+            self._evaluate(0, val_encoded, generate=cfg.eval_generate and cfg.generate_initial)  # the untrained prompt's
         # the plateau rule's inputs, the validation losses so far; every rank reads them (a pure function of the log)
         self._val_losses = [e["plateau_loss"] for e in self._rows("evals.jsonl") if e["step"] <= start]
         stopped_at = start if (start and cfg.stop_at_plateau and self._plateaued()) else None
@@ -264,7 +276,7 @@ class Trainer:
             n_answer = self.dist.sum(sum(int((lab != -100).sum()) for _, lab in micro))  # over all ranks
             loss_sum = 0.0
             for j, (ids, labels) in enumerate(micro):
-                with self.autocast():
+                with self.autocast(), compiled_layers(self.model, start=frozen_below, on=self.compiled):
                     if frozen_below:  # deep prompts only: the lower layers never change, reuse them
                         idx = self.dist.shard(sampler.batch(step * cfg.grad_accum + j))
                         h = self.lm.hidden_from_states(self._frozen(idx, ids, encoded))
@@ -381,20 +393,24 @@ class Trainer:
             self.dist.barrier()
             return {}
         cfg = self.config
+        t0 = time.perf_counter()
         m = {"step": step, **self._scores(step, val_encoded, full=True)}
+        m["seconds"] = time.perf_counter() - t0  # the cost model's phases (priorlib.costs)
         if generate:
+            t0 = time.perf_counter()
             scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
                                                     prompts=[e.prompt_ids for e in val_encoded],
                                                     max_new_tokens=cfg.max_new_tokens,
                                                     autocast=self.autocast, progress=self.progress)
             m.update(scores)
+            m["generation_seconds"] = time.perf_counter() - t0
             m["examples"] = [{"answers": list(ex.answers)[:3], "prediction": p}
                              for ex, p in list(zip(self.eval_examples, preds))[:5]]
         return self._log_eval(m)
 
     def _scores(self, step: int, val_encoded, full: bool) -> dict:
         cfg, curve = self.config, min(self.config.plateau_eval_size, len(val_encoded))
-        args = (self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id, self.autocast)
+        args = (self.lm, val_encoded, cfg.batch_size, self.tok.pad_token_id, self._scoring_context)
         if full:  # the curve's head, when this step's periodic evaluation computed it, is not computed again
             head = self._head[1] if getattr(self, "_head", (None,))[0] == step else None
             m = tasks.validation_scores(*args, curve=curve, head=head)
@@ -408,7 +424,10 @@ class Trainer:
 
     def _val_loss(self, step: int, val_encoded) -> float:
         """A periodic evaluation's ``plateau_loss``, the same on every rank (rank 0 computes, all get it)."""
+        t0 = time.perf_counter()
         self._scored = self._scores(step, val_encoded, full=False) if self.dist.main else {}
+        if self._scored:
+            self._scored["seconds"] = time.perf_counter() - t0
         return self.dist.sum(self._scored.get("plateau_loss", 0.0))  # only rank 0's is non-zero
 
     def _plateaued(self) -> bool:
@@ -483,7 +502,7 @@ class Trainer:
                                 "left_out": self.held_out.left_out,
                                 "max_prompt_tokens": cfg.eval_max_length - cfg.max_new_tokens},
                    "median_s_per_step": step_s[len(step_s) // 2] if step_s else None,
-                   "train_seconds_this_process": seconds, "key": self.config.key()}
+                   "train_seconds_this_process": seconds, "compiled": self.compiled, "key": self.config.key()}
         atomic_write_text(self.out / "metrics.json", json.dumps(metrics, indent=1, allow_nan=False))
         return metrics
 

@@ -12,6 +12,9 @@ if "PRIORLIB_DATA" not in os.environ and SHARED_DATA.exists():
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# eager layers for the suite (each compiled model costs seconds to trace); tests/test_compiled.py checks
+# the compiled path against eager mode and turns it back on
+os.environ.setdefault("PRIORLIB_COMPILE", "0")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

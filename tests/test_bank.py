@@ -8,6 +8,7 @@ import torch
 from priorlib import bank, runstore
 from priorlib.checkpoint import list_checkpoints, load_checkpoint
 from priorlib.config import TrainConfig
+from priorlib.engine import ENGINE_VERSION
 from test_trainer import CFG, toy_examples
 
 
@@ -51,7 +52,7 @@ def test_export_keeps_exact_ends_small_frames_and_no_optimizer(tmp_path, finishe
                 assert torch.allclose(t, full[step][name], rtol=1e-3, atol=1e-3) and not torch.equal(t, full[step][name])
     assert b.prompts().keys() == finished.prompts().keys() == {"soft", "deep.3"}
     man = b.manifest
-    assert man["engine"] == 2 and man["git"] == {"commit": "abc", "dirty": False} and man["frames"] == [0, 1, 6, 11, 12]
+    assert man["engine"] == ENGINE_VERSION and man["git"] == {"commit": "abc", "dirty": False} and man["frames"] == [0, 1, 6, 11, 12]
     assert man["bytes"] == sum(p.stat().st_size for p in dest.iterdir() if p.name != "manifest.json")
     assert man["train_seconds"] > 0 and man["torch"] == torch.__version__
     from safetensors import safe_open
@@ -143,7 +144,7 @@ def test_two_missing_runs_fan_out_through_submitit_local_and_land_in_the_bank(tm
     assert evidence.missing() == []
     for c in configs:
         hit = bank.find(c, [tmp_path / "evidence"])
-        assert hit is not None and hit.metrics["steps"] == 2 and hit.manifest["engine"] == 2
+        assert hit is not None and hit.metrics["steps"] == 2 and hit.manifest["engine"] == ENGINE_VERSION
     [row, total] = evidence.status()
     assert (row["planned"], row["present"], row["missing"]) == (2, 2, 0) and total["stale"] == 0
     assert not (tmp_path / "evidence" / "jobs").exists()  # job logs stay out of the bank

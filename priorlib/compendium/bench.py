@@ -79,12 +79,14 @@ class Case:
         return dt
 
 
-def _priorlib_case(name, model, init, autocast):
+def _priorlib_case(name, model, init, autocast, compiled=False):
+    from priorlib.compiled import compiled_layers
     from priorlib.prompts import PromptedLM
     lm = PromptedLM.build(model, method="soft", n_tokens=init.shape[0], soft_init=init)
 
     def loss(ids, labels):
-        s, n = lm.answer_loss(ids, labels)
+        with compiled_layers(model, on=compiled):
+            s, n = lm.answer_loss(ids, labels)
         return s / n
     return Case(name, list(lm.parameters()), loss, autocast)
 
@@ -113,19 +115,25 @@ def bench_train(args, results: dict) -> None:
         ("priorlib fp32", "priorlib", torch.float32, False, "sdpa"),
         ("priorlib bf16 (sdpa)", "priorlib", torch.bfloat16, True, "sdpa"),
         ("priorlib bf16 (eager attention)", "priorlib", torch.bfloat16, True, "eager"),
+        ("priorlib bf16 (eager attention, compiled layers)", "priorlib-compiled", torch.bfloat16, True, "eager"),
     ]
     init = torch.randn(20, m32.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.1
     cases = []
     for name, kind, dtype, ac, attn in cases_spec:
         model, _ = load_model(args.model, dtype=dtype, attn_implementation=attn)
-        cases.append((_peft_case if kind == "peft" else _priorlib_case)(name, model, init, ac))
+        if kind == "peft":
+            cases.append(_peft_case(name, model, init, ac))
+        else:
+            cases.append(_priorlib_case(name, model, init, ac, compiled=kind == "priorlib-compiled"))
     del m32
     n_batches = max(args.rounds + 1, args.curve_steps)
     batches = fixed_batches(tok, n_batches, args.batch_size, args.seq_len)
     # correctness: first-step losses agree (same prompt, same batch) before anything is timed
+    first_step_s = {}
     for b in range(args.curve_steps):
         for c in cases:
-            c.step(*batches[b])
+            dt = c.step(*batches[b])
+            first_step_s.setdefault(c.name, dt)  # the compiled case's includes tracing and compiling
     curves = {c.name: c.losses[: args.curve_steps] for c in cases}
     ref32, ref16 = curves["PEFT fp32 (default)"][0], curves["PEFT bf16 + autocast"][0]
     checks = {c.name: abs(c.losses[0] - (ref32 if "fp32" in c.name else ref16)) for c in cases}
@@ -154,7 +162,7 @@ def bench_train(args, results: dict) -> None:
         rows.append({"case": c.name, "s_per_step": med, "tokens_per_s": tokens / med,
                      "speedup_vs_peft_bf16": base16 / med, "speedup_vs_peft_fp32": base32 / med,
                      "mfu_vs_bf16_peak": flops / med / (peak * 1e9), "first_loss": c.losses[0],
-                     "first_loss_gap": checks[c.name], "times": c.times})
+                     "first_loss_gap": checks[c.name], "first_step_s": first_step_s[c.name], "times": c.times})
     results["train"] = {"rows": rows, "loss_curves": curves, "bf16_peak_gflops": peak,
                         "bf16_peak_gflops_before_after": [peak_before, peak_after],
                         "fp32_peak_gflops": matmul_peak(torch.float32), "params": params,
@@ -201,9 +209,11 @@ def _hidden_states_baseline(model, tok, texts, max_length, batch_size=16):
 
 
 def bench_deep(args, results: dict) -> None:
-    from priorlib.models import load_model
+    from priorlib.compiled import compiled_layers
+    from priorlib.models import load_model, resolve_attention
     from priorlib.prompts import PromptedLM
-    model, tok = load_model(args.model, dtype=torch.bfloat16)
+    attn = resolve_attention("auto", "cpu")  # what the trainer runs here (eager attention on CPU)
+    model, tok = load_model(args.model, dtype=torch.bfloat16, attn_implementation=attn)
     batches = fixed_batches(tok, args.rounds + 1, args.batch_size, args.seq_len)
     torch.manual_seed(0)
     lm = PromptedLM.build(model, method="deep", n_tokens=20, deep_layers=(-3, -2, -1), token_prompt=False)
@@ -225,20 +235,35 @@ def bench_deep(args, results: dict) -> None:
         s, n = lm.loss_from_hidden(lm.hidden_from_states(states[i]), batches[i][1])
         return s / n
 
-    times = {"full backprop": [], "cached lower layers": []}
+    def cached_compiled(i):
+        with compiled_layers(model, start=lm.lower_layers_frozen_below()):
+            return cached(i)
+
+    cases = (("full backprop", full), ("cached lower layers", cached),
+             ("cached lower layers, compiled top layers", cached_compiled))
+    losses = {name: [] for name, _ in cases}
+    times = {name: [] for name, _ in cases}
     for r in tqdm(range(args.rounds + 1), desc="deep rounds"):
-        for name, fn in (("full backprop", full), ("cached lower layers", cached)):
+        for name, fn in cases:
             t = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                loss = fn(r)
+                loss = fn(r % len(batches))
             loss.backward()
-            opt.step()
+            losses[name].append(float(loss.detach()))
             if r > 0:
                 times[name].append(time.perf_counter() - t)
-    f, c = statistics.median(times["full backprop"]), statistics.median(times["cached lower layers"])
-    results["deep"] = {"s_full": f, "s_cached": c, "speedup": f / c, "one_time_prefill_s_per_batch": prefill,
-                       "times": times}
+            opt.zero_grad(set_to_none=True)  # every case sees the same prompts: the losses must agree
+    gaps = {name: max(abs(a - b) for a, b in zip(v, losses["full backprop"])) for name, v in losses.items()}
+    if max(gaps.values()) > 0.05:
+        raise RuntimeError(f"deep-prompt losses disagree with full backprop: {gaps}")
+    f = statistics.median(times["full backprop"])
+    rows = [{"case": name, "s": statistics.median(times[name]), "speedup": f / statistics.median(times[name]),
+             "max_loss_gap": gaps[name]} for name, _ in cases]
+    results["deep"] = {"rows": rows, "s_full": f, "s_cached": rows[1]["s"], "speedup": rows[1]["speedup"],
+                       "speedup_compiled": rows[2]["speedup"], "one_time_prefill_s_per_batch": prefill,
+                       "attention": attn, "measured": time.strftime("%Y-%m-%d %H:%M"),
+                       "losses": losses, "times": times}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,55 +292,16 @@ def environment() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def markdown(results: dict) -> str:
-    env = results["environment"]
-    lines = ["# Performance", "",
-             f"Measured by `priorlib bench` on {env['date']}: {env['cpu']}, {env['threads']} threads, "
-             f"torch {env['torch']}, transformers {env['transformers']}, PEFT {env['peft']}"
-             f" (CPU flags: {', '.join(env['cpu_flags']) or 'none'}). Every table comes from one process in which "
-             "the cases' steps alternate, so read the ratios; absolute seconds vary with the machine's load.", ""]
-    if "train" in results:
-        t = results["train"]
-        lines += [f"## Soft-prompt training step ({t['batch'][0]} x {t['batch'][1]} tokens, SQuAD)", "",
-                  "| case | s/step (median) | tokens/s | vs PEFT bf16 | vs PEFT fp32 | MFU vs bf16 peak | step-1 loss |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in t["rows"]:
-            lines.append(f"| {r['case']} | {r['s_per_step']:.2f} | {r['tokens_per_s']:.0f} | "
-                         f"{r['speedup_vs_peft_bf16']:.2f}x | {r['speedup_vs_peft_fp32']:.2f}x | "
-                         f"{100 * r['mfu_vs_bf16_peak']:.0f}% | {r['first_loss']:.4f} |")
-        lines += ["", f"bf16 matmul peak in the same run: {t['bf16_peak_gflops']:.0f} GFLOP/s (fp32: "
-                  f"{t['fp32_peak_gflops']:.0f}). Model FLOPs per step are 4 x {t['params'] / 1e6:.1f}M parameters "
-                  f"x {t['tokens_per_step']} tokens (forward, and backward to the inputs only: the weights are frozen).",
-                  "", "Losses of the first steps, same batches and same initial prompt (agreement is checked "
-                  "before timing; the fp32 cases must match PEFT fp32 within 1e-4, the bf16 ones PEFT bf16 within 0.05):", "",
-                  "| case | " + " | ".join(f"step {i + 1}" for i in range(len(next(iter(t['loss_curves'].values()))))) + " |",
-                  "|---|" + "---|" * len(next(iter(t["loss_curves"].values())))]
-        for k, v in t["loss_curves"].items():
-            lines.append(f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |")
-    if "capture" in results:
-        c = results["capture"]
-        lines += ["", f"## Activation capture ({c['texts']} web-text documents, the C4 stand-in, up to {c['max_length']} tokens)", "",
-                  "| case | s | speed-up |", "|---|---|---|"]
-        for r in c["rows"]:
-            lines.append(f"| {r['case']} | {r['s']:.2f} | {r['speedup']:.2f}x |")
-    if "deep" in results:
-        d = results["deep"]
-        lines += ["", "## Deep prompts on the last 3 layers only (no token-level prompt)", "",
-                  "| case | s/step | speed-up |", "|---|---|---|",
-                  f"| full backprop through the frozen model | {d['s_full']:.2f} | 1.00x |",
-                  f"| lower layers cached once, top 3 layers trained | {d['s_cached']:.2f} | {d['speedup']:.2f}x |", "",
-                  f"Filling the cache costs {d['one_time_prefill_s_per_batch']:.2f} s per batch, once per example "
-                  "(the first epoch). Gradients are identical (tests/test_cached_deep.py)."]
-    lines += ["", "Rerun with `make bench` (or `priorlib bench`); the raw figures are in `benchmarks/results.json`."]
-    return "\n".join(lines) + "\n"
-
-
 def run(args) -> int:
     from priorlib.compendium.paths import repo_root
     root = repo_root()  # the repository being benchmarked (from the working directory), not the package's own
     out = Path(args.out) if args.out else root / "benchmarks" / "results.json"
     page_path = Path(args.page) if args.page else root / "book" / "performance.md"
     results = {"environment": environment()}
+    if args.skip and out.exists():  # sections not rerun keep their last measurement
+        old = json.loads(out.read_text())
+        results.update({k: v for k, v in old.items() if k in args.skip})
+        results["environment"]["date_of_skipped"] = old.get("environment", {}).get("date")
     if "train" not in args.skip:
         bench_train(args, results)
     if "capture" not in args.skip:
@@ -325,7 +311,6 @@ def run(args) -> int:
     from priorlib.checkpoint import atomic_write_text
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(results, indent=1))
-    page = markdown(results)
-    atomic_write_text(page_path, page)
-    print(page)
+    from priorlib.compendium.performance import write_page
+    print(write_page(root, results, page_path))
     return 0

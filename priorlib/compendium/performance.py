@@ -1,0 +1,109 @@
+"""The book's performance page, ``book/performance.md``: the interleaved benchmarks (``priorlib bench``,
+``benchmarks/results.json``) and the evidence's cost model (``priorlib evidence costs``,
+``benchmarks/costs.json``). Either command rewrites the whole page from both files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PHASES = ("train", "curve", "full", "generation", "overhead")
+
+
+def bench_markdown(results: dict) -> str:
+    env = results["environment"]
+    lines = ["# Performance", "",
+             f"Measured by `priorlib bench` on {env['date']}"
+             + (f" (sections not rerun then: {env['date_of_skipped']})" if env.get("date_of_skipped") else "")
+             + f": {env['cpu']}, {env['threads']} threads, "
+             f"torch {env['torch']}, transformers {env['transformers']}, PEFT {env['peft']}"
+             f" (CPU flags: {', '.join(env['cpu_flags']) or 'none'}). Every table comes from one process in which "
+             "the cases' steps alternate, so read the ratios; absolute seconds vary with the machine's load.", ""]
+    if "train" in results:
+        t = results["train"]
+        lines += [f"## Soft-prompt training step ({t['batch'][0]} x {t['batch'][1]} tokens, SQuAD)", "",
+                  "| case | s/step (median) | tokens/s | vs PEFT bf16 | vs PEFT fp32 | MFU vs bf16 peak | step-1 loss |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in t["rows"]:
+            lines.append(f"| {r['case']} | {r['s_per_step']:.2f} | {r['tokens_per_s']:.0f} | "
+                         f"{r['speedup_vs_peft_bf16']:.2f}x | {r['speedup_vs_peft_fp32']:.2f}x | "
+                         f"{100 * r['mfu_vs_bf16_peak']:.0f}% | {r['first_loss']:.4f} |")
+        lines += ["", f"bf16 matmul peak in the same run: {t['bf16_peak_gflops']:.0f} GFLOP/s (fp32: "
+                  f"{t['fp32_peak_gflops']:.0f}). Model FLOPs per step are 4 x {t['params'] / 1e6:.1f}M parameters "
+                  f"x {t['tokens_per_step']} tokens (forward, and backward to the inputs only: the weights are frozen).",
+                  "", "Losses of the first steps, same batches and same initial prompt (agreement is checked "
+                  "before timing; the fp32 cases must match PEFT fp32 within 1e-4, the bf16 ones PEFT bf16 within 0.05):", "",
+                  "| case | " + " | ".join(f"step {i + 1}" for i in range(len(next(iter(t['loss_curves'].values()))))) + " |",
+                  "|---|" + "---|" * len(next(iter(t["loss_curves"].values())))]
+        for k, v in t["loss_curves"].items():
+            lines.append(f"| {k} | " + " | ".join(f"{x:.4f}" for x in v) + " |")
+    if "capture" in results:
+        c = results["capture"]
+        lines += ["", f"## Activation capture ({c['texts']} web-text documents, the C4 stand-in, up to {c['max_length']} tokens)", "",
+                  "| case | s | speed-up |", "|---|---|---|"]
+        for r in c["rows"]:
+            lines.append(f"| {r['case']} | {r['s']:.2f} | {r['speedup']:.2f}x |")
+    if "deep" in results:
+        d = results["deep"]
+        lines += ["", "## Deep prompts on the last 3 layers only (no token-level prompt)", "",
+                  f"Measured {d.get('measured', env['date'])}, {d.get('attention', 'sdpa')} attention, the same batches "
+                  "as above.", "",
+                  "| case | s/step | speed-up | largest loss gap to full backprop |", "|---|---|---|---|",
+                  *[f"| {r['case']} | {r['s']:.2f} | {r['speedup']:.2f}x | {r['max_loss_gap']:.4f} |" for r in d["rows"]], "",
+                  "Each round, every case computes the loss and the prompts' gradient on the same batch from the same "
+                  "prompts (no optimizer step is applied, so the cases stay comparable and their losses must agree "
+                  "within 0.05 before the table is written; the AdamW step on 3 x 20 x 576 numbers is negligible).", "",
+                  f"Filling the cache costs {d['one_time_prefill_s_per_batch']:.2f} s per batch, once per example "
+                  "(the first epoch). Gradients are identical (tests/test_cached_deep.py)."]
+    lines += ["", "Rerun with `make bench` (or `priorlib bench`); the raw figures are in `benchmarks/results.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def costs_markdown(result: dict) -> str:
+    """The performance page's section: units per kind, then the projection per chapter."""
+    lines = ["## What the evidence costs", "",
+             f"Measured by `priorlib evidence costs --measure` on {result['date']} ({result['machine']}), for the "
+             f"`{result['profile']}` profile's plans: one run of each kind, {result['measure_steps']} steps with a periodic "
+             f"evaluation every {result['measure_eval_every']}, then a full evaluation and the greedy decoding, each phase "
+             "read from the run's own logs.", "",
+             "| kind of run | s per step | s per curve evaluation | s per full evaluation | s per decoding | "
+             "first-step overhead (s) |", "|---|---|---|---|---|---|"]
+    for label, u in result["units"].items():
+        lines.append(f"| {label} | {u['train']:.2f} | {u['curve']:.1f} | {u['full']:.1f} | {u['generation']:.1f} | "
+                     f"{u['overhead']:.1f} |")
+    rows = result["projection"]
+    total = {ph: sum(r[ph] for r in rows) for ph in PHASES}
+    t_all = sum(total.values())
+    lines += ["", "Projected CPU-hours per chapter, every run at its step cap (an upper bound: runs that reach "
+              "their plateau stop earlier):", "",
+              "| chapter | runs | training | curve evaluations | full evaluations | decoding | other | CPU-hours | "
+              "evaluation + decoding |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        share = "—" if r["eval_share"] is None else f"{100 * r['eval_share']:.0f}%"
+        lines.append(f"| {r['chapter']} | {r['runs']} | {r['train']:.2f} | {r['curve']:.2f} | {r['full']:.2f} | "
+                     f"{r['generation']:.2f} | {r['overhead']:.2f} | {r['cpu_h']:.2f} | {share} |")
+    ev = (total["curve"] + total["full"] + total["generation"]) / t_all if t_all else 0.0
+    lines += [f"| **bank** | {sum(r['runs'] for r in rows)} | {total['train']:.2f} | {total['curve']:.2f} | "
+              f"{total['full']:.2f} | {total['generation']:.2f} | {total['overhead']:.2f} | **{t_all:.1f}** | "
+              f"{100 * ev:.0f}% |", "",
+              f"The whole bank: at most **{t_all:.1f} CPU-hours** on this machine; evaluation plus decoding take "
+              f"{100 * ev:.0f}% of it. Rerun with `priorlib evidence costs --measure`; the figures are in "
+              "`benchmarks/costs.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_page(root: Path, results: dict | None = None, page_path: Path | None = None) -> str:
+    """``book/performance.md`` from the benchmark's results and, if measured, the evidence's cost model
+    (``benchmarks/costs.json``, :mod:`priorlib.compendium.costs`): each command rewrites the page whole."""
+    from priorlib.checkpoint import atomic_write_text
+    bench_json, costs_json = root / "benchmarks" / "results.json", root / "benchmarks" / "costs.json"
+    if results is None:
+        results = json.loads(bench_json.read_text()) if bench_json.exists() else None
+    page = bench_markdown(results) if results else "# Performance\n\n`priorlib bench` has not been run yet.\n"
+    if costs_json.exists():
+        c = json.loads(costs_json.read_text())
+        if "projection" in c:
+            page += "\n" + costs_markdown(c)
+    atomic_write_text(page_path or root / "book" / "performance.md", page)
+    return page
+
+
