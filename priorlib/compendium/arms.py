@@ -107,7 +107,8 @@ def setup(stem: str, profile: str = "cpu", *, model=None, priors=None, learning_
     base = experiments.base_config(
         prof, model=model, steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
         eval_size=eval_size, task="math", method="deep", deep_mode="cut", token_prompt=TOKEN_PROMPT[stem],
-        deep_layers=tuple(deep_layers) if deep_layers is not None else (-3, -2, -1), prior=TOKEN_PRIOR)
+        deep_layers=tuple(deep_layers) if deep_layers is not None else (-3, -2, -1), prior=TOKEN_PRIOR,
+        generate_initial=True)  # the tables show accuracy before and after (MATH answers decode cheaply)
     if steps is not None:  # keep the profile's cadence sensible for short runs
         base.checkpoint_every = base.eval_every = max(1, min(base.checkpoint_every, base.steps // 4 or 1))
         base.warmup_steps = max(1, base.steps // 10)

@@ -33,7 +33,7 @@ from priorlib.compendium import manifest as _manifest
 from priorlib.compendium.assets import ensure_assets
 from priorlib.compendium.paths import repo_root
 
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = ("smoke", "cpu", "converged", "paper")
 NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
 KERNEL_NAME = "python3"
 

@@ -2,6 +2,7 @@
 
     priorlib evidence status                 # per chapter: runs planned, in the bank, missing, stale; CPU time
     priorlib evidence run --only 02 03       # execute those chapters, training only what the bank lacks
+    priorlib evidence costs --measure        # CPU-seconds per phase, and the bank's projected CPU-hours
 
 Every chapter trains through :func:`priorlib.compendium.experiments.run_all`, which asks the bank first
 (:func:`lookup`) and trains into the local run store only what the bank does not hold, so a reader who
@@ -132,21 +133,38 @@ def train_into_bank(config: dict, bank_dir: str, runs_root: str | None = None) -
     return cfg.key()
 
 
-def compute(configs, *, cluster: str = "local", folder=None, root=None, **executor_params) -> list[str]:
+def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel: int | None = None,
+            progress: bool = True, **executor_params) -> list[str]:
     """Train ``configs`` into the bank through a `submitit` executor: ``cluster="local"`` runs each job as a
     local process (the default), ``"slurm"`` submits to Slurm (``executor_params`` such as
-    ``slurm_partition=...``, ``timeout_min=...``), ``"debug"`` runs them in this process. Returns the keys,
-    in order; a failed job raises its error. Job logs go to ``folder`` (default: the cache, never the repo)."""
+    ``slurm_partition=...``, ``timeout_min=...``), ``"debug"`` runs them in this process. ``parallel``: jobs
+    in flight at once (default: 1 locally, where one run already uses every core; all of them on Slurm).
+    Returns the keys, in order; a failed job raises its error. Job logs go to ``folder`` (default: the
+    cache, never the repo). The bar's ETA is in CPU-hours (hours of this machine, as :func:`status` counts
+    them): the mean of the jobs finished so far times the jobs left."""
     import submitit
+    from tqdm.auto import tqdm
     from priorlib.models import cache_dir
+    configs = list(configs)
     bank_dir = str(evidence_dir(root))
     folder = Path(folder) if folder is not None else cache_dir() / "submitit"
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     if executor_params:
         executor.update_parameters(**executor_params)
     runs_root = os.environ.get("PRIORLIB_RUNS")
-    jobs = [executor.submit(train_into_bank, cfg.to_dict(), bank_dir, runs_root) for cfg in configs]
-    return [job.result() for job in jobs]
+    width = parallel or (len(configs) if cluster == "slurm" else 1)
+    keys: list[str] = []
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(configs), desc="evidence runs", unit="run", disable=not progress)
+    for start in range(0, len(configs), width):
+        jobs = [executor.submit(train_into_bank, c.to_dict(), bank_dir, runs_root) for c in configs[start:start + width]]
+        for job in jobs:
+            keys.append(job.result())
+            bar.update(1)
+            per_run_h = (time.perf_counter() - t0) / len(keys) / 3600  # machine-hours, as status counts them
+            bar.set_postfix(cpu_h_left=f"{per_run_h * (len(configs) - len(keys)):.2f}")
+    bar.close()
+    return keys
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -163,6 +181,12 @@ def add_arguments(p) -> None:
                      help="train the planned runs the bank lacks through the executor, without executing notebooks")
     run.add_argument("--cluster", default="local", choices=("local", "slurm", "debug"),
                      help="submitit executor for --missing-only (default: local processes)")
+    co = sub.add_parser("costs", help="CPU-seconds per phase per kind of run, and the bank's projected CPU-hours "
+                        "(written to benchmarks/costs.json and the book's performance page)")
+    co.add_argument("--measure", action="store_true",
+                    help="train one short representative run per kind first (minutes); else reuse the last measurement")
+    co.add_argument("--profile", default="cpu", help="whose plans to price (default: cpu)")
+    co.add_argument("--root", default=None)
 
 
 def _table(rows: list[dict]) -> str:
@@ -183,6 +207,9 @@ def _cell(v) -> str:
 
 
 def run(args) -> int:
+    if args.action == "costs":
+        from priorlib.compendium import costs
+        return costs.run(args, plan_all(args.profile))
     if args.action == "status":
         print(_table(status(args.root)))
         return 0

@@ -25,6 +25,7 @@ def base_config(profile: str | RunSizes, **overrides) -> TrainConfig:
              max_new_tokens=p.max_new_tokens, math_per_module=p.math_per_module, eval_every=p.checkpoint_every,
              warmup_steps=max(1, p.steps // 10), device="cuda" if torch.cuda.is_available() else "cpu")
     d.update({k: v for k, v in overrides.items() if v is not None})
+    d.update(p.design)  # the profile's stopping rule holds for every run of it
     return TrainConfig(**d)
 
 

@@ -5,15 +5,17 @@
     CHAPTERS["02_lr_priors"]["cpu"]["learning_rates"]   # what chapter 02 changes, and its own parameters
 
 Profiles: ``smoke`` (a random 4-layer model; CI checks the plumbing, not the science), ``cpu`` (SmolLM2-135M
-on a 2-core CPU) and ``paper`` (Llama-3.2-1B with the paper's settings, for a GPU). A chapter's entry holds
+on a 2-core CPU, short runs that fit one book execution), ``converged`` (the evidence bank's design: every
+run to its plateau, 3 seeds, 200 held-out questions; computed once by ``priorlib evidence run``) and
+``paper`` (Llama-3.2-1B with the paper's settings, for a GPU). A chapter's entry holds
 its papermill parameters' defaults and the sizes it fixes per profile; whatever it leaves out comes from
 :data:`RUN`. Chapters resolve these through :func:`priorlib.compendium.setup.setup`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-NAMES = ("smoke", "cpu", "paper")
+NAMES = ("smoke", "cpu", "converged", "paper")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,13 @@ class RunSizes:
     reference_texts: int
     max_new_tokens: int
     math_per_module: int = 400
+    design: dict = field(default_factory=dict)  # TrainConfig fields every run of the profile gets (its stopping rule)
 
+
+# the converged design: a constant lr after warm-up, stopped by the plateau rule (priorlib.trainer.plateau_reached)
+# on the held-out set's first 64 questions, evaluated every 50 steps (checkpoint_every); 400 steps is the cap.
+# Measured on SQuAD (soft, vocab-sample, lr 1e-2, batch 8): the curve flattens after about 250-300 steps.
+CONVERGED = dict(schedule="constant", stop_at_plateau=True, plateau_window=3, plateau_tol=0.01, plateau_eval_size=64)
 
 RUN = {
     "smoke": RunSizes("tiny-random-llama", steps=4, batch_size=4, eval_size=4, max_length=96, checkpoint_every=2,
@@ -40,6 +48,9 @@ RUN = {
     "cpu": RunSizes("smollm2-135m", steps=60, batch_size=8, eval_size=40, max_length=192, checkpoint_every=10,
                     n_train=None, seeds=(0, 1), learning_rates=(5e-3,), reference_texts=96, max_new_tokens=16,
                     math_per_module=400),
+    "converged": RunSizes("smollm2-135m", steps=400, batch_size=8, eval_size=200, max_length=192, checkpoint_every=50,
+                          n_train=None, seeds=(0, 1, 2), learning_rates=(1e-2,), reference_texts=256,
+                          max_new_tokens=24, math_per_module=2000, design=CONVERGED),
     # the paper's settings: 20 tokens, last 3 layers, lr 1e-3, max length 512
     "paper": RunSizes("llama-3.2-1b", steps=2000, batch_size=8, eval_size=500, max_length=512, checkpoint_every=100,
                       n_train=None, seeds=(0, 1, 2), learning_rates=(5e-4, 1e-3, 5e-3), reference_texts=1000,
@@ -72,6 +83,9 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "cpu": dict(model="smollm2-135m", n_web=128, n_squad=40, n_math_per_module=20, layers=None, seed=0,
                     max_length=96, tsne_perplexity=30.0, squad_max_tokens=160, vocab_tsne_n=1500, token_sample=2000,
                     n_paths=3, batch_size=16, tsne_max_iter=750, skip_first=1),
+        "converged": dict(model="smollm2-135m", n_web=256, n_squad=100, n_math_per_module=40, layers=None, seed=0,
+                          max_length=128, tsne_perplexity=30.0, squad_max_tokens=192, vocab_tsne_n=2000,
+                          token_sample=2000, n_paths=3, batch_size=16, tsne_max_iter=750, skip_first=1),
         "paper": dict(model="llama-3.2-1b", n_web=1000, n_squad=500, n_math_per_module=200, layers=None, seed=0,
                       max_length=256, tsne_perplexity=30.0, squad_max_tokens=384, vocab_tsne_n=10000,
                       token_sample=10000, n_paths=4, batch_size=16, tsne_max_iter=1000, skip_first=1),
@@ -80,12 +94,16 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "smoke": dict(priors=TOKEN_PRIORS, learning_rates=[5e-3], seeds=[0]),
         # the second seed runs at 5e-3 only (replicate_lr): 16 runs instead of 24
         "cpu": dict(priors=TOKEN_PRIORS, learning_rates=[5e-4, 5e-3, 5e-2], seeds=[0, 1], replicate_lr=5e-3, **_CPU_RUN),
+        # 3 seeds at the main lr (the quality claims), 1 seed a decade either side (how far prompts move with lr)
+        "converged": dict(priors=TOKEN_PRIORS, learning_rates=[1e-3, 1e-2, 5e-2], seeds=[0, 1, 2], replicate_lr=1e-2),
         "paper": dict(priors=TOKEN_PRIORS, learning_rates=[5e-4, 1e-3, 5e-3], seeds=[0, 1, 2]),
     },
     "03_exclusion": {
         "smoke": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0]),
         "cpu": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[5e-3], seeds=[0, 1],
                     **_CPU_RUN),
+        "converged": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[1e-2],
+                          seeds=[0, 1, 2]),
         "paper": dict(priors=["exclusion", "exclusion-radius", "fitted-gaussian"], learning_rates=[1e-3],
                       seeds=[0, 1, 2]),
     },
@@ -93,6 +111,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "smoke": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0], steps=2, eval_size=2,
                       checkpoint_every=1),
         "cpu": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[5e-3], seeds=[0, 1], **_CPU_RUN),
+        "converged": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[1e-2], seeds=[0, 1, 2]),
         "paper": dict(priors=["fitted-gaussian", "xavier"], learning_rates=[1e-3], seeds=[0, 1, 2]),
     },
     # chapters 05/06: the deep-prompt arms on MATH (see compendium/arms.py), VAE epochs, and chapter 06's
@@ -110,6 +129,9 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         # lr 5e-2: at 5e-3 twenty steps move the prompt ~0.5 (chapter 02), leaving a regulariser
         # nothing to hold back; at 5e-2 it moves ~4, more than a token-embedding row's norm (~3.2)
         "cpu": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1], weights=_CPU_WEIGHTS),
+        # the main lr (the baseline's 3 seeds are chapter 02's runs); the weakest and strongest weight of each
+        "converged": dict(prior="fitted-gaussian", lr=1e-2, seeds=[0, 1, 2],
+                          weights={k: [v[0], v[-1]] for k, v in _CPU_WEIGHTS.items()}),
         # 2000 steps at the paper's lr: one more decade on each side, three baseline seeds
         "paper": dict(prior="fitted-gaussian", lr=1e-3, seeds=[0, 1, 2],
                       weights={"prior_l2": [0.1, 1.0, 10.0, 100.0, 1000.0],
@@ -127,6 +149,9 @@ CHAPTERS: dict[str, dict[str, dict]] = {
                       max_new_tokens=2, eval_every=2, vae_epochs=20, source_lr=5e-2),
         "cpu": dict(seeds=[0, 1, 2, 3, 4], source_seeds=[0, 1, 2, 3], steps=30, batch_size=8, lr=5e-3, eval_size=24,
                     max_length=96, max_new_tokens=6, eval_every=5, vae_epochs=300, source_lr=5e-2),
+        # the sources are chapter 02's fitted-gaussian runs at its main lr (shared); targets to their plateau
+        "converged": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2], steps=400, batch_size=8, lr=1e-2, eval_size=200,
+                          max_length=128, max_new_tokens=8, eval_every=50, vae_epochs=300, source_lr=1e-2),
         "paper": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2, 3, 4], steps=400, batch_size=8, lr=1e-3, eval_size=200,
                       max_length=128, max_new_tokens=8, eval_every=25, vae_epochs=300, source_lr=5e-2),
     },
@@ -135,6 +160,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "09_second_model": {
         "smoke": dict(models=["tiny-random-llama", "tiny-random-gemma3"], learning_rate=5e-3),
         "cpu": dict(models=["smollm2-135m", "gemma3-270m"], learning_rate=5e-3),
+        "converged": dict(models=["smollm2-135m", "gemma3-270m"], learning_rate=1e-2),
         "paper": dict(models=["llama-3.2-1b", "gemma3-270m"], learning_rate=1e-3),
     },
 }

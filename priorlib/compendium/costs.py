@@ -1,0 +1,151 @@
+"""What the evidence costs: CPU-seconds per phase, measured here, and the bank's projected CPU-hours.
+
+    priorlib evidence costs --measure    # one short representative run per kind of run, then the table
+    priorlib evidence costs              # the table again, from benchmarks/costs.json
+
+A *kind* of run is what sets its price: model, task, method (and whether deep prompts run on cached lower
+layers), sequence length, batch size and held-out sizes. For each kind the chapters' plans hold
+(:func:`priorlib.compendium.evidence.plan_all`), ``--measure`` trains one run of that kind for a few steps
+with a periodic evaluation every few steps and the final greedy decoding, in a throw-away run store, and
+reads the phases from its own logs (every evaluation row records its seconds, see the trainer):
+
+- ``train``: one optimizer step (median; the first step, which also compiles, is counted in ``overhead``);
+- ``curve``: one periodic evaluation (the learning curve's ``plateau_eval_size`` questions);
+- ``full``: one full validation pass (step 0 and the end, ``eval_size`` questions);
+- ``generation``: one greedy decoding of the held-out set.
+
+A planned run is then priced at its step cap (runs that stop at their plateau cost less: the projection
+is an upper bound, and the bank's finished runs give the real figure beside it):
+``steps x train + steps / eval_every x curve + 2 x full + (1 + generate_initial) x generation + overhead``.
+Chapter 01 trains nothing; its captures and fits are priced by its last execution's wall time.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+PHASES = ("train", "curve", "full", "generation", "overhead")
+MEASURE_STEPS = 9      # the first (compiling) step plus 8 timed ones
+MEASURE_EVAL_EVERY = 3  # periodic evaluations at steps 3 and 6
+
+
+def kind(cfg) -> tuple:
+    """What sets a run's price (two configs of one kind cost the same per step and per evaluation)."""
+    cached = cfg.method.value == "deep" and not cfg.token_prompt and cfg.deep_mode == "cut"
+    return (cfg.model, cfg.task, cfg.method.value, "cached" if cached else "full", cfg.max_length, cfg.batch_size,
+            cfg.eval_size, cfg.plateau_eval_size, cfg.eval_generate, cfg.max_new_tokens)
+
+
+def kind_label(k: tuple) -> str:
+    model, task, method, cached, length, batch, n_eval, n_curve, gen, new = k
+    deep = f" ({cached} lower layers)" if method == "deep" else ""
+    return (f"{model} {task} {method}{deep}, batch {batch} x {length}, held-out {n_eval} (curve {n_curve})"
+            + ("" if gen else ", no decoding"))
+
+
+def _representative(cfg):
+    from dataclasses import replace
+    return replace(cfg, steps=MEASURE_STEPS, eval_every=MEASURE_EVAL_EVERY, checkpoint_every=MEASURE_STEPS,
+                   stop_at_plateau=False, schedule="linear", warmup_steps=1, generate_initial=False)
+
+
+def phases_of_run(folder: Path) -> dict:
+    """The measured phases of one finished run folder: per-unit seconds and their counts."""
+    from priorlib.checkpoint import read_jsonl
+    hist = read_jsonl(Path(folder) / "history.jsonl")
+    evals = read_jsonl(Path(folder) / "evals.jsonl")
+    steps = [h["seconds"] for h in hist]
+    curve = [e["seconds"] for e in evals if "val_loss" not in e and "seconds" in e]
+    full = [e["seconds"] for e in evals if "val_loss" in e and "seconds" in e]
+    gen = [e["generation_seconds"] for e in evals if "generation_seconds" in e]
+    med = statistics.median(steps[1:]) if len(steps) > 1 else (steps[0] if steps else 0.0)
+    return {"train": med, "curve": statistics.median(curve) if curve else 0.0,
+            "full": statistics.mean(full) if full else 0.0, "generation": statistics.mean(gen) if gen else 0.0,
+            "overhead": max(0.0, steps[0] - med) if steps else 0.0,
+            "counts": {"steps": len(steps), "curve": len(curve), "full": len(full), "generation": len(gen)},
+            "total": sum(steps) + sum(curve) + sum(full) + sum(gen)}
+
+
+def measure(plans: dict, *, progress: bool = True) -> dict:
+    """Train one representative run per kind in ``plans`` (chapter -> configs); ``{kind label: phases}``."""
+    from tqdm.auto import tqdm
+    from priorlib import runstore
+    kinds = {}
+    for configs in plans.values():
+        for c in configs:
+            kinds.setdefault(kind(c), c)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="priorlib-costs-") as root:
+        for k, cfg in tqdm(list(kinds.items()), desc="measure kinds", disable=not progress):
+            t = time.perf_counter()
+            run = runstore.train(_representative(cfg), root=root, progress=False)
+            out[kind_label(k)] = {**phases_of_run(run.dir), "wall_s": time.perf_counter() - t}
+    return out
+
+
+def price(cfg, unit: dict) -> dict:
+    """CPU-seconds per phase of one planned run at its step cap, from its kind's measured ``unit``."""
+    n_curve = max(0, (cfg.steps - 1) // cfg.eval_every)
+    n_gen = (1 + int(cfg.generate_initial)) if cfg.eval_generate else 0
+    return {"train": cfg.steps * unit["train"], "curve": n_curve * unit["curve"], "full": 2 * unit["full"],
+            "generation": n_gen * unit["generation"], "overhead": unit["overhead"]}
+
+
+def project(plans: dict, units: dict, chapter01_s: float | None = None) -> list[dict]:
+    """One row per chapter: CPU-hours per phase at the step caps, the share of evaluation plus decoding,
+    and the runs planned."""
+    rows = []
+    for chapter, configs in plans.items():
+        tot = dict.fromkeys(PHASES, 0.0)
+        for c in configs:
+            for ph, s in price(c, units[kind_label(kind(c))]).items():
+                tot[ph] += s
+        if chapter.startswith("01") and chapter01_s is not None:
+            tot["overhead"] += chapter01_s
+        total = sum(tot.values())
+        rows.append({"chapter": chapter, "runs": len(configs), **{ph: tot[ph] / 3600 for ph in PHASES},
+                     "cpu_h": total / 3600,
+                     "eval_share": (tot["curve"] + tot["full"] + tot["generation"]) / total if total else None})
+    return rows
+
+
+def chapter01_seconds(book_dir: Path) -> float | None:
+    """Chapter 01's last execution wall time (its captures, fits and projections), from the executed copy."""
+    path = Path(book_dir) / "01_proof_of_concept.ipynb"
+    if not path.exists():
+        return None
+    meta = json.loads(path.read_text()).get("metadata", {})
+    return meta.get("priorlib", {}).get("run_manifest", {}).get("wall_time_s")
+
+
+def run(args, plans: dict) -> int:
+    """``priorlib evidence costs``: ``plans`` are the chapters' configs (``evidence.plan_all``)."""
+    from priorlib.checkpoint import atomic_write_text
+    from priorlib.compendium.performance import costs_markdown, write_page
+    from priorlib.compendium.manifest import hardware
+    from priorlib.compendium.paths import repo_root
+    root = repo_root(args.root)
+    path = root / "benchmarks" / "costs.json"
+    if args.measure:
+        hw = hardware()
+        units = measure(plans)
+        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "profile": args.profile,
+                  "measure_steps": MEASURE_STEPS, "measure_eval_every": MEASURE_EVAL_EVERY,
+                  "machine": f"{hw['cpu']}, {hw['cores']} cores", "units": units}
+    elif path.exists():
+        result = json.loads(path.read_text())
+        if result["profile"] != args.profile:
+            raise ValueError(f"{path} measured the {result['profile']!r} profile; rerun with --measure")
+        missing = {kind_label(kind(c)) for cs in plans.values() for c in cs} - set(result["units"])
+        if missing:
+            raise ValueError(f"{path} has no measurement of {sorted(missing)[0]!r}; rerun with --measure")
+    else:
+        raise ValueError(f"no measurement in {path}; run `priorlib evidence costs --measure` first")
+    result["projection"] = project(plans, result["units"], chapter01_seconds(root / "book"))
+    atomic_write_text(path, json.dumps(result, indent=1))
+    write_page(root)
+    print(costs_markdown(result))
+    return 0
