@@ -149,8 +149,8 @@ def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel
     bank_dir = str(evidence_dir(root))
     folder = Path(folder) if folder is not None else cache_dir() / "submitit"
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    if executor_params:
-        executor.update_parameters(**executor_params)
+    # a run to its plateau takes minutes to hours; submitit's default limit would kill it (a killed run resumes)
+    executor.update_parameters(**{"timeout_min": 24 * 60, **executor_params})
     runs_root = os.environ.get("PRIORLIB_RUNS")
     width = parallel or (len(configs) if cluster == "slurm" else 1)
     keys: list[str] = []

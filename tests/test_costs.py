@@ -1,0 +1,64 @@
+"""The evidence's cost model (priorlib.compendium.costs): phases read from a run's own logs, the price
+of a planned run, the projection per chapter and the page, on known answers; and a real tiny run's
+logs carry every phase."""
+import json
+
+import pytest
+
+from priorlib.compendium import costs
+from priorlib.compendium.performance import costs_markdown
+from priorlib.config import TrainConfig
+from test_trainer import CFG, make_trainer
+
+
+def _write_run(folder, steps, evals):
+    folder.mkdir(parents=True)
+    (folder / "history.jsonl").write_text("".join(json.dumps({"step": i + 1, "seconds": s}) + "\n"
+                                                  for i, s in enumerate(steps)))
+    (folder / "evals.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evals))
+
+
+def test_phases_of_run_known_answer(tmp_path):
+    _write_run(tmp_path / "r", [5.0, 1.0, 2.0, 1.5],  # the first step compiles: 5.0 - median(1, 2, 1.5) = 3.5
+               [{"step": 0, "val_loss": 2.0, "plateau_loss": 2.0, "seconds": 10.0},
+                {"step": 2, "plateau_loss": 1.5, "seconds": 3.0},
+                {"step": 4, "val_loss": 1.0, "plateau_loss": 1.1, "seconds": 12.0, "generation_seconds": 30.0}])
+    ph = costs.phases_of_run(tmp_path / "r")
+    assert ph["train"] == 1.5 and ph["overhead"] == 3.5
+    assert ph["curve"] == 3.0 and ph["full"] == 11.0 and ph["generation"] == 30.0
+    assert ph["counts"] == {"steps": 4, "curve": 1, "full": 2, "generation": 1}
+    assert ph["total"] == pytest.approx(9.5 + 3.0 + 22.0 + 30.0)
+
+
+def test_price_and_projection_known_answers():
+    unit = {"train": 2.0, "curve": 5.0, "full": 20.0, "generation": 60.0, "overhead": 10.0}
+    cfg = TrainConfig(**{**CFG, "steps": 400, "eval_every": 50, "eval_generate": True})
+    p = costs.price(cfg, unit)
+    # 400 steps; curve evaluations at 50..350 (the one at 400 is the final, full one); 2 full passes; 1 decoding
+    assert p == {"train": 800.0, "curve": 35.0, "full": 40.0, "generation": 60.0, "overhead": 10.0}
+    both = costs.price(TrainConfig(**{**CFG, "steps": 400, "eval_every": 50, "eval_generate": True,
+                                      "generate_initial": True}), unit)
+    assert both["generation"] == 120.0
+    assert costs.price(cfg.__class__(**{**CFG, "steps": 400, "eval_every": 50}), unit)["generation"] == 0.0
+    units = {costs.kind_label(costs.kind(cfg)): unit}
+    rows = costs.project({"02_x": [cfg, cfg]}, units)
+    assert rows[0]["runs"] == 2 and rows[0]["cpu_h"] == pytest.approx(2 * 945 / 3600)
+    assert rows[0]["eval_share"] == pytest.approx(135 / 945)
+    page = costs_markdown({"date": "d", "machine": "m", "profile": "converged", "measure_steps": 9,
+                           "measure_eval_every": 3, "units": units, "projection": rows})
+    assert "| 02_x | 2 |" in page and f"**{2 * 945 / 3600:.1f} CPU-hours**" in page and "14%" in page
+
+
+def test_kinds_separate_what_sets_the_price():
+    a = TrainConfig(**CFG)
+    assert costs.kind(a) == costs.kind(TrainConfig(**{**CFG, "prior": "xavier", "prior_params": {}, "seed": 3}))
+    assert costs.kind(a) != costs.kind(TrainConfig(**{**CFG, "max_length": 96}))
+    deep = TrainConfig(**{**CFG, "method": "deep", "token_prompt": False})
+    assert "cached lower layers" in costs.kind_label(costs.kind(deep))
+
+
+def test_a_real_run_logs_every_phase(tmp_path, tiny):
+    make_trainer(tmp_path / "run", tiny, steps=4, eval_every=2).fit()
+    ph = costs.phases_of_run(tmp_path / "run")
+    assert ph["counts"] == {"steps": 4, "curve": 1, "full": 2, "generation": 0}
+    assert ph["train"] > 0 and ph["curve"] > 0 and ph["full"] > 0
