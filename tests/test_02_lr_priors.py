@@ -74,3 +74,38 @@ def test_notebook_02_smoke(smoke_notebook):
     vocab = [p for p in res["placement"] if p["prior"] == "vocab-sample" and p["when"] == "sampled"]
     assert vocab and all(p["median_nn_l2"] < 1e-4 for p in vocab)  # vocab samples are token embeddings
     assert finite(res["numbers"]["vocab_median_nn_l2"])
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SQUAD = REPO.parent / "shared" / "data" / "squad"
+
+
+@pytest.mark.slow
+def test_notebook_02_takes_priors_as_a_string_and_finds_the_data_itself(smoke_notebook, monkeypatch):
+    """``papermill 02_lr_priors.ipynb out.ipynb -p priors '["isotropic","xavier"]'`` passes a string: the
+    notebook runs exactly those two priors (it used to iterate the characters: "unknown prior '['"). Plain
+    papermill, no $PRIORLIB_DATA: the kernel finds ../shared/data beside the checkout as `priorlib book` does."""
+    if not SHARED_SQUAD.is_dir():
+        pytest.skip(f"no {SHARED_SQUAD} beside this checkout")
+    monkeypatch.delenv("PRIORLIB_DATA", raising=False)  # the kernel inherits this process's environment
+    res = smoke_notebook("02_lr_priors", priors='["isotropic","xavier"]')
+    assert res["settings"]["priors"] == ["isotropic", "xavier"]
+    assert sorted({r["prior"] for r in res["runs"]}) == ["isotropic", "xavier"]
+    assert len(res["runs"]) == 2 * len(res["settings"]["learning_rates"]) * len(res["settings"]["seeds"][:1])
+    assert sorted({q["prior"] for q in res["quality"]}) == ["isotropic", "xavier"]
+
+
+def test_notebook_02_refuses_a_bad_list_in_its_setup_cell(tmp_path, monkeypatch):
+    """``-p learning_rates abc``: the setup cell (before any model loads) raises one line naming it."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(PapermillExecutionError) as info:
+        pm.execute_notebook(str(REPO / "notebooks" / "02_lr_priors.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"profile": "smoke", "learning_rates": "abc", "out_dir": str(tmp_path / "o")},
+                            kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
+    err = info.value
+    assert err.ename == "ValueError" and err.evalue == "parameter learning_rates: expected a number, got 'abc'"
+    assert "S = setup(" in err.source and "load" not in err.source  # the failing cell is the setup cell
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()

@@ -243,3 +243,62 @@ def test_manifest_dirty_flag_ignores_the_books_own_outputs(tmp_path):
     assert git_commit(tmp_path)["dirty"] is False
     (tmp_path / "book/intro.md").write_text("# edited prose")   # prose is a source
     assert git_commit(tmp_path)["dirty"] is True
+
+
+class _Terminal:
+    """A stderr that says it is a terminal, and keeps what is written to it."""
+
+    def __init__(self):
+        import io
+        self.buffer = io.StringIO()
+
+    def write(self, text):
+        return self.buffer.write(text)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_progress_shows_cells_done_and_elapsed_time_in_the_terminal_only(tmp_path, monkeypatch):
+    """While a notebook runs, papermill's bar on stderr shows `cell n/N` and the elapsed time, and the clock
+    keeps moving during one long cell; the executed notebook holds none of it."""
+    import re
+
+    src = tmp_path / "notebooks" / "01_tiny.ipynb"
+    src.parent.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), nbformat.v4.new_code_cell("import time\ntime.sleep(2.6)"),
+                nbformat.v4.new_code_cell("print('done')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(book, "PROGRESS_REFRESH_S", 0.2)
+    book.execute_notebook(src, tmp_path / "book" / "01_tiny.ipynb", {"profile": "smoke"}, root=tmp_path,
+                          log=lambda *a, **k: None)
+    frames = [re.search(r"01_tiny: cell (\d+)/(\d+) \|.*\| (\d\d:\d\d)", f) for f in re.split(r"[\r\n]", terminal.buffer.getvalue())]
+    frames = [(int(m[1]), int(m[2]), m[3]) for m in frames if m]
+    assert frames and {total for _, total, _ in frames} == {4}  # 3 cells + papermill's injected parameters
+    assert (4, 4) in {(n, total) for n, total, _ in frames}
+    during_sleep = {t for n, _, t in frames if n == 2}  # markdown and parameters done, the sleep running
+    assert {"00:01", "00:02"} <= during_sleep, frames
+    executed = (tmp_path / "book" / "01_tiny.ipynb").read_text()
+    assert "01_tiny: cell" not in executed and "done" in executed
+
+    # and off when asked
+    terminal.buffer = __import__("io").StringIO()
+    book.execute_notebook(src, tmp_path / "book" / "01_tiny.ipynb", {"profile": "smoke"}, root=tmp_path,
+                          log=lambda *a, **k: None, progress=False)
+    assert "cell" not in terminal.buffer.getvalue()
+
+
+def test_no_progress_bar_off_a_terminal():
+    import io
+    assert book.progress_bar("02_lr_priors", io.StringIO()) is False  # a log file keeps one line per notebook
+    terminal = _Terminal()
+    bar = book.progress_bar("02_lr_priors", terminal)
+    assert bar["file"] is terminal and bar["desc"] == "  02_lr_priors" and bar["leave"] is False
+    assert "{n_fmt}/{total_fmt}" in bar["bar_format"] and "{elapsed}" in bar["bar_format"]

@@ -201,3 +201,29 @@ def test_c4_without_files_or_network_fails_at_once(clean, monkeypatch):
     assert time.perf_counter() - t0 < 2.0
     assert str(info.value).startswith("no local C4 files (no data directory found; expected <data_dir>/c4/")
     assert "the hub cannot be used: offline mode is set (HF_HUB_OFFLINE)" in str(info.value)
+
+
+# --------------------------------------------------------------------------- a chapter's setup checks it
+def test_chapter_setup_finds_the_data_as_the_book_does_or_says_what_to_set(clean, monkeypatch):
+    """A notebook executed by plain papermill (no `priorlib book`, no Makefile, no $PRIORLIB_DATA) calls
+    setup() first: it finds ../shared/data beside the checkout from the kernel's working directory, and
+    without any data it stops there, before a model loads, in one line that names PRIORLIB_DATA."""
+    from priorlib.compendium.setup import setup
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError) as info:
+        setup("02_lr_priors", "smoke")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("chapter 02_lr_priors: no SQuAD data: $PRIORLIB_DATA is unset and there is no "
+                              "../shared/data beside the repository")
+    assert message.endswith("set PRIORLIB_DATA (or pass data_dir) to a folder holding squad/*.json")
+
+    shared = _checkout(clean / "a" / "repo")
+    _squad_files(shared)
+    monkeypatch.chdir(clean / "a" / "repo" / "notebooks")  # papermill --cwd notebooks, or the fixture's cwd
+    assert setup("02_lr_priors", "smoke").priors
+    monkeypatch.setenv("PRIORLIB_DATA", str(clean / "elsewhere"))  # set, but wrong: named at once
+    with pytest.raises(FileNotFoundError, match=r"^chapter 08_posterior_transfer: SQuAD folder .*/elsewhere/squad "
+                                                r"does not exist"):
+        setup("08_posterior_transfer", "smoke")

@@ -4,7 +4,9 @@ Steps (each can be used on its own from Python, the tests do):
 
 1. ``execute_notebook``: ``notebooks/NN_*.ipynb`` -> ``book/NN_*.ipynb`` with papermill (parameters:
    ``profile`` plus ``-p`` overrides), into a temporary file that replaces the executed copy only on
-   success. A failing notebook raises :class:`NotebookError` naming the notebook and the failing cell's
+   success. While it runs, papermill's progress bar (a tqdm over cells, :func:`progress_bar`) shows cells
+   done out of cells and the elapsed time on stderr when that is a terminal; nothing of it reaches the
+   notebook. A failing notebook raises :class:`NotebookError` naming the notebook and the failing cell's
    error; the previous executed copy is left untouched and the failed output is kept under
    ``_build/failed/`` for inspection.
 2. ``finalise``: tags papermill's injected-parameters cell ``hide-input`` (papermill cannot), the source
@@ -17,6 +19,7 @@ Steps (each can be used on its own from Python, the tests do):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -220,13 +223,56 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
+# ------------------------------------------------------------------------------------- progress
+PROGRESS_REFRESH_S = 1.0  # the bar is redrawn this often, so its clock runs during a long cell
+
+
+def progress_bar(label: str, stream=None) -> dict | bool:
+    """papermill's ``progress_bar`` argument: its tqdm over cells, labelled and showing cells done out of
+    cells and the elapsed time (``  02_lr_priors: cell 7/19 |#####     | 01:23``) on ``stream`` (stderr),
+    cleared when the notebook ends. ``False`` when ``stream`` is not a terminal: a log file or CI output
+    keeps its one line per notebook, and a failure its one line of error."""
+    stream = sys.stderr if stream is None else stream
+    if not getattr(stream, "isatty", lambda: False)():
+        return False
+    return dict(desc=f"  {label}", file=stream, leave=False, dynamic_ncols=True,
+                bar_format="{desc}: cell {n_fmt}/{total_fmt} |{bar:20}| {elapsed}")
+
+
+class _Heartbeat:
+    """Redraw papermill's bar (found by its label among tqdm's live bars) every ``every`` seconds, so the
+    elapsed time moves while one long cell runs; tqdm itself redraws only when a cell completes."""
+
+    def __init__(self, desc: str, every: float):
+        import threading
+        self.desc, self.every, self.stop = desc, every, threading.Event()
+        self.thread = threading.Thread(target=self._run, name="priorlib-progress", daemon=True)
+
+    def _run(self):
+        from tqdm import tqdm
+        while not self.stop.wait(self.every):
+            for bar in list(getattr(tqdm, "_instances", ())):
+                if getattr(bar, "desc", None) == self.desc and not getattr(bar, "disable", True):
+                    bar.refresh()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
 def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
                      kernel_name: str | None = None, cwd=None, log=print,
-                     transform=None, failed_dir=None) -> dict:
+                     transform=None, failed_dir=None, progress: bool = True) -> dict:
     """Execute ``src`` into ``dest`` with papermill; replace ``dest`` only on success.
 
     Returns the run manifest. Raises :class:`NotebookError` (a ``ValueError``) on failure.
     ``transform(nb)`` may edit the executed notebook before it is written (sweeps retitle it).
+    ``progress``: papermill's progress bar on stderr if it is a terminal (:func:`progress_bar`), never in
+    the notebook.
     """
     import nbformat
     import papermill as pm
@@ -245,12 +291,15 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
     t0 = time.perf_counter()
     try:
         os.environ["PRIORLIB_CHAPTER"] = src.stem  # the kernel inherits it: the evidence plan's name
+        bar = progress_bar(src.stem) if progress else False
+        heartbeat = _Heartbeat(bar["desc"], PROGRESS_REFRESH_S) if bar else contextlib.nullcontext()
         try:
-            pm.execute_notebook(
-                str(src), str(tmp), parameters=parameters,
-                kernel_name=kernel_name or ensure_kernel(),
-                cwd=str(cwd or src.parent), progress_bar=False, log_output=False,
-            )
+            with heartbeat:
+                pm.execute_notebook(
+                    str(src), str(tmp), parameters=parameters,
+                    kernel_name=kernel_name or ensure_kernel(),
+                    cwd=str(cwd or src.parent), progress_bar=bar, log_output=False,
+                )
         except Exception as err:
             seconds = time.perf_counter() - t0
             kept = ""
@@ -271,7 +320,9 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
             repo=root, wall_time_s=seconds, started=started,
         )
         finalise(nb, manifest, root=root, src=src, dest=dest)
-        attach_results(nb, root / "_build" / "results" / src.stem / "results.json", since=started.timestamp())
+        out_dir = parameters.get("out_dir")  # the notebook's results folder (relative: to the kernel's cwd)
+        results = (Path(cwd or src.parent) / str(out_dir) if out_dir else root / "_build" / "results" / src.stem)
+        attach_results(nb, results / "results.json", since=started.timestamp())
         if transform is not None:
             transform(nb)
         nbformat.write(nb, tmp)
@@ -283,13 +334,13 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
             tmp.unlink()
 
 
-def execute_all(notebooks, book_dir, parameters, *, root, log=print) -> list[dict]:
+def execute_all(notebooks, book_dir, parameters, *, root, log=print, progress: bool = True) -> list[dict]:
     kernel = ensure_kernel()
     manifests = []
     for i, src in enumerate(notebooks, 1):
         log(f"[{i}/{len(notebooks)}] {src.stem} ...", flush=True)
         m = execute_notebook(src, Path(book_dir) / src.name, parameters, root=root,
-                             kernel_name=kernel, log=log,
+                             kernel_name=kernel, log=log, progress=progress,
                              failed_dir=Path(root) / "_build" / "failed")
         log(f"[{i}/{len(notebooks)}] {src.stem}: {m['wall_time_s']:.1f} s", flush=True)
         manifests.append(m)
@@ -361,6 +412,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-build", action="store_true", help="execute only, skip jupyter-book")
     parser.add_argument("--clean", action="store_true", help="remove _build/html before building")
     parser.add_argument("--root", default=None, help="repository root (default: found from cwd)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (cells done / cells, elapsed time) on a terminal while a notebook runs")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -382,7 +435,7 @@ def run(args) -> int:
         else:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
             print(f"executing {len(notebooks)} notebook(s) with {shown}", flush=True)
-            execute_all(notebooks, root / "book", params, root=root)
+            execute_all(notebooks, root / "book", params, root=root, progress=not getattr(args, "no_progress", False))
     from priorlib.compendium import claims
     if claims.write(root):
         print("book/claims.md and book/key_findings.md regenerated from the executed notebooks' verdicts", flush=True)

@@ -7,7 +7,15 @@ A notebook passes its papermill parameters straight through. ``None`` means the 
 (:mod:`priorlib.compendium.profiles`). Values are parsed and type-checked here, before any model loads:
 a list parameter takes a list, or a YAML/JSON string of one (``'[isotropic, xavier]'``), or one scalar
 (``'isotropic'`` is the one-element list); an unknown parameter or a value of the wrong type is one line
-naming it. The chapter module's ``settings(profile, **values)`` then builds its settings object.
+naming it and the value. The chapter module's ``settings(profile, **values)`` then builds its settings
+object, and the SQuAD data every chapter reads is looked up (:func:`priorlib.data.check_data`, the one
+discovery rule: ``$PRIORLIB_DATA``, else ``../shared/data`` beside the checkout, else the hub), so a
+notebook executed by plain papermill finds the data as ``priorlib book`` does, or stops in its setup cell
+with one line saying what to set.
+
+What papermill passes: ``papermill NB out.ipynb -p priors '["isotropic", "xavier"]'`` gives the string
+(parsed here), ``-p priors isotropic`` the string ``'isotropic'`` (one prior), ``-p seeds 3`` the int 3
+(one seed), ``-y 'priors: [isotropic, xavier]'`` a real list. All of them are accepted.
 """
 from __future__ import annotations
 
@@ -64,8 +72,28 @@ def _element(name: str, value, kind: type):
     return float(value)
 
 
+def _elements(name: str, values, kind: type, given) -> list:
+    """Every element of a list parameter; a bad one names the parameter, the element and the whole value."""
+    out = []
+    for x in values:
+        try:
+            out.append(_element(name, x, kind))
+        except ValueError as err:
+            if isinstance(given, str) and given.strip() == str(x):  # a bare scalar: the element is the value
+                raise
+            raise ValueError(f"{err} in {given!r}") from None
+    return out
+
+
 def parse_parameter(name: str, value):
-    """A papermill parameter as the chapter wants it (``None`` stays ``None``: the profile's value)."""
+    """A papermill parameter as the chapter wants it (``None`` stays ``None``: the profile's value).
+
+    A list parameter (``PARAMETERS[name][0] == "list"``) takes a list or tuple, a YAML/JSON string of one,
+    or one scalar (the one-element list); its elements are checked against the parameter's type (names:
+    non-empty strings; ``int``: integral numbers; ``float``: finite numbers; numeric strings such as YAML's
+    ``1e-3`` are converted). An empty list, a bad element or unparsable text: one-line ``ValueError``
+    naming the parameter and the value.
+    """
     if value is None:
         return None
     if name not in PARAMETERS:
@@ -73,18 +101,35 @@ def parse_parameter(name: str, value):
     shape, kind = PARAMETERS[name]
     if shape == _SCALAR:
         return str(value) if name == "out_dir" else _element(name, value, kind)
+    given = value
     if isinstance(value, str):
         value = _yaml(name, value)
     if shape == _MAPPING:
         if not isinstance(value, dict) or not value:
-            raise ValueError(f"parameter {name}: expected a non-empty mapping, got {value!r}")
-        return {str(k): [_element(f"{name}.{k}", x, kind) for x in (v if isinstance(v, (list, tuple)) else [v])]
+            raise ValueError(f"parameter {name}: expected a non-empty mapping, got {given!r}")
+        return {str(k): _elements(f"{name}.{k}", v if isinstance(v, (list, tuple)) else [v], kind, given)
                 for k, v in value.items()}
+    if isinstance(value, dict):
+        raise ValueError(f"parameter {name}: expected a list, got the mapping {given!r}")
     if not isinstance(value, (list, tuple)):
         value = [value]
     if not value:
-        raise ValueError(f"parameter {name}: must not be empty")
-    return [_element(name, x, kind) for x in value]
+        raise ValueError(f"parameter {name}: must not be empty (got {given!r}; None means the profile's value)")
+    return _elements(name, value, kind, given)
+
+
+# Every chapter reads SQuAD (01 its prompts, 02-04 and 07-09 train on it, 05-06 as a reference cloud).
+CHAPTER_DATA = ("squad",)
+
+
+def check_chapter_data(stem: str) -> None:
+    """The chapter's data can be found (cheap: nothing is read), else one line saying what to set."""
+    from priorlib.data import check_data
+    for task in CHAPTER_DATA:
+        try:
+            check_data(task)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"chapter {stem}: {err}") from None
 
 
 def setup(stem: str, profile: str = "cpu", **parameters):
@@ -100,4 +145,6 @@ def setup(stem: str, profile: str = "cpu", **parameters):
         raise ValueError(f"unknown parameter {', '.join(map(repr, unknown))} for chapter {stem}; "
                          f"its parameters: {', '.join(known)}")
     values = {k: parse_parameter(k, v) for k, v in parameters.items()}
-    return module.settings(profile, **values)
+    settings = module.settings(profile, **values)
+    check_chapter_data(stem)
+    return settings
