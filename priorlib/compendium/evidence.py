@@ -14,8 +14,10 @@ the command at any point loses at most the run in progress, which resumes from i
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -156,15 +158,39 @@ def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel
     keys: list[str] = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(configs), desc="evidence runs", unit="run", disable=not progress)
-    for start in range(0, len(configs), width):
-        jobs = [executor.submit(train_into_bank, c.to_dict(), bank_dir, runs_root) for c in configs[start:start + width]]
-        for job in jobs:
-            keys.append(job.result())
-            bar.update(1)
-            per_run_h = (time.perf_counter() - t0) / len(keys) / 3600  # machine-hours, as status counts them
-            bar.set_postfix(cpu_h_left=f"{per_run_h * (len(configs) - len(keys)):.2f}")
+    jobs: list = []
+    with _cancel_jobs_on_exit(lambda: jobs):
+        for start in range(0, len(configs), width):
+            jobs = [executor.submit(train_into_bank, c.to_dict(), bank_dir, runs_root)
+                    for c in configs[start:start + width]]
+            for job in jobs:
+                keys.append(job.result())
+                bar.update(1)
+                per_run_h = (time.perf_counter() - t0) / len(keys) / 3600  # machine-hours, as status counts them
+                bar.set_postfix(cpu_h_left=f"{per_run_h * (len(configs) - len(keys)):.2f}")
     bar.close()
     return keys
+
+
+@contextlib.contextmanager
+def _cancel_jobs_on_exit(current):
+    """Killing the runner (Ctrl-C or SIGTERM) cancels its jobs in flight instead of leaving them to train on
+    unattended (a cancelled run resumes from its last checkpoint next time)."""
+    import signal
+
+    def term(signum, frame):
+        raise KeyboardInterrupt
+    old = signal.signal(signal.SIGTERM, term) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    except BaseException:
+        for job in current():
+            if not job.done():
+                job.cancel(check=False)
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 # ------------------------------------------------------------------------------------------ CLI
