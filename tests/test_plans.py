@@ -1,8 +1,8 @@
 """Every chapter's ``plan(profile)``: the configs its notebook asks ``run_all`` to train, known without executing
 the notebook, loading a model or training. That the smoke plans equal what the notebooks really ask for is
 checked where the smoke notebooks run (``smoke_notebook.planned`` in ``tests/test_0N_*.py``); here, fast: the
-plans of the other profiles (cpu, paper, ...) build, the notebooks hand ``run_all`` only the chapter modules' configs, and chapter 08's
-plan with and without its bank."""
+plans of the other profiles (cpu, paper, ...) build, the notebooks hand ``run_all`` only the chapter modules'
+configs, and chapter 08's plan with and without its bank."""
 from __future__ import annotations
 
 import ast
