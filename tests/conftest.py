@@ -53,13 +53,30 @@ def tiny_gemma_eager():
 @pytest.fixture
 def smoke_notebook(tmp_path, monkeypatch):
     """``run(name) -> results.json``: execute ``notebooks/<name>.ipynb`` with papermill in the smoke
-    profile, with a fresh run store under ``tmp_path``."""
+    profile, with a fresh run store and a fresh evidence bank under ``tmp_path``.
+
+    The notebook runs as under ``priorlib evidence run`` (the kernel inherits the environment): every run it
+    asks ``run_all`` for is exported into that bank, and the keys it asked for, in order, are recorded;
+    ``run.planned(name)`` returns them (``[]`` when the notebook asked for none)."""
+    bank = tmp_path / "evidence"
+
     def run(name: str, **parameters) -> dict:
         import papermill as pm
+        from priorlib.compendium import evidence
         monkeypatch.setenv("PRIORLIB_RUNS", str(tmp_path / "runs"))
+        monkeypatch.setenv("PRIORLIB_EVIDENCE", str(bank))  # never the repository's bank
+        monkeypatch.setenv(evidence.EXPORT_ENV, "1")
+        monkeypatch.setenv(evidence.CHAPTER_ENV, name)
+        monkeypatch.setenv("PRIORLIB_EVIDENCE_STARTED", f"smoke-{name}")
         out = tmp_path / "out"
         pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
                             parameters={"profile": "smoke", "out_dir": str(out), **parameters},
                             kernel_name="python3", cwd=str(REPO / "notebooks"), progress_bar=False)
         return json.loads((out / "results.json").read_text())
+
+    def planned(name: str) -> list[str]:
+        path = bank / "plans" / f"{name}.json"
+        return list(json.loads(path.read_text())["runs"]) if path.exists() else []
+
+    run.planned = planned
     return run

@@ -64,6 +64,7 @@ def test_02_same_quality_known_answers():
 @pytest.mark.slow
 def test_notebook_02_smoke(smoke_notebook):
     res = smoke_notebook("02_lr_priors")
+    assert smoke_notebook.planned("02_lr_priors") == [c.key() for c in C02.plan("smoke")]  # what run_all was asked
     s = res["settings"]
     check_run_results(res, "02_lr_priors", 3)
     assert len(res["quality"]) == len(s["priors"]) * len(s["learning_rates"])  # one row per prior x lr

@@ -107,6 +107,7 @@ def test_settings_are_recorded_in_results_json(tmp_path):
 @pytest.mark.slow
 def test_notebook_03_smoke(smoke_notebook):
     res = smoke_notebook("03_exclusion")
+    assert smoke_notebook.planned("03_exclusion") == [c.key() for c in C03.plan("smoke")]  # what run_all was asked
     check_run_results(res, "03_exclusion", 7)  # the paper's 4, and 3 for the radius variant
     assert {r["prior"] for r in res["runs"]} == {"exclusion", "exclusion-radius", "fitted-gaussian"}
     d = res["density"]

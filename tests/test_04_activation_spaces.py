@@ -86,6 +86,7 @@ def test_verdicts_04_on_synthetic_numbers():
 @pytest.mark.slow
 def test_notebook_04_smoke(smoke_notebook):
     res = smoke_notebook("04_activation_spaces")
+    assert smoke_notebook.planned("04_activation_spaces") == [c.key() for c in C04.plan("smoke")]  # what run_all was asked
     check_run_results(res, "04_activation_spaces", 4)
     from priorlib.data import web_source_name
     assert res["web_source"] == web_source_name()

@@ -117,6 +117,7 @@ def test_verdict_05_rules():
 @pytest.mark.slow
 def test_notebook_05_smoke(smoke_notebook):
     res = smoke_notebook("05_math_interpolation")
+    assert smoke_notebook.planned("05_math_interpolation") == [c.key() for c in S5.plan("smoke")]  # what run_all was asked
     assert res["notebook"] == "05_math_interpolation" and res["profile"] == "smoke"
     for key in ("clusters", "cluster_summary", "cluster_controls", "runs", "quality", "placement", "yardstick",
                 "verdicts", "wall_s", "web_source"):

@@ -104,6 +104,7 @@ def test_setup_is_recorded_in_results_json(tmp_path):
 @pytest.mark.slow
 def test_notebook_06_smoke(smoke_notebook):
     res = smoke_notebook("06_vae")
+    assert smoke_notebook.planned("06_vae") == [c.key() for c in S6.plan("smoke")]  # what run_all was asked
     assert res["notebook"] == "06_vae" and res["profile"] == "smoke"
     for key in ("sweep", "collapse", "runs", "quality", "placement", "verdicts", "wall_s", "reference_rows"):
         assert key in res, key

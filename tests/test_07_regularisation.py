@@ -178,6 +178,7 @@ def test_figures_draw_from_synthetic_tables():
 @pytest.mark.slow
 def test_notebook_07_smoke(smoke_notebook):
     res = smoke_notebook("07_regularisation")
+    assert smoke_notebook.planned("07_regularisation") == [c.key() for c in s07.plan("smoke")]  # what run_all was asked
     assert res["profile"] == "smoke" and res["model"] == "tiny-random-llama" and res["notebook"] == "07_regularisation"
     s = res["settings"]
     assert res["n_runs"] == len(res["runs"]) == len(s["seeds"]) + sum(len(w) for w in s["weights"].values())

@@ -207,6 +207,11 @@ def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):
     for key in ("shift", "vae_on_bank", "runs", "summary", "targets", "numbers", "verdicts", "wall_s"):
         assert key in res, key
     assert (tmp_path / "cache" / "posteriors" / f"{res['settings']['bank']}.safetensors").exists()
+    # what run_all was asked: the whole plan given the bank; without it, all but the posterior arms' runs
+    full = S.plan("smoke", bank=res["settings"]["bank"])
+    assert smoke_notebook.planned("08_posterior_transfer") == [c.key() for c in full]
+    assert [c.key() for c in S.plan("smoke")] == [c.key() for c in full if c.prior != "posterior"]
+    assert [(S.arm_of(c), c.seed) for c in full if c.prior == "posterior"] == S.deferred("smoke")
     assert {r["arm"] for r in res["runs"]} == set(S.ARMS) and len(res["runs"]) == len(S.ARMS) * 2
     for r in res["runs"]:
         for c in ("initial_val_loss", "final_val_loss", "steps_to_target", "val_steps_to_target"):

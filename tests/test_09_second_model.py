@@ -84,6 +84,7 @@ def test_claim_table_and_verdict_rows():
 @pytest.mark.slow
 def test_notebook_09_smoke(smoke_notebook):
     res = smoke_notebook("09_second_model")
+    assert smoke_notebook.planned("09_second_model") == [c.key() for c in s09.plan("smoke")]  # what run_all was asked
     assert res["notebook"] == "09_second_model" and res["settings"]["models"] == ["tiny-random-llama", "tiny-random-gemma3"]
     gem = res["per_model"]["tiny-random-gemma3"]
     assert gem["facts"]["embed_scale"] == pytest.approx(8.0) and gem["facts"]["bos"] is True

@@ -159,7 +159,16 @@ def load_model(config: TrainConfig):
 
 # ------------------------------------------------------------------------- runs, quality, placement
 def train_runs(s: Setup, model, tok, progress: bool = True):
+    """Every run of the grid (``s.configs``: arm x learning rate x seed), from the bank, the store or trained."""
     return experiments.run_all(s.configs, model=model, tokenizer=tok, progress=progress)
+
+
+def plan(stem: str, profile: str = "cpu") -> list[TrainConfig]:
+    """Every config notebook ``stem`` (05 or 06) trains in ``profile``, in the order it asks for them: the
+    ``configs`` of its default :func:`setup`, which :func:`train_runs` hands to ``run_all``. No model loads
+    (the deep layers stay negative indices in the configs), nothing trains."""
+    from priorlib.compendium.setup import setup as chapter_setup
+    return experiments.unique(chapter_setup(stem, profile).configs)
 
 
 def rows(runs) -> pd.DataFrame:

@@ -11,6 +11,7 @@ reruns a notebook with a prior of their own trains just their new runs. Under ``
 (atomically, with the commit it was computed at) and the chapter's *plan*, the keys it asked for, is
 saved as ``evidence/plans/<chapter>.json``; the status command compares plans with the bank. Killing
 the command at any point loses at most the run in progress, which resumes from its last checkpoint.
+:func:`plan_all` says, without executing a notebook, what each chapter will ask for (its ``plan(profile)``).
 """
 from __future__ import annotations
 
@@ -80,6 +81,26 @@ def record_plan(configs) -> Path | None:
     tmp.write_text(json.dumps({"chapter": chapter, "started": started, "runs": keys}, indent=1))  # in asked order
     os.replace(tmp, path)
     return path
+
+
+def plan_all(profile: str = "cpu", only=None) -> dict:
+    """``{chapter stem: [TrainConfig, ...]}``: what each chapter's notebook will ask ``run_all`` to train in
+    ``profile``, in its order, from the chapter modules' ``plan(profile)`` (no notebook executes, no model
+    loads, nothing trains). ``only``: these chapters (``02``, ``02_lr_priors`` or ``lr_priors``), as
+    ``evidence run --only``; default: all, in book order. Chapter 08's plan leaves out the target runs of its
+    posterior arms, whose configs name a bank of trained source prompts (see its ``plan``)."""
+    from priorlib.compendium import chapter, chapter_names
+    names = chapter_names()
+    if only:
+        chosen = []
+        for name in only:
+            stem = Path(str(name)).name.removesuffix(".ipynb").removesuffix(".py")
+            matches = [n for n in names if stem in (n, n[:2], n[3:])]
+            if not matches:
+                raise ValueError(f"no chapter {name!r}; chapters: {', '.join(names)}")
+            chosen += [n for n in matches if n not in chosen]
+        names = [n for n in names if n in chosen]
+    return {n: chapter(n).plan(profile) for n in names}
 
 
 def status(root=None) -> list[dict]:

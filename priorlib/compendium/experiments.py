@@ -45,6 +45,17 @@ def grid(base: TrainConfig, **axes) -> list[TrainConfig]:
     return out
 
 
+def unique(configs) -> list[TrainConfig]:
+    """``configs`` without repeated keys, each at its first place: what :func:`run_all` records as a
+    chapter's plan (:func:`priorlib.compendium.evidence.record_plan` keeps one entry per key)."""
+    seen, out = set(), []
+    for cfg in configs:
+        if cfg.key() not in seen:
+            seen.add(cfg.key())
+            out.append(cfg)
+    return out
+
+
 def run_all(configs: list[TrainConfig], *, model, tokenizer, root=None, progress: bool = True) -> list[runstore.Run]:
     """Every config's run, sharing one loaded model: from the evidence bank when it holds it
     (:mod:`priorlib.compendium.evidence`), else trained (or reused) in the local run store."""

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from priorlib.activations import cached_summaries
+from priorlib.config import TrainConfig
 from priorlib.hooks import depth_of
 from priorlib.metrics.answers import answer_vs_question
 from priorlib.metrics.clusters import domain_separation, overlap
@@ -350,3 +351,11 @@ def mixing_phrase(mixing: float) -> str:
     if mixing >= 0.4:
         return "overlap partly"
     return "are mostly separate"
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``: none (the atlas captures activations; it trains no
+    prompt, so it never calls ``run_all``)."""
+    from priorlib.compendium.profiles import check_profile
+    check_profile(profile)
+    return []

@@ -15,6 +15,7 @@ import pandas as pd
 
 from priorlib.compendium import decide, runs
 from priorlib.compendium.margins import margin
+from priorlib.config import TrainConfig
 from priorlib.compendium.runs import PAPER_LRS, Settings, rank_correlation
 from priorlib.compendium.verdicts import Outcome, Verdict, fmt, outcome_of
 
@@ -57,7 +58,7 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
     num["share_paper_lr_runs_moved_less_than_token_gap"] = stay
     moved = t.groupby("lr")["moved_l2"].median()
     num["median_moved_l2_by_lr"] = {f"{k:g}": float(v) for k, v in moved.items()}
-    paper_cfgs = [c for c in runs.lr_seed_grid(s, s.base()) if any(math.isclose(c.lr, q) for q in PAPER_LRS)]
+    paper_cfgs = [c for c in configs(s) if any(math.isclose(c.lr, q) for q in PAPER_LRS)]
     if dim is None or not paper_cfgs:
         stay_outcome, stay_why = Outcome.INCONCLUSIVE, "no movement bound (needs the prompt dimension and a paper rate)"
     else:
@@ -101,3 +102,18 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
     return runs.settings("02_lr_priors", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
                          steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
                          max_length=max_length, eval_size=eval_size, out_dir=out_dir)
+
+
+def configs(s: Settings) -> list[TrainConfig]:
+    """The runs notebook 02 trains, in the order it asks for them: every prior x learning rate at the first
+    seed, plus the other seeds at ``s.replicate_lr`` (at every rate when it is None);
+    :func:`priorlib.compendium.runs.lr_seed_grid` on ``s.base()``."""
+    return runs.lr_seed_grid(s, s.base())
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: :func:`configs` of its
+    default settings, the very call the notebook makes; no model loads, nothing trains."""
+    from priorlib.compendium.experiments import unique
+    from priorlib.compendium.setup import setup
+    return unique(configs(setup(STEM, profile)))

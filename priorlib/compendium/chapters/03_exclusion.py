@@ -15,6 +15,7 @@ import torch
 
 from priorlib.compendium import decide, runs
 from priorlib.compendium.margins import margin
+from priorlib.config import TrainConfig
 from priorlib.compendium.runs import Settings
 from priorlib.compendium.verdicts import Verdict, fmt, outcome_of
 
@@ -151,3 +152,17 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
     return runs.settings("03_exclusion", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
                          steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
                          max_length=max_length, eval_size=eval_size, out_dir=out_dir)
+
+
+def configs(s: Settings) -> list[TrainConfig]:
+    """The runs notebook 03 trains, in the order it asks for them: every prior x learning rate x seed;
+    :func:`priorlib.compendium.runs.lr_seed_grid` on ``s.base()``."""
+    return runs.lr_seed_grid(s, s.base())
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: :func:`configs` of its
+    default settings, the very call the notebook makes; no model loads, nothing trains."""
+    from priorlib.compendium.experiments import unique
+    from priorlib.compendium.setup import setup
+    return unique(configs(setup(STEM, profile)))

@@ -14,11 +14,14 @@ import pandas as pd
 import torch
 
 from priorlib.compendium import decide, runs
+from priorlib.compendium import experiments as ex
 from priorlib.compendium.margins import margin
+from priorlib.config import TrainConfig
 from priorlib.compendium.runs import Settings, quiet_capture, steps_metric
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "04_activation_spaces"
+FITTED, DIVERGED = "fitted-gaussian", "xavier"  # the prior fitted to the activations; the diverged init tested
 
 
 def domain_references(model, tok, s: Settings, point: str, domains=("web", "squad")) -> dict:
@@ -136,3 +139,32 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
     return runs.settings("04_activation_spaces", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
                          steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
                          max_length=max_length, eval_size=eval_size, out_dir=out_dir)
+
+
+def variants(s: Settings) -> list[dict]:
+    """The grid's run variants: for each prior of ``s`` but Xavier (the fitted Gaussian when there is none),
+    a soft prompt on the token embeddings, one on the output of layer 0, deep "cut" and deep "carry"; then,
+    when Xavier is among the priors, deep "cut" from Xavier (the diverged initialisation)."""
+    out = []
+    for p in [p for p in s.priors if p != DIVERGED] or [FITTED]:
+        out += [dict(prior=p, method="soft", soft_space="tokens"),
+                dict(prior=p, method="soft", soft_space="layers.0.resid_post"),
+                dict(prior=p, method="deep", deep_mode="cut"),
+                dict(prior=p, method="deep", deep_mode="carry")]
+    if DIVERGED in s.priors:
+        out.append(dict(prior=DIVERGED, method="deep", deep_mode="cut"))
+    return out
+
+
+def configs(s: Settings) -> list[TrainConfig]:
+    """The runs notebook 04 trains, in the order it asks for them: every :func:`variants` entry x seed, at
+    the first learning rate of ``s``."""
+    return ex.grid(s.base(), variant=variants(s), lr=[s.learning_rates[0]], seed=s.seeds)
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: :func:`configs` of its
+    default settings, the very call the notebook makes; no model loads (negative deep layers stay as they are
+    in the configs, so their keys need no layer count), nothing trains."""
+    from priorlib.compendium.setup import setup
+    return ex.unique(configs(setup(STEM, profile)))

@@ -24,6 +24,7 @@ from priorlib.compendium import decide
 from priorlib.compendium.arms import (ARM_TITLES, ARMS, DOMAINS, Setup, arm_means,  # noqa: F401
                                       arm_of, deep_key, domain_references, load_model, model_note, quality, rows,
                                       train_runs, usable)
+from priorlib.config import TrainConfig
 from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "05_math_interpolation"
@@ -223,3 +224,10 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
     return arms.setup("05_math_interpolation", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
                       steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
                       max_length=max_length, eval_size=eval_size, vae_epochs=vae_epochs, out_dir=out_dir)
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: the grid of its default
+    settings (arm x learning rate x seed, :func:`priorlib.compendium.arms.plan`), which ``train_runs`` trains."""
+    from priorlib.compendium import arms
+    return arms.plan(STEM, profile)

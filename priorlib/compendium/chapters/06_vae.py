@@ -23,6 +23,7 @@ from priorlib.compendium.arms import (ARM_TITLES, ARMS, COLLAPSE_ACTIVE_SHARE, C
                                       domain_references, is_collapsed, load_model, model_note, quality, rows,
                                       same_as, train_runs)
 from priorlib.compendium.margins import margin
+from priorlib.config import TrainConfig
 from priorlib.compendium.verdicts import Outcome, Verdict, outcome_of
 
 STEM = "06_vae"
@@ -187,3 +188,10 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
     return arms.setup("06_vae", profile, model=model, priors=priors, learning_rates=learning_rates, seeds=seeds,
                       steps=steps, batch_size=batch_size, n_tokens=n_tokens, deep_layers=deep_layers,
                       max_length=max_length, eval_size=eval_size, vae_epochs=vae_epochs, sweep_betas=sweep_betas, sweep_var_match=sweep_var_match, out_dir=out_dir)
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: the grid of its default
+    settings (arm x learning rate x seed, :func:`priorlib.compendium.arms.plan`), which ``train_runs`` trains."""
+    from priorlib.compendium import arms
+    return arms.plan(STEM, profile)

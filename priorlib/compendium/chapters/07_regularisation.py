@@ -128,6 +128,15 @@ def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=N
     return s
 
 
+def plan(profile: str = "cpu") -> list[ex.TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: ``configs()`` of its
+    default settings (the unregularised baseline at every seed, then each regulariser at each weight), the
+    very call the notebook makes. Its seed-0 baseline has the key of notebook 02's run of this prior and rate
+    when notebook 02 trains it (:func:`shares_baseline_with_02`): planned here too, trained once."""
+    from priorlib.compendium.setup import setup
+    return ex.unique(setup(NOTEBOOK, profile).configs())
+
+
 def _check_weights(weights) -> dict:
     if not isinstance(weights, dict) or not weights:
         raise ValueError(f"weights must be a non-empty mapping regulariser -> list of weights, got {weights!r}")

@@ -141,15 +141,55 @@ def arm_of(config: TrainConfig) -> str:
     return config.prior
 
 
+def target_config(s: Setup, arm: str, seed: int) -> TrainConfig:
+    """The target run of ``arm`` at ``seed`` (an arm of the posterior needs the bank: :func:`make_bank`)."""
+    if s.bank is None and arm not in CONTROL_ARMS:
+        raise ValueError(f"no bank yet for arm {arm!r}: call make_bank(setup, source_runs) first")
+    return TrainConfig.from_dict({**s.target.to_dict(), "seed": seed,
+                                  **arm_fields(arm, s.bank, seed, s.n_source_prompts, s.vae_epochs)})
+
+
 def target_configs(s: Setup) -> list[TrainConfig]:
     """Every arm x seed on the target (needs the bank: run :func:`make_bank` first)."""
     if s.bank is None:
         raise ValueError("no bank yet: call make_bank(setup, source_runs) first")
-    d = s.target.to_dict()
-    s.configs = [TrainConfig.from_dict({**d, "seed": seed,
-                                        **arm_fields(a, s.bank, seed, s.n_source_prompts, s.vae_epochs)})
-                 for a in s.arms for seed in s.seeds]
+    s.configs = [target_config(s, a, seed) for a in s.arms for seed in s.seeds]
     return s.configs
+
+
+def plan(profile: str = "cpu", bank: str | None = None) -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile`` that can be known before training, in the order it
+    asks for them: first the SQuAD source runs (``source_configs()``), then the MATH target runs
+    (:func:`target_configs`, arm by arm, seed by seed), from the notebook's default settings.
+
+    The target runs of the posterior arms (:data:`POSTERIOR_ARMS`) cannot be planned before the source runs
+    have trained: their prior's ``bank`` parameter, part of their config and so of their key, is the hash that
+    :func:`make_bank` gets from :func:`priorlib.priors.posterior.save_bank`, a hash of the trained prompts'
+    values (with the source runs' keys in its metadata), not of the source configs alone; and a config naming
+    a bank is refused unless that bank is on disk (the prior's parameters load it). So without ``bank`` the
+    plan holds the source runs and the control arms' target runs (:data:`CONTROL_ARMS`) and leaves out the
+    posterior arms' runs, which :func:`deferred` lists (same sizes as every target run). Given ``bank`` (the
+    hash :func:`make_bank` returned, with the bank in the cache), it is every run, exactly as the notebook
+    asks for them. Nothing loads a model, nothing trains.
+    """
+    from priorlib.compendium.setup import setup
+    s = setup(NOTEBOOK, profile)
+    source = s.source_configs()
+    if bank is None:
+        target = [target_config(s, a, seed) for a in s.arms if a in CONTROL_ARMS for seed in s.seeds]
+    else:
+        s.bank, s.n_source_prompts = bank, len(source)  # make_bank stacks one prompt per source run
+        target = target_configs(s)
+    return ex.unique(source + target)
+
+
+def deferred(profile: str = "cpu") -> list[tuple[str, int]]:
+    """``(arm, seed)`` of each target run :func:`plan` leaves out without a bank, in the notebook's order. Each
+    is a run of the target's sizes (``setup(NOTEBOOK, profile).target``: steps, batch, evaluation) whose
+    prior is fitted to the bank first (a Gaussian, a VAE of ``vae_epochs`` epochs, or a copy)."""
+    from priorlib.compendium.setup import setup
+    s = setup(NOTEBOOK, profile)
+    return [(a, seed) for a in s.arms if a not in CONTROL_ARMS for seed in s.seeds]
 
 
 # ------------------------------------------------------------------------------------------ source

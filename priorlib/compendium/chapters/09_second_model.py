@@ -35,6 +35,7 @@ from priorlib.compendium import profiles
 from priorlib.compendium import runs as s02
 from priorlib.compendium.paths import results_dir
 from priorlib.compendium.verdicts import Verdict
+from priorlib.config import TrainConfig
 
 STEM = "09_second_model"
 CLAIMS = ("The prior decides where trained soft prompts end up (posteriors differ by prior)",
@@ -88,6 +89,22 @@ def model_title(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ per model
+def model_configs(su: Setup, name: str) -> list[TrainConfig]:
+    """The runs :func:`run_model` trains on model ``name``: notebook 02's grid (its
+    :func:`priorlib.compendium.runs.lr_seed_grid`) with that model's settings."""
+    S = su.settings[name]
+    return s02.lr_seed_grid(S, S.base())
+
+
+def plan(profile: str = "cpu") -> list[TrainConfig]:
+    """Every config the notebook trains in ``profile``, in the order it asks for them: :func:`model_configs`
+    of the main model, then of the second, from the default settings (the calls :func:`run_model` makes).
+    No model loads (nothing here needs a layer count), nothing trains."""
+    from priorlib.compendium.setup import setup
+    su = setup(STEM, profile)
+    return ex.unique([c for m in su.models for c in model_configs(su, m)])
+
+
 def embedding_facts(model, reference) -> dict:
     """How the prompt space relates to the stored embedding weight (Gemma scales by sqrt(d))."""
     from priorlib import arch
@@ -115,8 +132,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     baseline = s02.reference_baseline(ref)
     from priorlib.compendium.plots.posterior import Projection
     proj = Projection(ref.vectors)  # for the scrubber: a PCA of the prompt space, fitted on a row sample
-    configs = s02.lr_seed_grid(S, S.base())
-    runs = ex.run_all(configs, model=model, tokenizer=tok, progress=True)
+    runs = ex.run_all(model_configs(su, name), model=model, tokenizer=tok, progress=True)
     train_seconds = time.perf_counter() - t0
     place = s02.placement(runs, ref)
     rows, qtable, target = s02.quality(runs)
