@@ -46,7 +46,7 @@ def test_price_and_projection_known_answers():
     assert rows[0]["eval_share"] == pytest.approx(135 / 945)
     page = costs_markdown({"date": "d", "machine": "m", "profile": "converged", "measure_steps": 9,
                            "measure_eval_every": 3, "units": units, "projection": rows})
-    assert "| 02_x | 2 |" in page and f"**{2 * 945 / 3600:.1f} CPU-hours**" in page and "14%" in page
+    assert "| 02_x | 2 (+0) |" in page and f"**{2 * 945 / 3600:.1f} CPU-hours**" in page and "14%" in page
 
 
 def test_kinds_separate_what_sets_the_price():

@@ -69,20 +69,34 @@ def phases_of_run(folder: Path) -> dict:
             "total": sum(steps) + sum(curve) + sum(full) + sum(gen)}
 
 
-def measure(plans: dict, *, progress: bool = True) -> dict:
-    """Train one representative run per kind in ``plans`` (chapter -> configs); ``{kind label: phases}``."""
+def measure(plans: dict, *, banks=(), progress: bool = True) -> dict:
+    """``{kind label: phases}`` for every kind in ``plans`` (chapter -> configs): from a finished run of that
+    kind in ``banks`` where there is one (a whole run, the best measurement), else from one short
+    representative run trained here."""
     from tqdm.auto import tqdm
-    from priorlib import runstore
+    from priorlib import bank, runstore
     kinds = {}
     for configs in plans.values():
         for c in configs:
             kinds.setdefault(kind(c), c)
+    from priorlib.config import TrainConfig
+    done = {}
+    for folder in banks:
+        for e in bank.entries(folder):
+            run_dir = Path(folder) / "runs" / e.key
+            if not e.stale and (run_dir / "evals.jsonl").exists():
+                cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+                done.setdefault(kind(cfg), run_dir)
     out = {}
     with tempfile.TemporaryDirectory(prefix="priorlib-costs-") as root:
         for k, cfg in tqdm(list(kinds.items()), desc="measure kinds", disable=not progress):
+            if k in done:
+                out[kind_label(k)] = {**phases_of_run(done[k]), "source": f"bank run {done[k].name}"}
+                continue
             t = time.perf_counter()
             run = runstore.train(_representative(cfg), root=root, progress=False)
-            out[kind_label(k)] = {**phases_of_run(run.dir), "wall_s": time.perf_counter() - t}
+            out[kind_label(k)] = {**phases_of_run(run.dir), "wall_s": time.perf_counter() - t,
+                                  "source": f"{MEASURE_STEPS}-step probe"}
     return out
 
 
@@ -97,16 +111,19 @@ def price(cfg, unit: dict) -> dict:
 def project(plans: dict, units: dict, chapter01_s: float | None = None) -> list[dict]:
     """One row per chapter: CPU-hours per phase at the step caps, the share of evaluation plus decoding,
     and the runs planned."""
-    rows = []
+    rows, seen = [], set()
     for chapter, configs in plans.items():
         tot = dict.fromkeys(PHASES, 0.0)
-        for c in configs:
+        mine = [c for c in configs if c.key() not in seen]  # a run two chapters share is priced once, first
+        seen.update(c.key() for c in mine)
+        for c in mine:
             for ph, s in price(c, units[kind_label(kind(c))]).items():
                 tot[ph] += s
         if chapter.startswith("01") and chapter01_s is not None:
             tot["overhead"] += chapter01_s
         total = sum(tot.values())
-        rows.append({"chapter": chapter, "runs": len(configs), **{ph: tot[ph] / 3600 for ph in PHASES},
+        rows.append({"chapter": chapter, "runs": len(mine), "shared": len(configs) - len(mine),
+                     **{ph: tot[ph] / 3600 for ph in PHASES},
                      "cpu_h": total / 3600,
                      "eval_share": (tot["curve"] + tot["full"] + tot["generation"]) / total if total else None})
     return rows
@@ -121,6 +138,20 @@ def chapter01_seconds(book_dir: Path) -> float | None:
     return meta.get("priorlib", {}).get("run_manifest", {}).get("wall_time_s")
 
 
+def with_deferred(plans: dict, profile: str) -> dict:
+    """Chapter 08's posterior-arm targets cannot be planned before its sources train (their config names a
+    bank of the trained prompts); price each as one more run of the target's config (same kind, same sizes)."""
+    from dataclasses import replace
+    stem = "08_posterior_transfer"
+    if stem not in plans:
+        return plans
+    from priorlib.compendium import chapter
+    from priorlib.compendium.setup import setup
+    target = setup(stem, profile).target
+    extra = [replace(target, seed=10_000 + i) for i, _ in enumerate(chapter(stem).deferred(profile))]
+    return {**plans, stem: plans[stem] + extra}
+
+
 def run(args, plans: dict) -> int:
     """``priorlib evidence costs``: ``plans`` are the chapters' configs (``evidence.plan_all``)."""
     from priorlib.checkpoint import atomic_write_text
@@ -129,9 +160,10 @@ def run(args, plans: dict) -> int:
     from priorlib.compendium.paths import repo_root
     root = repo_root(args.root)
     path = root / "benchmarks" / "costs.json"
+    plans = with_deferred(plans, args.profile)
     if args.measure:
         hw = hardware()
-        units = measure(plans)
+        units = measure(plans, banks=[root / "evidence"])
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "profile": args.profile,
                   "measure_steps": MEASURE_STEPS, "measure_eval_every": MEASURE_EVAL_EVERY,
                   "machine": f"{hw['cpu']}, {hw['cores']} cores", "units": units}

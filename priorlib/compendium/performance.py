@@ -65,21 +65,21 @@ def costs_markdown(result: dict) -> str:
              f"`{result['profile']}` profile's plans: one run of each kind, {result['measure_steps']} steps with a periodic "
              f"evaluation every {result['measure_eval_every']}, then a full evaluation and the greedy decoding, each phase "
              "read from the run's own logs.", "",
-             "| kind of run | s per step | s per curve evaluation | s per full evaluation | s per decoding | "
-             "first-step overhead (s) |", "|---|---|---|---|---|---|"]
+             "| kind of run | measured on | s per step | s per curve evaluation | s per full evaluation | "
+             "s per decoding | first-step overhead (s) |", "|---|---|---|---|---|---|---|"]
     for label, u in result["units"].items():
-        lines.append(f"| {label} | {u['train']:.2f} | {u['curve']:.1f} | {u['full']:.1f} | {u['generation']:.1f} | "
-                     f"{u['overhead']:.1f} |")
+        lines.append(f"| {label} | {u.get('source', 'probe')} | {u['train']:.2f} | {u['curve']:.1f} | {u['full']:.1f} | "
+                     f"{u['generation']:.1f} | {u['overhead']:.1f} |")
     rows = result["projection"]
     total = {ph: sum(r[ph] for r in rows) for ph in PHASES}
     t_all = sum(total.values())
     lines += ["", "Projected CPU-hours per chapter, every run at its step cap (an upper bound: runs that reach "
               "their plateau stop earlier):", "",
-              "| chapter | runs | training | curve evaluations | full evaluations | decoding | other | CPU-hours | "
-              "evaluation + decoding |", "|---|---|---|---|---|---|---|---|---|"]
+              "| chapter | runs (and shared with an earlier chapter) | training | curve evaluations | full evaluations | "
+              "decoding | other | CPU-hours | evaluation + decoding |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         share = "—" if r["eval_share"] is None else f"{100 * r['eval_share']:.0f}%"
-        lines.append(f"| {r['chapter']} | {r['runs']} | {r['train']:.2f} | {r['curve']:.2f} | {r['full']:.2f} | "
+        lines.append(f"| {r['chapter']} | {r['runs']} (+{r.get('shared', 0)}) | {r['train']:.2f} | {r['curve']:.2f} | {r['full']:.2f} | "
                      f"{r['generation']:.2f} | {r['overhead']:.2f} | {r['cpu_h']:.2f} | {share} |")
     ev = (total["curve"] + total["full"] + total["generation"]) / t_all if t_all else 0.0
     lines += [f"| **bank** | {sum(r['runs'] for r in rows)} | {total['train']:.2f} | {total['curve']:.2f} | "
