@@ -148,3 +148,41 @@ def test_two_missing_runs_fan_out_through_submitit_local_and_land_in_the_bank(tm
     [row, total] = evidence.status()
     assert (row["planned"], row["present"], row["missing"]) == (2, 2, 0) and total["stale"] == 0
     assert not (tmp_path / "evidence" / "jobs").exists()  # job logs stay out of the bank
+
+
+RUNNER = """
+import sys
+from priorlib.compendium import evidence
+from priorlib.config import TrainConfig
+cfg = TrainConfig(model="tiny-random-llama", steps=100000, batch_size=4, n_train=8, eval_size=4, max_length=128,
+                  eval_generate=False, checkpoint_every=50, eval_every=100000, precision="fp32")
+evidence.compute([cfg], cluster="local", folder=sys.argv[1], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_killing_the_runner_cancels_its_local_job(tmp_path):
+    """SIGTERM to ``evidence.compute`` (a killed ``priorlib evidence run``) stops its submitit job too: no
+    training process is left running unattended."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = {**os.environ, "PRIORLIB_EVIDENCE": str(tmp_path / "evidence"), "PRIORLIB_RUNS": str(tmp_path / "store")}
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path / "jobs")], env=env)
+    deadline = time.time() + 120
+    history = None
+    while time.time() < deadline:  # wait until the job is really training
+        found = list((tmp_path / "store").glob("*/history.jsonl"))
+        if found and found[0].stat().st_size > 0:
+            history = found[0]
+            break
+        time.sleep(0.5)
+    assert history is not None, "the job never started training"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    time.sleep(3)
+    size = history.stat().st_size
+    time.sleep(4)
+    assert history.stat().st_size == size, "the job kept training after its runner was killed"
