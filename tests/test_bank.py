@@ -186,3 +186,18 @@ def test_killing_the_runner_cancels_its_local_job(tmp_path):
     size = history.stat().st_size
     time.sleep(4)
     assert history.stat().st_size == size, "the job kept training after its runner was killed"
+
+
+def test_the_committed_bank_is_not_ignored_by_git():
+    """The bank lives in evidence/runs/ and holds safetensors frames: both patterns (runs/, *.safetensors)
+    are ignored elsewhere, so .gitignore must let the bank through, or its runs are silently never committed."""
+    import subprocess
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    for name in ("frames.safetensors", "manifest.json", "history.jsonl"):
+        r = subprocess.run(["git", "check-ignore", "-q", f"evidence/runs/0123456789abcdef/{name}"], cwd=repo)
+        assert r.returncode == 1, f"git ignores the bank's {name}"
+    r = subprocess.run(["git", "check-ignore", "-q", "runs/0123456789abcdef/frames.safetensors"], cwd=repo)
+    assert r.returncode == 0  # a local run store is still ignored
