@@ -160,7 +160,7 @@ def run(args, plans: dict) -> int:
     from priorlib.compendium.paths import repo_root
     root = repo_root(args.root)
     path = root / "benchmarks" / "costs.json"
-    plans = with_deferred(plans, args.profile)
+    plans = with_deferred(plans, args.profile)  # args.profile: resolved by the caller
     if args.measure:
         hw = hardware()
         units = measure(plans, banks=[root / "evidence"])

@@ -232,7 +232,8 @@ def add_arguments(p) -> None:
                         "(written to benchmarks/costs.json and the book's performance page)")
     co.add_argument("--measure", action="store_true",
                     help="train one short representative run per kind first (minutes); else reuse the last measurement")
-    co.add_argument("--profile", default="cpu", help="whose plans to price (default: cpu)")
+    co.add_argument("--profile", default=None,
+                    help="whose plans to price (default: the last measurement's, else cpu)")
     co.add_argument("--root", default=None)
 
 
@@ -256,6 +257,10 @@ def _cell(v) -> str:
 def run(args) -> int:
     if args.action == "costs":
         from priorlib.compendium import costs
+        if args.profile is None:  # the profile of the committed measurement, so the table prints at once
+            from priorlib.compendium.paths import repo_root as _root
+            last = _root(args.root) / "benchmarks" / "costs.json"
+            args.profile = json.loads(last.read_text()).get("profile", "cpu") if last.exists() else "cpu"
         return costs.run(args, plan_all(args.profile))
     if args.action == "status":
         print(_table(status(args.root)))
