@@ -71,7 +71,8 @@ def test_user_model_and_user_task(tmp_path):
         run = priorlib.train(cfg, root=tmp_path / "store", model=model, tokenizer=tok, progress=False)
         final = run.metrics["final"]
         assert "starts_right" in final and "f1" not in final and "accuracy" not in final
-        assert len(scored) == 2 * 4                          # initial and final evaluation, 4 held-out examples each
+        assert len(scored) == 4                              # the final prompt decodes the 4 held-out examples
+        assert "starts_right" not in run.metrics["initial"]  # the untrained one is not decoded (generate_initial)
         assert run.prompts()["soft"].shape == (20, 64)
         assert run.dir.name == cfg.key()
 
