@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("train", "curve", "full", "generation", "overhead")
+from priorlib.compendium.performance import PHASES, costs_markdown, write_page
 MEASURE_STEPS = 9      # the first (compiling) step plus 8 timed ones
 MEASURE_EVAL_EVERY = 3  # periodic evaluations at steps 3 and 6
 
@@ -152,24 +152,27 @@ def with_deferred(plans: dict, profile: str) -> dict:
     return {**plans, stem: plans[stem] + extra}
 
 
-def run(args, plans: dict) -> int:
-    """``priorlib evidence costs``: ``plans`` are the chapters' configs (``evidence.plan_all``)."""
+def run(args, plan_all) -> int:
+    """``priorlib evidence costs``: ``plan_all(profile)`` gives the chapters' configs (``evidence.plan_all``,
+    passed in: evidence imports this module). The profile defaults to the committed measurement's, so the
+    table prints at once."""
     from priorlib.checkpoint import atomic_write_text
-    from priorlib.compendium.performance import costs_markdown, write_page
     from priorlib.compendium.manifest import hardware
     from priorlib.compendium.paths import repo_root
     root = repo_root(args.root)
     path = root / "benchmarks" / "costs.json"
-    plans = with_deferred(plans, args.profile)  # args.profile: resolved by the caller
+    last = json.loads(path.read_text()) if path.exists() else None
+    profile = args.profile or (last or {}).get("profile", "cpu")
+    plans = with_deferred(plan_all(profile), profile)
     if args.measure:
         hw = hardware()
         units = measure(plans, banks=[root / "evidence"])
-        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "profile": args.profile,
+        result = {"date": time.strftime("%Y-%m-%d %H:%M"), "profile": profile,
                   "measure_steps": MEASURE_STEPS, "measure_eval_every": MEASURE_EVAL_EVERY,
                   "machine": f"{hw['cpu']}, {hw['cores']} cores", "units": units}
-    elif path.exists():
-        result = json.loads(path.read_text())
-        if result["profile"] != args.profile:
+    elif last is not None:
+        result = last
+        if result["profile"] != profile:
             raise ValueError(f"{path} measured the {result['profile']!r} profile; rerun with --measure")
         missing = {kind_label(kind(c)) for cs in plans.values() for c in cs} - set(result["units"])
         if missing:

@@ -257,11 +257,7 @@ def _cell(v) -> str:
 def run(args) -> int:
     if args.action == "costs":
         from priorlib.compendium import costs
-        if args.profile is None:  # the profile of the committed measurement, so the table prints at once
-            from priorlib.compendium.paths import repo_root as _root
-            last = _root(args.root) / "benchmarks" / "costs.json"
-            args.profile = json.loads(last.read_text()).get("profile", "cpu") if last.exists() else "cpu"
-        return costs.run(args, plan_all(args.profile))
+        return costs.run(args, plan_all)
     if args.action == "status":
         print(_table(status(args.root)))
         return 0
