@@ -37,9 +37,11 @@ class RunSizes:
 
 
 # the converged design: a constant lr after warm-up, stopped by the plateau rule (priorlib.trainer.plateau_reached)
-# on the held-out set's first 64 questions, evaluated every 50 steps (checkpoint_every); 400 steps is the cap.
-# Measured on SQuAD (soft, batch 8): at lr 1e-2 the curve is still falling at 400 steps; at 5e-2 it is
-# about 2.5 times further along (chapter 02's converged entry).
+# on the held-out set's first 64 questions, evaluated every 50 steps (checkpoint_every); 300 steps is the cap.
+# The cap is the 12 CPU-hour budget's: at 400 the bank projected 16.4 CPU-hours (book/performance.md).
+# Measured on SQuAD (soft, batch 8, two 400-step runs): the curve still improves at the cap, at 5e-2 by about
+# 7% between the means of its last two 150-step windows (1e-2: more), so the rule rightly does not hold there
+# and SQuAD quality verdicts read "inconclusive" unless a run reaches its plateau; it is not loosened to fit.
 CONVERGED = dict(schedule="constant", stop_at_plateau=True, plateau_window=3, plateau_tol=0.01, plateau_eval_size=64)
 
 RUN = {
@@ -49,7 +51,7 @@ RUN = {
     "cpu": RunSizes("smollm2-135m", steps=60, batch_size=8, eval_size=40, max_length=192, checkpoint_every=10,
                     n_train=None, seeds=(0, 1), learning_rates=(5e-3,), reference_texts=96, max_new_tokens=16,
                     math_per_module=400),
-    "converged": RunSizes("smollm2-135m", steps=400, batch_size=8, eval_size=200, max_length=192, checkpoint_every=50,
+    "converged": RunSizes("smollm2-135m", steps=300, batch_size=8, eval_size=200, max_length=192, checkpoint_every=50,
                           n_train=None, seeds=(0, 1, 2), learning_rates=(5e-2,), reference_texts=256,
                           max_new_tokens=24, math_per_module=2000, design=CONVERGED),
     # the paper's settings: 20 tokens, last 3 layers, lr 1e-3, max length 512
@@ -132,9 +134,10 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         # lr 5e-2: at 5e-3 twenty steps move the prompt ~0.5 (chapter 02), leaving a regulariser
         # nothing to hold back; at 5e-2 it moves ~4, more than a token-embedding row's norm (~3.2)
         "cpu": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1], weights=_CPU_WEIGHTS),
-        # the main lr (the baseline's 3 seeds are chapter 02's runs); the weakest and strongest weight of each
+        # the main lr (the baseline's 3 seeds are chapter 02's runs); the strongest weight of each (the budget:
+        # the book's own additions come after the paper's claims)
         "converged": dict(prior="fitted-gaussian", lr=5e-2, seeds=[0, 1, 2],
-                          weights={k: [v[0], v[-1]] for k, v in _CPU_WEIGHTS.items()}),
+                          weights={k: [v[-1]] for k, v in _CPU_WEIGHTS.items()}),
         # 2000 steps at the paper's lr: one more decade on each side, three baseline seeds
         "paper": dict(prior="fitted-gaussian", lr=1e-3, seeds=[0, 1, 2],
                       weights={"prior_l2": [0.1, 1.0, 10.0, 100.0, 1000.0],
@@ -153,7 +156,7 @@ CHAPTERS: dict[str, dict[str, dict]] = {
         "cpu": dict(seeds=[0, 1, 2, 3, 4], source_seeds=[0, 1, 2, 3], steps=30, batch_size=8, lr=5e-3, eval_size=24,
                     max_length=96, max_new_tokens=6, eval_every=5, vae_epochs=300, source_lr=5e-2),
         # the sources are chapter 02's fitted-gaussian runs at its main lr (shared); targets to their plateau
-        "converged": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2], steps=400, batch_size=8, lr=5e-2, eval_size=200,
+        "converged": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2], steps=300, batch_size=8, lr=5e-2, eval_size=200,
                           max_length=128, max_new_tokens=8, eval_every=50, vae_epochs=300, source_lr=5e-2),
         "paper": dict(seeds=[0, 1, 2], source_seeds=[0, 1, 2, 3, 4], steps=400, batch_size=8, lr=1e-3, eval_size=200,
                       max_length=128, max_new_tokens=8, eval_every=25, vae_epochs=300, source_lr=5e-2),
@@ -163,7 +166,9 @@ CHAPTERS: dict[str, dict[str, dict]] = {
     "09_second_model": {
         "smoke": dict(models=["tiny-random-llama", "tiny-random-gemma3"], learning_rate=5e-3),
         "cpu": dict(models=["smollm2-135m", "gemma3-270m"], learning_rate=5e-3),
-        "converged": dict(models=["smollm2-135m", "gemma3-270m"], learning_rate=5e-2),
+        # three of the four token priors (Xavier left out for the budget: on SmolLM2 it ends where isotropic does)
+        "converged": dict(models=["smollm2-135m", "gemma3-270m"], learning_rate=5e-2,
+                          priors=["isotropic", "fitted-gaussian", "vocab-sample"]),
         "paper": dict(models=["llama-3.2-1b", "gemma3-270m"], learning_rate=1e-3),
     },
 }

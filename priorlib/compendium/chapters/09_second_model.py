@@ -74,6 +74,7 @@ def settings(profile: str = "cpu", *, models=None, priors=None, learning_rate=No
     for m in models:
         check_model_name(m)
     lr = float(learning_rate if learning_rate is not None else d["learning_rate"])
+    priors = priors if priors is not None else d.get("priors")
     out = results_dir(STEM, out_dir)
     su = Setup(profile, models, [], lr, [], out)
     for m in models:
