@@ -87,8 +87,9 @@ def test_table_has_readable_headers_and_no_index():
     f = V.frame(vs)
     assert list(f.columns) == ["paper's observation", "what we measured", "verdict"]
     assert list(f["verdict"]) == ["agrees", "x only"]
-    html = V.table(vs).to_html()
-    assert "x only" in html and "text-align: left" in html and 'class="row_heading' not in html
+    html = V.table(vs)._repr_html_()
+    assert "x only" in html and "priorlib-result-table" in html and "<th>Paper's observation</th>" in html
+    assert 'class="row_heading' not in html and "<th></th>" not in html  # no index column
 
 
 class _Kind(str, Enum):

@@ -60,3 +60,18 @@ def test_scrubber_rejects_bad_input():
         checkpoint_scrubber([b"not a png"])
     with pytest.raises(TypeError, match="Figure or PNG"):
         checkpoint_scrubber([42])
+
+
+def test_scrubber_has_a_noscript_fallback_with_its_last_frame():
+    import base64
+
+    from priorlib.compendium.widgets import NOSCRIPT_NOTICE
+
+    frames = _figures(3)
+    box = checkpoint_scrubber(frames, labels=["a", "b", "c"])
+    last = box.images[-1].value
+    assert box.fallback.startswith("<noscript>") and box.fallback.endswith("</noscript>")
+    assert NOSCRIPT_NOTICE in box.fallback and "c (frame 3 of 3)" in box.fallback
+    assert base64.b64encode(last).decode() in box.fallback
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the widget itself is displayed unchanged

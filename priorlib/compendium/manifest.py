@@ -35,7 +35,7 @@ def package_versions(names=PACKAGES) -> dict[str, str | None]:
 
 def git_commit(repo: str | os.PathLike) -> dict:
     """The commit checked out in ``repo`` and whether its sources had uncommitted changes. The book's own
-    outputs (the executed ``book/NN_*.ipynb``, the generated ``book/claims.md`` and ``book/key_findings.md``)
+    outputs (the executed ``book/NN_*.ipynb``, the generated ``book/claims.md``, ``book/key_findings.md`` and ``book/build.md``)
     do not count: a build rewrites them one chapter after another, and they are what the commit's sources
     produce."""
     def git(*args):
@@ -48,7 +48,7 @@ def git_commit(repo: str | os.PathLike) -> dict:
             return {"commit": None, "dirty": None}
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".",
                     ":(exclude,glob)book/[0-9][0-9]_*.ipynb", ":(exclude)book/claims.md",
-                    ":(exclude)book/key_findings.md")
+                    ":(exclude)book/key_findings.md", ":(exclude)book/build.md")
         return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

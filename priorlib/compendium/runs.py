@@ -209,7 +209,8 @@ def placement_summary(rows: pd.DataFrame, by=("prior", "lr")) -> pd.DataFrame:
     for c in cols:
         out[c] = [f"{a:.3g} → {b:.3g}" for a, b in zip(wide[(c, "sampled")], wide[(c, "trained")])]
     out["moved_l2"] = wide[("moved_l2", "trained")]
-    return out.reset_index()
+    from priorlib.compendium.tables import result_table
+    return result_table(out.reset_index())
 
 
 def reference_baseline(reference) -> dict:

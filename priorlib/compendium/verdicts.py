@@ -153,8 +153,10 @@ def frame(verdicts: list[Verdict]) -> pd.DataFrame:
 
 
 def table(verdicts: list[Verdict]):
-    """The closing table of a notebook: :func:`frame`, left-aligned, without the row index."""
-    return frame(verdicts).style.hide(axis="index").set_properties(**{"text-align": "left"})
+    """The closing table of a notebook: :func:`frame` shown the book's way (readable headers, no row index,
+    left-aligned, scrolling inside the column when wide; :mod:`priorlib.compendium.tables`)."""
+    from priorlib.compendium.tables import result_table
+    return result_table(frame(verdicts))
 
 
 def write_results(out_dir, results: dict, verdicts: list[Verdict], *, notebook: str, profile: str, model: str,

@@ -8,11 +8,43 @@ book with no kernel behind it. ``interact`` would need a kernel and is deliberat
 """
 from __future__ import annotations
 
+import base64
+from functools import lru_cache
 from typing import Sequence
 
 from priorlib.compendium.figures import png
 
-__all__ = ["checkpoint_scrubber"]
+__all__ = ["checkpoint_scrubber", "NOSCRIPT_NOTICE"]
+
+NOSCRIPT_NOTICE = ("JavaScript is off, so the checkpoint slider cannot run; shown here is its last frame"
+                   " as a plain image.")
+
+
+def fallback_html(png_bytes: bytes, label: str | None, n: int) -> str:
+    """The ``<noscript>`` block: the last frame (``label``, frame ``n`` of ``n``) and the notice."""
+    what = f"{_escape(label)} (frame {n} of {n})" if label else f"frame {n} of {n}"
+    alt = f"Last checkpoint frame: {what}"
+    b64 = base64.b64encode(png_bytes).decode("ascii")
+    return (f'<noscript><div class="priorlib-scrubber-fallback"><p class="priorlib-scrubber-notice">'
+            f"{NOSCRIPT_NOTICE} Last frame: {what}.</p>"
+            f'<img src="data:image/png;base64,{b64}" alt="{alt}"/></div></noscript>')
+
+
+@lru_cache(maxsize=None)
+def _scrubber_class():
+    import ipywidgets as widgets
+
+    class Scrubber(widgets.VBox):
+        """A VBox that, displayed, also displays its static fallback (see :func:`fallback_html`)."""
+
+        fallback = ""
+
+        def _ipython_display_(self, **kwargs):
+            from IPython.display import HTML, display
+            display(self._repr_mimebundle_(**kwargs), raw=True)
+            display(HTML(self.fallback))
+
+    return Scrubber
 
 
 def _as_png(frame, dpi: int) -> bytes:
@@ -39,7 +71,8 @@ def checkpoint_scrubber(
 
     ``frames``: matplotlib Figures (rendered at ``dpi`` and closed) or PNG bytes, one per checkpoint.
     ``labels``: optional text per frame (e.g. ``"step 200"``), shown above the image.
-    Returns a ``widgets.VBox``; its ``.stack``, ``.slider`` and ``.play`` attributes are the parts.
+    Returns a ``widgets.VBox``; its ``.stack``, ``.slider`` and ``.play`` attributes are the parts, and
+    ``.fallback`` the HTML shown instead when JavaScript is off.
     """
     import ipywidgets as widgets
 
@@ -72,7 +105,8 @@ def checkpoint_scrubber(
         widgets.jslink((play, "value"), (slider, "value")),
         widgets.jslink((slider, "value"), (stack, "selected_index")),
     ]
-    box = widgets.VBox([widgets.HBox([play, slider]), stack])
+    box = _scrubber_class()([widgets.HBox([play, slider]), stack])
+    box.fallback = fallback_html(pngs[-1], labels[-1] if labels else None, n)
     box.add_class("priorlib-scrubber")
     box.stack, box.slider, box.play, box.links, box.images = stack, slider, play, links, images
     return box

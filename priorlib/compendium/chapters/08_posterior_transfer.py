@@ -321,7 +321,8 @@ def arm_summary(rows: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
         for arm, st in arm_stats(rows, m).items():
             table.setdefault(arm, {"arm": arm, "seeds": st["n"]})[m] = \
                 f"{st['mean']:.3g} ± {st['sd']:.2g} ({st['min']:.3g}–{st['max']:.3g})"
-    return pd.DataFrame(list(table.values()))
+    from priorlib.compendium.tables import result_table
+    return result_table(pd.DataFrame(list(table.values())))
 
 
 def train_curves(runs, smooth: int = 5) -> pd.DataFrame:
