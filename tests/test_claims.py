@@ -75,7 +75,7 @@ def test_untested_construction_smoke_and_notes(book):
     vae = _row(text, "vae-collapses")
     assert "smoke profile: plumbing only" in vae and _outcome(vae) == "agrees (plumbing only)"
     assert "lester2021prompt" in text and "39.1%" in text and "25.2%" in text
-    assert "[07 · regularisation](07_regularisation.ipynb)" in text.split("not recorded their verdicts yet")[1]
+    assert "[07 · Regularisation](07_regularisation.ipynb)" in text.split("not recorded their verdicts yet")[1]
 
 
 def test_our_hypotheses_go_to_the_second_table(book):
@@ -97,7 +97,7 @@ def test_legacy_results_without_claim_ids_still_render(tmp_path):
     text = claims.write(tmp_path).read_text()
     tail = text.split("## Verdicts not yet tied to a claim")[1]
     assert "| same | m | **contradicts** |" in tail and "| stay | m | **inconclusive** |" in tail
-    assert "[02 · b](02_b.ipynb) *(smoke profile: plumbing only" in tail
+    assert "[02 · B](02_b.ipynb) *(smoke profile: plumbing only" in tail
     assert all(_outcome(_row(text, c.id)) == "not tested yet" for c in CLAIMS)
     assert "appear here once" in (tmp_path / "book" / "key_findings.md").read_text()
 
@@ -114,7 +114,7 @@ def test_key_findings_count_the_papers_claims_and_name_each_chapter(book):
     assert first["06_vae"]["outcome"] == "agrees (plumbing only)" and "07_regularisation" not in first
     md = (book / "book" / "key_findings.md").read_text() if claims.write(book) else ""
     assert f"The paper's {N_PAPER} claims" in md and "not tested yet" in md
-    assert "- [04 · activation spaces](04_activation_spaces.ipynb): " in md and "**contradicts**" in md
+    assert "- [04 · Activation spaces](04_activation_spaces.ipynb): " in md and "**contradicts**" in md
 
 
 def test_no_page_without_verdicts(tmp_path):

@@ -14,7 +14,12 @@ Steps (each can be used on its own from Python, the tests do):
    in the metadata and as a footer cell.
 3. ``ensure_assets``: ``npm ci`` (first use) and copy of the offline JavaScript (require.js, the
    ipywidgets HTML manager, MathJax) from ``node_modules`` into ``book/_static/vendor/``.
-4. ``build_book``: ``jupyter-book build <root>`` into ``<root>/_build/html``.
+4. ``build_book``: writes ``book/build.md`` (each chapter's commit, tree, profile and date, see
+   :mod:`priorlib.compendium.provenance`), then ``jupyter-book build <root>`` into ``<root>/_build/html``.
+
+The kernel starts with :data:`KERNEL_ENV` in its environment (tqdm and Hugging Face progress bars off: a
+bar is a widget that stays frozen in the static book), and its own log kept to errors
+(:data:`KERNEL_LOG_FLAG`).
 """
 from __future__ import annotations
 
@@ -54,6 +59,25 @@ class NotebookError(ValueError):
 # over TCP without encryption"), which would land in the terminal of every `priorlib book`. The kernel's own
 # log is therefore kept to errors; warnings raised by the notebooks' code are not affected.
 KERNEL_LOG_FLAG = "--IPKernelApp.log_level=ERROR"
+# What the kernel inherits on top of the runner's environment: no progress bars in the notebooks (tqdm reads
+# TQDM_DISABLE, huggingface_hub its own switch); papermill's own bar in the runner is enabled explicitly.
+KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+
+
+@contextlib.contextmanager
+def kernel_environment(env: dict[str, str] | None = None):
+    """``os.environ`` with ``env`` (default :data:`KERNEL_ENV`) while a kernel starts; restored afterwards."""
+    env = KERNEL_ENV if env is None else env
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
@@ -235,7 +259,7 @@ def progress_bar(label: str, stream=None) -> dict | bool:
     stream = sys.stderr if stream is None else stream
     if not getattr(stream, "isatty", lambda: False)():
         return False
-    return dict(desc=f"  {label}", file=stream, leave=False, dynamic_ncols=True,
+    return dict(desc=f"  {label}", file=stream, leave=False, dynamic_ncols=True, disable=False,
                 bar_format="{desc}: cell {n_fmt}/{total_fmt} |{bar:20}| {elapsed}")
 
 
@@ -294,7 +318,7 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
         bar = progress_bar(src.stem) if progress else False
         heartbeat = _Heartbeat(bar["desc"], PROGRESS_REFRESH_S) if bar else contextlib.nullcontext()
         try:
-            with heartbeat:
+            with heartbeat, kernel_environment():
                 pm.execute_notebook(
                     str(src), str(tmp), parameters=parameters,
                     kernel_name=kernel_name or ensure_kernel(),
@@ -355,6 +379,9 @@ def _config_digest(root: Path) -> str:
     for name in ("_config.yml", "_toc.yml"):
         p = root / name
         h.update(p.read_bytes() if p.is_file() else b"")
+    # the book's Sphinx extension shapes every page: a new version of it needs every page written again
+    from priorlib.compendium import sphinxext
+    h.update(Path(sphinxext.__file__).read_bytes())
     return h.hexdigest()
 
 
@@ -369,7 +396,8 @@ def _give_redirect_an_icon(index: Path) -> None:
 
 
 def build_book(root, *, clean: bool = False, log=print) -> Path:
-    """``jupyter-book build <root>``; a changed ``_config.yml`` triggers a clean build.
+    """``jupyter-book build <root>``; a changed ``_config.yml``, ``_toc.yml`` or book extension
+    (:mod:`priorlib.compendium.sphinxext`) triggers a clean build.
 
     (Sphinx does not drop stale script tags such as a changed ``nb_ipywidgets_js`` on its own.)
     """
@@ -380,6 +408,8 @@ def build_book(root, *, clean: bool = False, log=print) -> Path:
     if clean or not stamp.is_file() or stamp.read_text() != digest:
         for sub in ("html", ".doctrees", "jupyter_execute"):
             shutil.rmtree(build / sub, ignore_errors=True)
+    from priorlib.compendium import provenance
+    provenance.write(root)
     exe = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "jupyter_book.cli.main"]
     cmd += ["build", str(root), "--builder", "html"]

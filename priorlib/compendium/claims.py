@@ -1,6 +1,6 @@
 """The claims page: the paper's claims, one row each, with every chapter's result for it and one outcome.
 
-    from priorlib.compendium import claims
+from priorlib.compendium import claims
     chapters = claims.collect(Path("book"))          # the verdicts each executed notebook recorded
     text = claims.render(chapters, web="BBC News + Wikipedia sample")
     claims.key_findings(chapters)["counts"]          # {"agrees": 5, "contradicts": 3, "not tested yet": 9, ...}
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from priorlib.compendium.provenance import chapter_title
 from priorlib.compendium.paper import CLAIMS, REPLICATION, PaperClaim
 from priorlib.compendium.verdicts import COLUMNS, Outcome, Verdict, combined, replicates
 
@@ -42,7 +43,8 @@ def collect(book_dir: Path) -> list[dict]:
     """Per executed notebook: its stem, profile and :class:`Verdict` list (empty if it recorded none)."""
     chapters = []
     for path in sorted(Path(book_dir).glob("[0-9][0-9]_*.ipynb")):
-        meta = json.loads(path.read_text()).get("metadata", {}).get("priorlib", {})
+        nb = json.loads(path.read_text())
+        meta = nb.get("metadata", {}).get("priorlib", {})
         results = meta.get("results") or {}
         manifest = meta.get("run_manifest") or {}
         try:
@@ -50,7 +52,8 @@ def collect(book_dir: Path) -> list[dict]:
         except ValueError as err:
             raise ValueError(f"{path.name}: its recorded verdicts are not in the results.json schema ({err}); "
                              f"execute it again with `priorlib book --only {path.stem[:2]}`") from None
-        chapters.append({"stem": path.stem, "profile": manifest.get("profile"), "rows": rows})
+        chapters.append({"stem": path.stem, "profile": manifest.get("profile"), "rows": rows,
+                         "title": chapter_title(path.stem, nb)})
     return chapters
 
 
@@ -63,8 +66,9 @@ def _link(ch: dict) -> str:
 
 
 def _title(ch: dict) -> str:
-    num, _, name = ch["stem"].partition("_")
-    return f"[{num} · {name.replace('_', ' ')}]({ch['stem']}.ipynb)"
+    """The chapter's own title (``02 · Learning rate and prior ... (paper §4.2)``), linked to it."""
+    title = ch.get("title") or chapter_title(ch["stem"], None)
+    return f"[{title}]({ch['stem']}.ipynb)"
 
 
 def _smoke(ch: dict) -> bool:
@@ -177,7 +181,7 @@ def key_findings(chapters: list[dict]) -> dict:
         first = next((v for v in tagged if registry[v.claim_id].kind == "paper"), tagged[0] if tagged else None)
         if first is not None:
             outcome = first.label + (f" ({PLUMBING})" if _smoke(ch) else "")
-            lines.append({"stem": ch["stem"], "claim": registry[first.claim_id].statement,
+            lines.append({"stem": ch["stem"], "title": ch.get("title"), "claim": registry[first.claim_id].statement,
                           "kind": registry[first.claim_id].kind, "outcome": outcome})
     return {"counts": counts, "chapters": lines, "tagged": bool(lines)}
 

@@ -16,6 +16,8 @@ import base64
 import hashlib
 import html
 import json
+import posixpath
+import urllib.parse
 from pathlib import Path
 
 from docutils import nodes
@@ -33,9 +35,18 @@ def _image_of(node) -> nodes.image | None:
     return next(iter(node.findall(nodes.image)), None)
 
 
+def _final_uri(translator, uri: str) -> str:
+    """The URI the HTML translator gives the image (Sphinx copies it into ``_images/`` and rewrites its
+    ``src`` only when the image itself is visited, after this wrapper)."""
+    images = getattr(translator.builder, "images", {})
+    if uri in images:
+        return posixpath.join(translator.builder.imgpath, urllib.parse.quote(images[uri]))
+    return uri
+
+
 def visit_fullsize_html(self, node):
     img = _image_of(node)
-    uri = html.escape(img["uri"] if img is not None else "", quote=True)
+    uri = html.escape(_final_uri(self, img["uri"]) if img is not None else "", quote=True)
     self.body.append(f'<div class="priorlib-figure"><a class="priorlib-fullsize reference internal image-reference" '
                      f'href="{uri}" title="Open the full-size PNG">')
     node["_uri"] = uri
@@ -139,7 +150,8 @@ def doctree_resolved(app, doctree, docname):
             alt = f"Figure {m['figure']}: {alt}" if alt else f"Figure {m['figure']} of this chapter"
         if not alt and not img.get("alt"):
             unnamed += 1
-            alt = f"Figure output {unnamed} of {path.stem} (no caption was given)"
+            alt = (f"Figure output {unnamed} of chapter {path.stem} (executed before figures carried alt text; "
+                   f"the text around it describes it)")
         if alt:
             img["alt"] = alt
         wrapper = fullsize()
