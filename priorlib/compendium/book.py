@@ -63,21 +63,58 @@ KERNEL_LOG_FLAG = "--IPKernelApp.log_level=ERROR"
 # TQDM_DISABLE, huggingface_hub its own switch); papermill's own bar in the runner is enabled explicitly.
 KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
+# Run by the kernel before the first cell (an IPython startup file in a private IPYTHONDIR): tqdm's notebook
+# bar ignores TQDM_DISABLE (it passes disable=False itself), so it is switched off here, and transformers'
+# bars with it. A bar is an ipywidget that would stay frozen in the static book.
+KERNEL_STARTUP = """\
+def _priorlib_quiet_kernel():
+    import os
+    if os.environ.get("TQDM_DISABLE") != "1":
+        return
+    try:
+        import tqdm.notebook as notebook
+    except Exception:
+        return
+    for cls in {notebook.tqdm_notebook, notebook.tqdm}:
+        original = cls.__init__
+
+        def __init__(self, *args, _original=original, **kwargs):
+            kwargs["disable"] = True
+            _original(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+    try:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except Exception:
+        pass
+
+
+_priorlib_quiet_kernel()
+del _priorlib_quiet_kernel
+"""
+
 
 @contextlib.contextmanager
 def kernel_environment(env: dict[str, str] | None = None):
-    """``os.environ`` with ``env`` (default :data:`KERNEL_ENV`) while a kernel starts; restored afterwards."""
-    env = KERNEL_ENV if env is None else env
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    """``os.environ`` with ``env`` (default :data:`KERNEL_ENV`) and a private ``IPYTHONDIR`` holding
+    :data:`KERNEL_STARTUP` while a kernel runs; all restored afterwards."""
+    env = dict(KERNEL_ENV if env is None else env)
+    with tempfile.TemporaryDirectory(prefix="priorlib-ipython-") as ipython_dir:
+        startup = Path(ipython_dir) / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-priorlib-quiet.py").write_text(KERNEL_STARTUP)
+        env["IPYTHONDIR"] = ipython_dir
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
@@ -474,3 +511,46 @@ def run(args) -> int:
         build_book(root, clean=args.clean)
     print(f"done in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
+
+
+# -------------------------------------------------------------------------------------- leftovers
+#: text that must never reach an executed notebook: the cache's progress lines and ipykernel's TCP warning
+LEFTOVER_TEXT = ("cache store", "cache hit:", "running over TCP without encryption", "without encryption")
+_PROGRESS_MODELS = {"FloatProgressModel", "IntProgressModel"}
+
+
+def _text(value) -> str:
+    return "".join(value) if isinstance(value, list) else str(value or "")
+
+
+def leftovers(nb) -> list[str]:
+    """What an executed notebook ``nb`` (a dict or nbformat node) shows that it should not: progress-bar
+    widgets (tqdm in Jupyter is an HBox of HTML + FloatProgress; "Loading weights" is one), "cache store"
+    / "cache hit" lines and the kernel's "running over TCP without encryption" warning. One line each."""
+    found = []
+    state = (((nb.get("metadata") or {}).get("widgets") or {})
+             .get("application/vnd.jupyter.widget-state+json") or {}).get("state") or {}
+
+    def is_bar(model_id, seen=()):
+        m = state.get(model_id) or {}
+        if m.get("model_name") in _PROGRESS_MODELS:
+            return True
+        children = (m.get("state") or {}).get("children") or []
+        return any(is_bar(str(c).removeprefix("IPY_MODEL_"), seen + (model_id,))
+                   for c in children if str(c).removeprefix("IPY_MODEL_") not in seen)
+
+    for i, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) or []:
+            data = out.get("data") or {}
+            view = data.get("application/vnd.jupyter.widget-view+json")
+            plain = _text(data.get("text/plain"))
+            if view is not None and (is_bar(view.get("model_id")) or "Loading weights" in plain
+                                     or re.search(r"\d+%\|", plain)):
+                found.append(f"cell {i}: a progress-bar widget ({_first_line(plain)[:60]})")
+            texts = [_text(out.get("text"))] + [_text(v) for k, v in data.items() if k.startswith("text/")]
+            texts.append(_text(out.get("evalue")))
+            for needle in LEFTOVER_TEXT:
+                if any(needle in t for t in texts):
+                    found.append(f"cell {i}: {needle!r}")
+                    break
+    return found
