@@ -182,3 +182,137 @@ def test_bibliography_lists_the_paper(browser, site):
     assert cite.count() >= 1, "the intro does not cite the paper"
     page.close()
     assert not watch.problems, "; ".join(watch.problems)
+
+
+def test_figure_links_to_its_full_size_png(browser, site):
+    html, base = site
+    page = browser.new_page()
+    watch = PageWatch(page, base)
+    visit(page, base + "book/01_fixture.html")
+    figure = page.locator(".priorlib-figure").filter(has=page.locator("img[alt*='Bar chart']"))
+    assert figure.count() == 1, "the fixture's figure is not wrapped in a full-size link"
+    img = figure.locator("img")
+    assert img.get_attribute("alt") == "Figure 1: Bar chart: a is 1, b is 2"  # its alt, not a hash file name
+    assert "Figure 1." in page.inner_text("main") and "Two bars." in page.inner_text("main")
+    link = figure.locator("a.priorlib-fullsize-link")
+    href = link.get_attribute("href")
+    assert href.endswith(".png") and not href.startswith("data:")
+    assert not watch.problems, "; ".join(watch.problems)
+    # (a bare PNG document then asks for /favicon.ico, which no book page does: not a problem of the book)
+    with page.expect_navigation() as nav:
+        link.click()
+    response = nav.value
+    assert response.status == 200 and response.headers["content-type"] == "image/png"
+    assert page.url.endswith(".png")
+    assert page.evaluate("() => document.images.length === 1 && document.images[0].naturalWidth > 0")
+    page.close()
+    # and from file://, as the reproduce page suggests opening the book
+    page = browser.new_page()
+    page.goto((html / "book" / "01_fixture.html").as_uri(), wait_until="load")
+    page.locator(".priorlib-figure a.priorlib-fullsize").first.click()
+    page.wait_for_load_state("load")
+    assert page.url.startswith("file://") and page.url.endswith(".png")
+    assert page.evaluate("() => document.images.length === 1 && document.images[0].naturalWidth > 0")
+    page.close()
+
+
+def test_wide_table_scrolls_inside_the_column(browser, site):
+    _, base = site
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    watch = PageWatch(page, base)
+    visit(page, base + "book/01_fixture.html")
+    wrap = page.locator(".priorlib-table").first
+    wrap.wait_for()
+    dims = wrap.evaluate("""(el) => {
+        const main = document.querySelector('article') || document.querySelector('main');
+        const before = el.scrollLeft;
+        el.scrollLeft = 10000;
+        return {scroll: el.scrollWidth, client: el.clientWidth, column: main.clientWidth,
+                right: el.getBoundingClientRect().right, columnRight: main.getBoundingClientRect().right,
+                moved: el.scrollLeft - before, overflow: getComputedStyle(el).overflowX};
+    }""")
+    assert dims["scroll"] > dims["client"], f"the fixture's table is not wider than the column: {dims}"
+    assert dims["client"] <= dims["column"] + 1 and dims["right"] <= dims["columnRight"] + 1, dims
+    assert dims["overflow"] == "auto" and dims["moved"] > 0, dims
+    headers = page.locator(".priorlib-table th").all_inner_texts()
+    assert "Final metric number 0" in headers and "Seeds" in headers and "" not in headers  # words, no index
+    cells = page.locator(".priorlib-table td").all_inner_texts()
+    assert "1 — (n=1)" in cells and "0.01" in cells and any("± " in c and "(n=2)" in c for c in cells)
+    page.close()
+    assert not watch.problems, "; ".join(watch.problems)
+
+
+def test_search_with_the_documented_local_server_shows_excerpts(browser, site):
+    """The reproduce page's command (`python -m http.server --bind 127.0.0.1 --directory _build/html 8000`),
+    run as written but on a free port: search finds the fixture's prose and shows an excerpt."""
+    import re
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    html, _ = site
+    text = (Path(__file__).resolve().parents[1] / "book" / "reproduce.md").read_text()
+    assert "python -m http.server --bind 127.0.0.1 --directory _build/html 8000" in text
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", "_build/html", str(port)]
+    server = subprocess.Popen(cmd, cwd=html.parent.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base, timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        page = browser.new_page()
+        watch = PageWatch(page, base)
+        visit(page, base + "search.html?q=folds")
+        page.wait_for_selector("#search-results li p.context", timeout=20000)
+        results = page.locator("#search-results li")
+        assert results.count() >= 1
+        excerpt = page.locator("#search-results li p.context").first.inner_text()
+        assert re.search(r"folds", excerpt, re.I), excerpt
+        page.close()
+        assert not watch.problems, "; ".join(watch.problems)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_without_javascript_each_scrubber_shows_its_last_frame(browser, site):
+    _, base = site
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    visit(page, base + "book/01_fixture.html")
+    widgets = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    assert widgets >= 1
+    fallback = page.locator(".priorlib-scrubber-fallback")
+    assert fallback.count() == widgets  # one per scrubber (the fixture's only widgets)
+    for i in range(widgets):
+        box = fallback.nth(i)
+        assert box.is_visible()
+        assert "JavaScript is off" in box.inner_text() and "checkpoint 2 (frame 3 of 3)" in box.inner_text()
+        img = box.locator("img")
+        assert img.evaluate("(el) => el.complete && el.naturalWidth > 0")
+    context.close()
+
+
+def test_provenance_page_and_warning(browser, site):
+    """The fixture book is no git checkout: its one chapter's commit is unknown, so the build page lists it and
+    the chapter warns at its top."""
+    _, base = site
+    page = browser.new_page()
+    watch = PageWatch(page, base)
+    visit(page, base + "book/build.html")
+    text = page.inner_text("main")
+    assert "01 · Fixture chapter" in text and "smoke" in text and "do not match the rest of the book" in text
+    visit(page, base + "book/01_fixture.html")
+    warning = page.locator(".priorlib-provenance-warning")
+    assert warning.count() == 1 and warning.is_visible() and "commit is not recorded" in warning.inner_text()
+    sidebar = page.locator("nav.bd-docs-nav").inner_text()
+    assert "01 · Fixture chapter" in sidebar
+    page.close()
+    assert not watch.problems, "; ".join(watch.problems)

@@ -10,7 +10,7 @@ from priorlib.compendium.experiments import quality_table
 def test_significant_figures():
     assert [T.sig(x) for x in (0.123456, 12345.6, 0.000123456, 3, 2.0, float("nan"), None, 1234.5)] == \
         ["0.123", "12300", "0.000123", "3", "2", "—", "—", "1230"]
-    assert T.sig(2.5) == "2.50" and T.sig(1.5e-7) == "1.50e-07"
+    assert T.sig(2.5) == "2.5" and T.sig(0.01) == "0.01" and T.sig(1.234e-7) == "1.23e-07"
 
 
 def test_mean_sd_has_n_and_a_dash_for_one_seed():
@@ -31,7 +31,7 @@ def test_quality_table_numbers_unchanged_and_display_readable():
                          "final_val_loss": [1.23456, 1.34567, 2.5], "final_f1": [10.0, 12.0, 5.0]})
     q = quality_table(rows)
     assert list(q.columns) == ["prior", "lr", "final_val_loss", "final_f1", "seeds"]
-    assert list(q["final_val_loss"]) == [T.mean_sd([1.23456, 1.34567]), "2.50 — (n=1)"]
+    assert list(q["final_val_loss"]) == [T.mean_sd([1.23456, 1.34567]), "2.5 — (n=1)"]
     assert list(q["seeds"]) == [2, 1]
     html = q._repr_html_()
     assert "<th>Final validation loss</th>" in html and "<th>Final F1</th>" in html

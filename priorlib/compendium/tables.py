@@ -38,8 +38,9 @@ HEADERS = {
 
 
 def sig(x, digits: int = SIG) -> str:
-    """``x`` to ``digits`` significant figures (``0.0123``, ``1.23e+04`` only when needed); integers as
-    they are, ``—`` for a missing value; anything else as ``str``."""
+    """``x`` to ``digits`` significant figures (``0.0123``, ``12300``, ``1.23e-07`` only when needed); a value
+    exact at that precision as written (``0.01``, ``2.5``), integers as they are, ``—`` for a missing value;
+    anything else as ``str``."""
     if x is None:
         return DASH
     if isinstance(x, bool):
@@ -57,6 +58,8 @@ def sig(x, digits: int = SIG) -> str:
         if x.is_integer() and abs(x) < 10 ** digits:
             return str(int(x))
         v = float(f"{x:.{digits}g}")
+        if v == x:  # exact at this precision (a learning rate, a weight): as written, no padding zeros
+            return f"{x:g}"
         exp = math.floor(math.log10(abs(v)))
         if exp < -4 or abs(v) >= 1e7:
             return f"{v:.{digits - 1}e}"
