@@ -64,8 +64,9 @@ KERNEL_LOG_FLAG = "--IPKernelApp.log_level=ERROR"
 KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 
 # Run by the kernel before the first cell (an IPython startup file in a private IPYTHONDIR): tqdm's notebook
-# bar ignores TQDM_DISABLE (it passes disable=False itself), so it is switched off here, and transformers'
-# bars with it. A bar is an ipywidget that would stay frozen in the static book.
+# bar ignores TQDM_DISABLE (it passes disable=False itself), so it is switched off here; transformers' bars
+# (tqdm.auto) go with it. A bar is an ipywidget that would stay frozen in the static book. Nothing heavier
+# than tqdm is imported, so the kernel starts as fast as before.
 KERNEL_STARTUP = """\
 def _priorlib_quiet_kernel():
     import os
@@ -83,11 +84,6 @@ def _priorlib_quiet_kernel():
             _original(self, *args, **kwargs)
 
         cls.__init__ = __init__
-    try:
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
-    except Exception:
-        pass
 
 
 _priorlib_quiet_kernel()
