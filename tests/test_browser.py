@@ -312,6 +312,7 @@ def test_provenance_page_and_warning(browser, site):
     visit(page, base + "book/01_fixture.html")
     warning = page.locator(".priorlib-provenance-warning")
     assert warning.count() == 1 and warning.is_visible() and "commit is not recorded" in warning.inner_text()
+    assert warning.locator("a[href$='build.html']").count() == 1  # it links to the build page
     sidebar = page.locator("nav.bd-docs-nav").inner_text()
     assert "01 · Fixture chapter" in sidebar
     page.close()

@@ -112,8 +112,9 @@ def odd_ones(rows: list[dict]) -> dict[str, str]:
 
 
 def warning_text(stem: str, reason: str) -> str:
+    """The warning at the top of an odd chapter (the extension links its last words to the build page)."""
     return (f"This chapter does not match the rest of the book: {reason}. Its numbers may not be comparable "
-            f"with the other chapters'; see the build page ({BUILD_PAGE.removesuffix('.md')}).")
+            f"with the other chapters'; the build page lists what produced each chapter.")
 
 
 def _date(iso: str | None) -> str:

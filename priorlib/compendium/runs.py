@@ -61,7 +61,8 @@ class Settings:
     def table(self) -> pd.DataFrame:
         d = {k: v for k, v in asdict(self).items() if k != "run_overrides"}
         d.update(self.run_overrides)
-        return pd.DataFrame({"setting": list(d), "value": [str(v) for v in d.values()]})
+        from priorlib.compendium.tables import result_table
+        return result_table(pd.DataFrame({"setting": list(d), "value": [str(v) for v in d.values()]}))
 
 
 def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, learning_rates=None, seeds=None,

@@ -126,8 +126,18 @@ def doctree_read(app, doctree):
         title += nodes.Text(new)
     _, odd = _book_state(app)
     if stem in odd:
-        warning = nodes.warning("", nodes.paragraph(text=provenance.warning_text(stem, odd[stem])),
-                                classes=["priorlib-provenance-warning"])
+        from sphinx import addnodes
+        text = provenance.warning_text(stem, odd[stem])
+        head, _, tail = text.partition("the build page")
+        para = nodes.paragraph()
+        para += nodes.Text(head)
+        link = addnodes.pending_xref("", refdomain="std", reftype="doc", refexplicit=True,
+                                     reftarget="/book/" + provenance.BUILD_PAGE.removesuffix(".md"),
+                                     refdoc=docname, refwarn=False)
+        link += nodes.inline("", "the build page")
+        para += link
+        para += nodes.Text(tail)
+        warning = nodes.warning("", para, classes=["priorlib-provenance-warning"])
         section.insert(1, warning)
 
 

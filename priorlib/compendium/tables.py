@@ -33,7 +33,7 @@ WORDS = {
 }
 HEADERS = {
     "median_s_per_step": "Median s / step", "exact_match": "Exact match", "final_exact_match": "Final exact match",
-    "share_in_hdr": "Share in HDR", "moved_l2": "Moved (L2)", "seeds": "Seeds", "n": "n",
+    "share_in_hdr": "Share in HDR", "lr": "lr", "seed": "Seed", "moved_l2": "Moved (L2)", "seeds": "Seeds", "n": "n",
 }
 
 

@@ -98,10 +98,11 @@ class Settings(sec.Settings):
 
     def grid_table(self) -> pd.DataFrame:
         """One row per regulariser: its weights, the field it sets and the measure it should move."""
-        return pd.DataFrame([{"regulariser": n, "TrainConfig field": REGULARISERS[n].field,
+        from priorlib.compendium.tables import result_table
+        return result_table(pd.DataFrame([{"regulariser": n, "TrainConfig field": REGULARISERS[n].field,
                               "weights": ", ".join(f"{w:g}" for w in ws), "acts on": REGULARISERS[n].acts_on,
                               "expected": "lower" if REGULARISERS[n].direction < 0 else "higher",
-                              "what it does": REGULARISERS[n].title} for n, ws in self.weights.items()])
+                              "what it does": REGULARISERS[n].title} for n, ws in self.weights.items()]))
 
 
 def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=None, weights=None, steps=None,

@@ -60,7 +60,8 @@ class Setup:
                 "seeds": str(self.seeds), "steps": s.steps, "batch size": s.batch_size, "prompt tokens": s.n_tokens,
                 "max length": s.max_length, "held-out SQuAD questions": s.eval_size,
                 **{k: v for k, v in s.run_overrides.items()}}
-        return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+        from priorlib.compendium.tables import result_table
+        return result_table(pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]}))
 
 
 def settings(profile: str = "cpu", *, models=None, priors=None, learning_rate=None, seeds=None, steps=None,
