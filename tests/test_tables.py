@@ -31,9 +31,10 @@ def test_quality_table_numbers_unchanged_and_display_readable():
                          "final_val_loss": [1.23456, 1.34567, 2.5], "final_f1": [10.0, 12.0, 5.0]})
     q = quality_table(rows)
     assert list(q.columns) == ["prior", "lr", "final_val_loss", "final_f1", "seeds"]
-    assert list(q["final_val_loss"]) == [T.mean_sd([1.23456, 1.34567]), "2.5 — (n=1)"]
+    assert list(q["final_val_loss"]) == ["1.29 ± 0.079", "2.5 ± 0.0"]  # the data (results.json) as before
     assert list(q["seeds"]) == [2, 1]
     html = q._repr_html_()
+    assert "1.29 ± 0.0786 (n=2)" in html and "2.5 — (n=1)" in html and "± 0.0<" not in html  # what is shown
     assert "<th>Final validation loss</th>" in html and "<th>Final F1</th>" in html
     assert 'class="priorlib-table"' in html and "<th></th>" not in html  # scroll wrapper, no index
     assert q.to_dict("records")[0]["prior"] == "a"  # its data stays a plain table for results.json

@@ -97,11 +97,16 @@ def run_rows(runs: list[runstore.Run], fields=("prior", "lr", "seed")) -> pd.Dat
 
 def quality_table(rows: pd.DataFrame, by=("prior", "lr"),
                   metrics=("final_val_loss", "final_f1", "final_exact_match", "final_accuracy")) -> pd.DataFrame:
-    """Mean and standard deviation over seeds for each group: one :func:`~priorlib.compendium.tables.mean_sd`
-    cell per metric (three significant figures, ``n`` per cell, "—" for a single seed) and the group's size
-    in ``seeds``; displayed the book's way (:class:`~priorlib.compendium.tables.ResultFrame`)."""
-    from priorlib.compendium.tables import summary
-    return summary(rows, list(by), metrics, n_column="seeds")
+    """Mean and standard deviation over seeds for each group (``"1.234 ± 0.012"``, three decimals, as
+    ``results.json`` keeps them) and the group's size in ``seeds``. Displayed the book's way
+    (:func:`~priorlib.compendium.tables.summary`: three significant figures, ``n`` per cell, "—" instead of
+    "± 0.0" for a single seed, readable headers, no index)."""
+    from priorlib.compendium.tables import result_table, summary
+    metrics = [m for m in metrics if m in rows]
+    g = rows.groupby(list(by))[metrics]
+    out = g.mean().round(3).astype(str) + " ± " + g.std(ddof=1).fillna(0).round(3).astype(str)
+    out["seeds"] = g.size()
+    return result_table(out.reset_index(), display=summary(rows, list(by), metrics, n_column="seeds"))
 
 
 def add_steps_to_target(rows: pd.DataFrame, runs: list[runstore.Run], target: float | None = None) -> float:

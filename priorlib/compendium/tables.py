@@ -146,25 +146,36 @@ def to_markdown(df: pd.DataFrame, digits: int = SIG) -> str:
 
 class ResultFrame(pd.DataFrame):
     """A DataFrame displayed the book's way (:func:`to_html`); every operation on it gives a plain DataFrame,
-    and its data is exactly the wrapped frame's."""
+    and its data is exactly the wrapped frame's. ``display`` (see :func:`result_table`) is what is shown
+    instead, when the data's own text is kept as it was (e.g. for ``results.json``)."""
+
+    _metadata = ["_display"]
+    _display = None
 
     @property
     def _constructor(self):
         return pd.DataFrame
 
+    def _shown(self) -> pd.DataFrame:
+        return self._display if self._display is not None else pd.DataFrame(self)
+
     def _repr_html_(self):
-        return to_html(self)
+        return to_html(self._shown())
 
     def _repr_markdown_(self):
-        return to_markdown(self)
+        return to_markdown(self._shown())
 
     def __repr__(self):
-        return formatted(self).to_string(index=False)
+        return formatted(self._shown()).to_string(index=False)
 
 
-def result_table(df: pd.DataFrame) -> ResultFrame:
-    """``df`` as a :class:`ResultFrame` (same data, the book's display)."""
-    return df if isinstance(df, ResultFrame) else ResultFrame(df)
+def result_table(df: pd.DataFrame, display: pd.DataFrame | None = None) -> ResultFrame:
+    """``df`` as a :class:`ResultFrame`: same data, the book's display; ``display``, when given, is the table
+    shown in its place (same rows, e.g. :func:`summary` of the rows ``df`` summarises)."""
+    out = ResultFrame(pd.DataFrame(df))
+    if display is not None:
+        out._display = pd.DataFrame(display)
+    return out
 
 
 def summary(rows: pd.DataFrame, by, metrics, digits: int = SIG, n_column: str | None = "seeds") -> ResultFrame:
