@@ -30,19 +30,22 @@ def reset_numbering(start: int = 1) -> None:
 
 
 def describe(fig) -> str:
-    """A plain description of ``fig`` from its own text: suptitle, panel titles and axis labels."""
-    parts = []
+    """A plain description of ``fig`` from its own text: suptitle, panel titles and (once each) axis labels."""
+    def unique(items):
+        return list(dict.fromkeys(x for x in items if x))
+
     sup = getattr(fig, "_suptitle", None)
-    if sup is not None and sup.get_text().strip():
-        parts.append(sup.get_text().strip())
-    for ax in getattr(fig, "axes", []):
-        title = ax.get_title().strip()
-        xl, yl = ax.get_xlabel().strip(), ax.get_ylabel().strip()
-        axes = " against ".join(x for x in (yl, xl) if x)
-        bit = "; ".join(x for x in (title, axes) if x)
-        if bit and bit not in parts:
-            parts.append(bit)
-    text = " | ".join(parts)
+    sup = sup.get_text().strip() if sup is not None else ""
+    axes = getattr(fig, "axes", [])
+    titles = unique(ax.get_title().strip() for ax in axes)
+    pairs = unique(" against ".join(x for x in (ax.get_ylabel().strip(), ax.get_xlabel().strip()) if x)
+                   for ax in axes)
+    parts = [sup] if sup else []
+    if titles:
+        parts.append(("panels: " if len(titles) > 1 else "") + ", ".join(titles))
+    if pairs:
+        parts.append("; ".join(pairs))
+    text = "; ".join(parts)
     return (text[:297] + "...") if len(text) > 300 else text
 
 
