@@ -135,6 +135,9 @@ class TrainConfig:
     generate_initial: bool = _f(False, "also decode with the untrained prompt at step 0 (one more generation pass, "
                                 "the costliest part of an evaluation; its validation loss is always scored)")
     max_new_tokens: int = _f(24, "longest greedy answer (it also stops at a newline)")
+    fused_eval: bool = _f(False, "score the final held-out set and decode it from one forward over its prompts "
+                          "(tasks.fused_scores): one pass instead of two; its losses come from the decoding "
+                          "layout, equal up to rounding")
     math_per_module: int = _f(2000, "MATH training problems per arithmetic module")
     checkpoint_every: int = _f(50, "steps between checkpoints (the scrubber's frames)")
     device: str = _f("cpu", "cpu, cuda, cuda:N or mps")
@@ -183,6 +186,8 @@ class TrainConfig:
         if isinstance(self.plateau_tol, bool) or not isinstance(self.plateau_tol, (int, float)) \
                 or not 0 < self.plateau_tol < 1:
             raise ValueError(f"plateau_tol must be a share between 0 and 1, got {self.plateau_tol!r}")
+        if not isinstance(self.fused_eval, bool):
+            raise ValueError(f"fused_eval must be true or false, got {self.fused_eval!r}")
         if self.stop_at_plateau and self.schedule is not Schedule.CONSTANT:
             raise ValueError("stop_at_plateau needs schedule='constant': under a decaying learning rate every curve "
                              "flattens, so the schedule, not the prompt, would make the plateau")
@@ -256,6 +261,9 @@ class TrainConfig:
         d = self.to_dict()
         for k in ("device", "checkpoint_every", "compile"):
             d.pop(k)
+        for k, default in _LATER_FIELDS.items():  # added after engine 3: keys of runs that leave them unset stay
+            if d[k] == default:
+                d.pop(k)
         d["engine"] = engine.ENGINE_VERSION
         return d
 
@@ -263,6 +271,10 @@ class TrainConfig:
         """Hash of :meth:`identity`: the run store's folder name."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# fields added after engine 3 enter a run's identity only when set, so the runs made before them keep their keys
+_LATER_FIELDS = {"fused_eval": False}
 
 
 def _typed(prior: str, params: dict, parse_params) -> dict:

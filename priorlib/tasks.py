@@ -224,6 +224,38 @@ def curve_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: 
     return {"plateau_loss": loss / n}
 
 
+def fused_scores(lm, tok, exs, task: str, encoded, *, max_new_tokens: int, autocast, generate: bool = True,
+                 progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
+    """:func:`validation_scores` (``val_loss``, ``val_token_accuracy``) and, when ``generate``,
+    :func:`generation_scores` over the held-out set ``encoded`` (of ``exs``), from one prefill per batch
+    (:meth:`priorlib.prompts.PromptedLM.score_and_generate`): the decoding layout, batched and
+    length-sorted as generation is. The losses agree with the teacher-forced pass up to rounding (tested);
+    a run's config says which of the two it used (``fused_eval``)."""
+    import torch
+    from tqdm.auto import tqdm
+    dev = next(lm.parameters()).device
+    order = sorted(range(len(exs)), key=lambda i: len(encoded[i].prompt_ids))
+    stop = {tok.eos_token_id, *newline_ids(tok)} - {None}
+    preds: list[str] = [""] * len(exs)
+    total, count, correct = 0.0, 0, 0
+    for s in tqdm(range(0, len(order), batch_size), desc="score+generate", disable=not progress, leave=False):
+        idx = order[s: s + batch_size]
+        with torch.no_grad(), autocast():
+            (loss, n, ok), outs = lm.score_and_generate(
+                [torch.tensor(encoded[i].prompt_ids, device=dev) for i in idx],
+                [torch.tensor(encoded[i].target_ids, device=dev) for i in idx],
+                max_new_tokens if generate else 0, stop_ids=sorted(stop), pad_id=tok.pad_token_id)
+        total, count, correct = total + loss, count + n, correct + ok
+        for i, o in zip(idx, outs):
+            preds[i] = tok.decode(o, skip_special_tokens=True).split("\n", 1)[0].strip()
+    out = {"val_loss": total / count, "val_token_accuracy": 100.0 * correct / count}
+    if generate:
+        score = check_task_name(task).score
+        rows = [score(p, ex) for p, ex in zip(preds, exs)]
+        out.update({k: 100.0 * sum(r[k] for r in rows) / len(rows) for k in (rows[0].keys() if rows else [])})
+    return out, preds
+
+
 def generation_scores(lm, tok, exs, task: str, *, prompts: list[tuple[int, ...]], max_new_tokens: int, autocast,
                       progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
     """Greedy answers for ``exs`` from their whole ``prompts`` (token ids, as :func:`held_out_set` encodes

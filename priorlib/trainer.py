@@ -388,24 +388,42 @@ class Trainer:
     def _evaluate(self, step: int, val_encoded, generate: bool) -> dict:
         """A full evaluation (step 0 and the last): validation loss and token accuracy on the whole
         held-out set, the learning curve's ``plateau_loss``, greedy-decoding scores; logged on rank 0,
-        the other ranks wait."""
+        the other ranks wait. With ``fused_eval`` the loss and
+        the decoding share one forward over the prompts (``tasks.fused_scores``); ``plateau_loss`` is
+        still the curve's own pass, so the plateau rule reads one kind of number."""
         if not self.dist.main:
             self.dist.barrier()
             return {}
         cfg = self.config
+        exs = self.eval_examples
         t0 = time.perf_counter()
-        m = {"step": step, **self._scores(step, val_encoded, full=True)}
-        m["seconds"] = time.perf_counter() - t0  # the cost model's phases (priorlib.costs)
-        if generate:
+        if cfg.fused_eval:
+            m = {"step": step, **self._scores(step, val_encoded, full=False)}  # the curve (reused when computed)
+            m["seconds"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            scores, preds = tasks.generation_scores(self.lm, self.tok, self.eval_examples, cfg.task,
-                                                    prompts=[e.prompt_ids for e in val_encoded],
-                                                    max_new_tokens=cfg.max_new_tokens,
-                                                    autocast=self.autocast, progress=self.progress)
+            scores, preds = tasks.fused_scores(self.lm, self.tok, exs, cfg.task, val_encoded,
+                                               max_new_tokens=cfg.max_new_tokens, autocast=self.autocast,
+                                               generate=generate, progress=self.progress)
+            bad = {k: v for k, v in scores.items() if not math.isfinite(v)}
+            if bad:
+                self._diverged(step, f"the validation scores are not finite ({bad})")
             m.update(scores)
-            m["generation_seconds"] = time.perf_counter() - t0
+            m["generation_seconds"] = time.perf_counter() - t0  # the one pass: the cost model's decoding phase
+        else:
+            m = {"step": step, **self._scores(step, val_encoded, full=True)}
+            m["seconds"] = time.perf_counter() - t0  # the cost model's phases (priorlib.costs)
+            preds = None
+            if generate:
+                t0 = time.perf_counter()
+                scores, preds = tasks.generation_scores(self.lm, self.tok, exs, cfg.task,
+                                                        prompts=[e.prompt_ids for e in val_encoded],
+                                                        max_new_tokens=cfg.max_new_tokens,
+                                                        autocast=self.autocast, progress=self.progress)
+                m.update(scores)
+                m["generation_seconds"] = time.perf_counter() - t0
+        if generate:
             m["examples"] = [{"answers": list(ex.answers)[:3], "prediction": p}
-                             for ex, p in list(zip(self.eval_examples, preds))[:5]]
+                             for ex, p in list(zip(exs, preds))[:5]]
         return self._log_eval(m)
 
     def _scores(self, step: int, val_encoded, full: bool) -> dict:
@@ -415,7 +433,8 @@ class Trainer:
             head = self._head[1] if getattr(self, "_head", (None,))[0] == step else None
             m = tasks.validation_scores(*args, curve=curve, head=head)
         else:
-            self._head = (step, tasks.validation_totals(self.lm, val_encoded[:curve], *args[2:]))
+            if getattr(self, "_head", (None,))[0] != step:  # a plateau stop's final evaluation reuses its curve
+                self._head = (step, tasks.validation_totals(self.lm, val_encoded[:curve], *args[2:]))
             m = {"plateau_loss": self._head[1][0] / self._head[1][1]}
         bad = {k: v for k, v in m.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:

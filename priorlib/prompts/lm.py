@@ -235,24 +235,56 @@ class PromptedLM(nn.Module):
         it would see alone, and no query is left with nothing to attend to. A sliding window counts
         positions too (:meth:`decode_mask`), so a short row beside a long one keeps its BOS and prompt.
         """
+        return self.score_and_generate(seqs, None, max_new_tokens, stop_ids, pad_id)[1]
+
+    @torch.no_grad()
+    def score_and_generate(self, seqs: list[torch.Tensor], targets: list[torch.Tensor] | None,
+                           max_new_tokens: int = 16, stop_ids=(), pad_id: int = 0):
+        """Teacher-forced answer scores and greedy continuations from one prefill.
+
+            scores, outs = lm.score_and_generate(prompts, answers, max_new_tokens=24, stop_ids=[eos])
+            loss_sum, n_tokens, n_right = scores   # as answer_scores over [prompt + answer]; None without targets
+
+        Rows are laid out ``[prompt | padding | text | target | padding]`` (see :meth:`generate_batch`):
+        one forward over every row's text and gold target gives the target tokens' logits (attention is
+        causal, so the text's keys are those of the text alone); the target's columns are then dropped
+        from the key/value cache and greedy decoding continues from the end of the text. The evaluation
+        that scores the held-out set and decodes it so pays for one forward over the prompts, not two.
+        """
         body, head, emb = arch.backbone(self.model), arch.lm_head(self.model), arch.embed(self.model)
         dev = seqs[0].device
         B, L, P = len(seqs), max(len(x) for x in seqs), self.n_prefix
-        ids = torch.full((B, L), pad_id, dtype=torch.long, device=dev)
-        mask = torch.zeros((B, P + L), dtype=torch.long, device=dev)
+        A = max(len(y) for y in targets) if targets is not None else 0
+        ids = torch.full((B, L + A), pad_id, dtype=torch.long, device=dev)
+        mask = torch.zeros((B, P + L + A), dtype=torch.long, device=dev)
         mask[:, :P] = 1
         for b, x in enumerate(seqs):
-            ids[b, L - len(x):] = x
-            mask[b, P + L - len(x):] = 1
-        pos = (mask.cumsum(1) - 1).clamp(min=0)  # [B, P + L]
+            ids[b, L - len(x):L] = x
+            mask[b, P + L - len(x):P + L] = 1
+            if targets is not None:
+                ids[b, L:L + len(targets[b])] = targets[b]
+                mask[b, P + L:P + L + len(targets[b])] = 1
+        pos = (mask.cumsum(1) - 1).clamp(min=0)  # [B, P + L + A]: right padding repeats the last position
         stop = torch.tensor(sorted(int(s) for s in stop_ids) or [-1], device=dev)
         done = torch.zeros(B, dtype=torch.bool, device=dev)
         out = torch.full((B, max_new_tokens), -1, dtype=torch.long, device=dev)
+        scores = None
         cache = self.decode_cache()
         with self.attached():
-            x = self.input_embeds(ids)  # [B, P + L, d]
-            h = body(inputs_embeds=x, attention_mask=self.decode_mask(mask, pos, P + L, x.dtype), position_ids=pos,
-                     cache=cache, use_cache=True).last_hidden_state
+            x = self.input_embeds(ids)  # [B, P + L + A, d]
+            K = x.shape[1]
+            h = body(inputs_embeds=x, attention_mask=self.decode_mask(mask, pos, K, x.dtype), position_ids=pos,
+                     cache=cache, use_cache=True).last_hidden_state  # [B, K, d]
+            if targets is not None:
+                rows_b = torch.cat([torch.full((len(y),), b, device=dev) for b, y in enumerate(targets)])
+                rows_t = torch.cat([torch.arange(len(y), device=dev) for y in targets])
+                gold = torch.cat([y.to(dev) for y in targets])  # [N]
+                logits = head(h.reshape(B * K, -1).index_select(0, rows_b * K + P + L - 1 + rows_t)).float()  # [N, V]
+                scores = (float(F.cross_entropy(logits, gold, reduction="sum")), len(gold),
+                          int((logits.argmax(-1) == gold).sum()))
+                for layer in cache.layers:  # back to the end of the text: drop the targets' keys
+                    layer.crop(-A)
+                mask, pos, h = mask[:, :P + L], pos[:, :P + L], h[:, :P + L]
             nxt_pos = pos[:, -1:] + 1  # [B, 1]
             for t in range(max_new_tokens):
                 nxt = head(h[:, -1]).argmax(-1)  # [B]
@@ -265,5 +297,4 @@ class PromptedLM(nn.Module):
                 h = body(inputs_embeds=emb(nxt[:, None]), attention_mask=self.decode_mask(mask, pos, 1, x.dtype),
                          position_ids=nxt_pos, cache=cache, use_cache=True).last_hidden_state
                 nxt_pos = nxt_pos + 1
-        return [[int(t) for t in row if t >= 0] for row in out.tolist()]
-
+        return scores, [[int(t) for t in row if t >= 0] for row in out.tolist()]
