@@ -26,7 +26,9 @@ def png(fig, dpi: int | None = DPI, close: bool = True) -> bytes:
             plt.close(fig)
 
 
-def show(fig, dpi: int | None = DPI) -> None:
-    """Display ``fig`` in the notebook as a PNG at ``dpi`` (None: the figure's own) and close it."""
+def show(fig, dpi: int | None = DPI, *, caption: str | None = None, alt: str | None = None) -> None:
+    """Display ``fig`` in the notebook as a PNG at ``dpi`` (None: the figure's own) and close it.
+
+    ``caption`` and ``alt`` are accepted for the numbered-figure display (not used here yet)."""
     from IPython.display import Image, display
     display(Image(png(fig, dpi)))
