@@ -80,9 +80,10 @@ def layer_steps(q2: dict, model: str, web_source: str) -> Figure:
     paths = [q2["path_xy"][q2["path_text"] == k] for k in np.unique(q2["path_text"])]
     _draw_paths(b, q2["cloud_xy"], paths)
     depth = int(df[df.point == q2["shown"]].depth.iloc[0])
-    b.set_xlabel("PC 1 (activation units)")
-    b.set_ylabel("PC 2 (activation units)")
-    b.set_title(f"Token paths at layer {depth} (PCA of {len(q2['cloud_xy']):,} sampled tokens)")
+    b.set_xlabel(q2["pc_labels"][0])
+    b.set_ylabel(q2["pc_labels"][1])
+    b.set_title(f"Token paths at layer {depth} (PCA of {len(q2['cloud_xy']):,} sampled tokens)\n"
+                f"{q2['projection_note']}", fontsize=8)
     b.legend(fontsize=7, markerscale=2)
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"Activation trajectories of web text\n({web_source})", fontsize=10)
@@ -103,8 +104,9 @@ def squad_vs_web(q3: dict, model: str, web_source: str, depth: int) -> Figure:
             a.scatter(q3["squad_xy"][sel, 0], q3["squad_xy"][sel, 1], s=4 if name == "context" else 9,
                       alpha=0.35 if name == "context" else 0.8, color=_ROLE_COLOURS[name], linewidths=0,
                       label=f"SQuAD {name}", rasterized=True)
-    a.set_xlabel("PC 1 of web-text tokens (activation units)")
-    a.set_ylabel("PC 2 (activation units)")
+    a.set_xlabel(q3["pc_labels"][0] + ", fitted on web text")
+    a.set_ylabel(q3["pc_labels"][1])
+    a.text(0.0, -0.22, q3["projection_note"], transform=a.transAxes, fontsize=7, va="top", wrap=True)
     a.set_title(f"Layer {depth}: web text and SQuAD tokens\nk-NN mixing {q3['overlap']['mixing']:.2f} (1 = fully mixed)")
     a.legend(fontsize=7, markerscale=2)
     avq = q3["answer_vs_question"]
@@ -121,30 +123,39 @@ def squad_vs_web(q3: dict, model: str, web_source: str, depth: int) -> Figure:
     return fig
 
 
-def unimodality(q4: dict, model: str, web_source: str) -> Figure:
-    """Per-layer ΔBIC of 1- vs 2-component mixtures, and PC1-PC2 densities of a few layers."""
+def unimodality(q4: dict, model: str, web_source: str) -> list[Figure]:
+    """Two figures: per-layer ΔBIC of 1- vs 2-component mixtures, bars coloured by the layer's decision
+    (bimodal / unimodal, the rule of ``layer_unimodality``), and PC1-PC2 densities of a few layers."""
     picks = list(q4["projections"])
-    fig, axes = _figure(1 + len(picks), width=3.9, height=3.7)
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=1.0)
     df = q4["table"]
-    a = axes[0]
+    bar = Figure(figsize=(7.5, 4.2), layout="constrained", dpi=100)
+    a = bar.subplots()
     colours = np.where(df.bimodal, "tab:red", "tab:blue")
     a.bar(df.depth, df.delta_bic_per_point, color=colours)
     a.axhline(0, color="0.3", lw=0.8)
+    from matplotlib.patches import Patch
+    a.legend(handles=[Patch(color="tab:red", label="decided bimodal"), Patch(color="tab:blue", label="decided unimodal")],
+             loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     a.set_xlabel("layer (0 = token embeddings)")
     a.set_ylabel(r"$(\mathrm{BIC}_1 - \mathrm{BIC}_2)$ / tokens (nats per token)")
-    a.set_title(f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal (red)")
+    a.set_title(f"{q4['n_bimodal']} of {q4['n_layers']} layers decided bimodal (needs ΔBIC, a density valley and two weighty components)")
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bar.suptitle(f"Shape of the token-activation cloud per layer, {model}; web text: {web_source}")
+    dens = Figure(figsize=(4.6 * len(picks), 4.4), layout="constrained", dpi=100)
+    axes = np.atleast_1d(dens.subplots(1, len(picks)))
     depth = dict(zip(df.point, df.depth))
-    for ax, p in zip(axes[1:], picks):
+    for ax, p in zip(axes, picks):
         z = q4["projections"][p]
-        ax.hexbin(z[:, 0], z[:, 1], gridsize=35, bins="log", cmap="viridis", mincnt=1)
+        hb = ax.hexbin(z[:, 0], z[:, 1], gridsize=35, bins="log", cmap="viridis", mincnt=1)
+        dens.colorbar(hb, ax=ax, label="tokens per hexagon (log scale)")
         row = df[df.point == p].iloc[0]
-        ax.set_xlabel("PC 1 (activation units)")
-        ax.set_ylabel("PC 2 (activation units)")
-        ax.set_title(f"layer {depth[p]}: valley {row.valley_depth:.2f}, "
-                     f"{'bimodal' if row.bimodal else 'unimodal'}\n(colour: log token count)")
-    fig.suptitle(f"Shape of the token-activation cloud per layer, {model}; web text: {web_source}", fontsize=10)
-    return fig
+        lab = q4.get("pc_labels", {}).get(p, ["PC 1", "PC 2"])
+        ax.set_xlabel(lab[0])
+        ax.set_ylabel(lab[1])
+        ax.set_title(f"layer {depth[p]}: valley {row.valley_depth:.2f}, {'bimodal' if row.bimodal else 'unimodal'}")
+    dens.suptitle("Token-activation density on PC1-PC2 of a few layers; " + q4.get("projection_note", ""), fontsize=10)
+    return [bar, dens]
 
 
 def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
