@@ -186,8 +186,8 @@ def question1(model, tok, web: list[str], cfg: Profile) -> dict:
     x = emb[torch.from_numpy(rows)].numpy()
     xy = tsne(x, perplexity=cfg.tsne_perplexity, seed=cfg.seed, max_iter=cfg.tsne_max_iter, name="nb01-tsne-vocab",
               params={"model": cfg.model})
-    pc, _ = pca2(x, fit_on=emb[torch.from_numpy(vocab)].numpy(), seed=cfg.seed)
-    return {"test": test, "tsne": xy, "pca": pc, "n_vocab": len(vocab), "vocab_size": int(emb.shape[0]),
+    pc, pca_v = pca2(x, fit_on=emb[torch.from_numpy(vocab)].numpy(), seed=cfg.seed)
+    return {"test": test, "tsne": xy, "pca": pc, "pca_explained": pca_v.explained_variance_ratio_, "n_vocab": len(vocab), "vocab_size": int(emb.shape[0]),
             "path_lengths": [len(p) for p in path_ids],
             "path_tokens": [tok.convert_ids_to_tokens(p.tolist()) for p in path_ids], "n_texts": len(ids),
             "n_steps": int(len(test["steps"]))}

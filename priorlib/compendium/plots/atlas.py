@@ -40,14 +40,15 @@ def token_trajectories(q1: dict, web_source: str, model: str) -> Figure:
     fig, (a, b, c) = _figure(3)
     n = q1["n_vocab"]
     cuts = np.cumsum([n] + q1["path_lengths"])
-    for ax, key, unit in ((a, "tsne", "t-SNE {} (arbitrary units)"), (b, "pca", "PC {} (embedding units)")):
+    ev = q1.get("pca_explained", [np.nan, np.nan])
+    for ax, key, unit in ((a, "tsne", "t-SNE {} (arbitrary units)"), (b, "pca", "PC {} ({:.1f}% of variance, embedding units)")):
         xy = q1[key]
         paths = [xy[cuts[k]:cuts[k + 1]] for k in range(len(q1["path_lengths"]))]
         _draw_paths(ax, xy[:n], paths)
-        ax.set_xlabel(unit.format(1))
-        ax.set_ylabel(unit.format(2))
+        ax.set_xlabel(unit.format(1, 100 * ev[0]))
+        ax.set_ylabel(unit.format(2, 100 * ev[1]))
         ax.legend(fontsize=7, loc="best", markerscale=2)
-    a.set_title(f"t-SNE of {n:,} of {q1['vocab_size']:,} token embeddings\n(star = first token)")
+    a.set_title(f"t-SNE of {n:,} of {q1['vocab_size']:,} token embeddings\n(qualitative: distances not preserved; star = first token)")
     b.set_title("PCA of the same rows (fitted on the vocabulary sample)")
     t = q1["test"]
     bins = np.linspace(0, np.percentile(np.r_[t["steps"], t["vocab_steps"]], 99.5), 60)
@@ -158,10 +159,14 @@ def unimodality(q4: dict, model: str, web_source: str) -> list[Figure]:
     return [bar, dens]
 
 
-def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
-    """t-SNE of per-sample mean activations coloured by task, and separation scores per layer."""
+def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> list[Figure]:
+    """Two figures: t-SNE maps (qualitative) of per-sample mean activations coloured by task, at most
+    two per row; and separation scores per layer."""
     maps = q5["maps"]
-    fig, axes = _figure(len(maps) + 1, width=4.6, height=4.2)
+    ncols = min(2, len(maps))
+    fig, axes = _figure(ncols, width=5.4, height=4.8, nrows=(len(maps) + ncols - 1) // ncols)
+    for ax in axes[len(maps):]:
+        ax.axis("off")
     tasks = q5["tasks"]
     names = list(dict.fromkeys(tasks))
     palette = dict(zip(names, ["0.35", "tab:orange"] + sns.color_palette("crest", len(names) - 2).as_hex()))
@@ -170,10 +175,12 @@ def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
                         legend=ax is axes[0])
         ax.set_xlabel("t-SNE 1 (arbitrary units)")
         ax.set_ylabel("t-SNE 2 (arbitrary units)")
-        ax.set_title(f"layer {depths[p]}: mean activation per sample")
+        ax.set_title(f"layer {depths[p]}: mean activation per sample (t-SNE, qualitative)")
     if axes[0].get_legend() is not None:
-        sns.move_legend(axes[0], "best", fontsize=6, title="task")
-    c = axes[len(maps)]
+        sns.move_legend(axes[0], "best", fontsize=7, title="task")
+    fig.suptitle(f"Task clusters: web text, SQuAD and six MATH modules, {model} (the paper used T5-base)",
+                 fontsize=11)
+    sep, (c,) = _figure(1, width=7.5, height=4.4)
     df = q5["table"]
     c.plot(df.depth, df.silhouette_math_vs_nlp, "o-", ms=3, color="tab:green", label="silhouette MATH vs NLP")
     c.plot(df.depth, df.silhouette_squad_vs_web, "o-", ms=3, color="tab:orange", label="silhouette SQuAD vs web")
@@ -185,10 +192,9 @@ def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
     c.set_ylim(-0.25, 1.05)
     c.set_title("Separation per layer")
     c.xaxis.set_major_locator(MaxNLocator(integer=True))
-    c.legend(fontsize=7, loc="center right")
-    fig.suptitle(f"Task clusters: web text, SQuAD and six MATH modules, {model} (the paper used T5-base)",
-                 fontsize=10)
-    return fig
+    c.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    sep.suptitle(f"Separation of the task clusters per layer, {model}", fontsize=11)
+    return [fig, sep]
 
 
 def save(fig: Figure, out_dir, name: str) -> Path:
