@@ -84,7 +84,7 @@ def distance_panels(tokens: dict, prompts: dict, *, reference_name: str = "token
     for ax, key, xl in ((axes[0], "mahalanobis", "Mahalanobis distance to the fitted Gaussian (sd units)"),
                         (axes[1], "nn_l2", "L2 distance to the nearest row (embedding units)")):
         t = np.sort(tokens[key])
-        ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", c="tab:blue", lw=1.6,
+        ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", c="k", lw=1.6,
                 label=f"{reference_name} (n={len(t)}), ECDF")
         for k, (name, d) in enumerate(prompts.items()):
             y = -0.06 * (k + 1)
@@ -121,7 +121,7 @@ def tsne_map(proj, reference_vectors: torch.Tensor, panels, *, n_cloud: int = 15
     x = torch.cat([cloud] + [torch.cat([s, e]) for _, s, e in blocks]).numpy()
     xy = tsne(x, perplexity=30, seed=seed, max_iter=max_iter, name="tsne-prompts")
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
-    ax.scatter(*xy[:n_cloud].T, s=3, c="tab:blue", alpha=0.2, linewidths=0, label=reference_name)
+    ax.scatter(*xy[:n_cloud].T, s=3, c="0.6", alpha=0.3, linewidths=0, label=reference_name)
     colours = sns.color_palette("tab10", len(blocks))
     i = n_cloud
     for (t, s, e), c in zip(blocks, colours):
