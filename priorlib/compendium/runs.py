@@ -229,6 +229,38 @@ def panels(runs, key: str = "soft", label=("prior", "lr")) -> list:
     return out
 
 
+def joint_projection(reference, panel_list):
+    """The prompts' map: :class:`~priorlib.compendium.plots.posterior.Projection` fitted on the reference
+    rows and every sampled and trained prompt of ``panel_list`` together (whitened; far stays far)."""
+    from priorlib.compendium.plots.posterior import Projection
+    pts = torch.cat([torch.cat([s.reshape(-1, reference.dim), t.reshape(-1, reference.dim)]).float()
+                     for _, s, t in panel_list])
+    return Projection(reference.vectors, points=pts)
+
+
+def distance_figure(run_list, reference, *, key: str = "soft", by="prior",
+                    reference_name: str = "token embeddings"):
+    """``(fig, caption)``: the distance panels (:func:`~priorlib.compendium.plots.posterior.distance_panels`)
+    for the sampled and the trained prompts of ``run_list``, grouped by ``by`` (a config field, or a function of the config), and a
+    caption with the share of trained prompt vectors farther (Mahalanobis) than every sampled token row."""
+    from priorlib.compendium.plots import posterior as pp
+    groups: dict = {}
+    for when, i in (("sampled", 0), ("trained", -1)):
+        for r in run_list:
+            name = f"{by(r.config) if callable(by) else getattr(r.config, by)}, {when}"
+            groups.setdefault(name, []).append(r.checkpoints()[i][1][key].reshape(-1, reference.dim).float())
+    groups = {k: torch.cat(v) for k, v in groups.items()}
+    tokens = pp.token_distances(reference)
+    prompts = pp.prompt_distances(reference, groups)
+    far = pp.beyond_tokens(tokens, prompts)
+    q99 = float(np.quantile(tokens["mahalanobis"], 0.99))
+    fig = pp.distance_panels(tokens, prompts, reference_name=reference_name,
+                             title="Where the prompts are, in the quantities the placement claims use")
+    caption = (f"Token rows' Mahalanobis distance: 99th percentile {q99:.3g}. Share of prompt vectors farther than "
+               f"every sampled token row: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in far.items()) + ".")
+    return fig, caption
+
+
 def scrubber(run, proj, *, reference_name: str, key: str = "soft", title: str | None = None):
     """Slider + play over the run's checkpoints (works in the static book)."""
     from priorlib.compendium.plots.posterior import scrubber_frames

@@ -34,7 +34,7 @@ from priorlib.metrics.answers import answer_vs_question
 from priorlib.metrics.clusters import domain_separation, overlap
 from priorlib.metrics.shape import layer_unimodality
 from priorlib.metrics.trajectories import layer_step_tests, token_step_test
-from priorlib.projection import pca2, tsne
+from priorlib.projection import ActivationProjection, pca2, tsne
 from priorlib.compendium import decide, profiles
 from priorlib.compendium.paths import repo_root, results_dir
 from priorlib.compendium.verdicts import Verdict, outcome_of
@@ -186,8 +186,8 @@ def question1(model, tok, web: list[str], cfg: Profile) -> dict:
     x = emb[torch.from_numpy(rows)].numpy()
     xy = tsne(x, perplexity=cfg.tsne_perplexity, seed=cfg.seed, max_iter=cfg.tsne_max_iter, name="nb01-tsne-vocab",
               params={"model": cfg.model})
-    pc, _ = pca2(x, fit_on=emb[torch.from_numpy(vocab)].numpy(), seed=cfg.seed)
-    return {"test": test, "tsne": xy, "pca": pc, "n_vocab": len(vocab), "vocab_size": int(emb.shape[0]),
+    pc, pca_v = pca2(x, fit_on=emb[torch.from_numpy(vocab)].numpy(), seed=cfg.seed)
+    return {"test": test, "tsne": xy, "pca": pc, "pca_explained": pca_v.explained_variance_ratio_, "n_vocab": len(vocab), "vocab_size": int(emb.shape[0]),
             "path_lengths": [len(p) for p in path_ids],
             "path_tokens": [tok.convert_ids_to_tokens(p.tolist()) for p in path_ids], "n_texts": len(ids),
             "n_steps": int(len(test["steps"]))}
@@ -209,11 +209,12 @@ def question2(caps: dict, points: list[str], cfg: Profile) -> dict:
     show = up[len(up) // 2]
     cloud = web[f"sample|{show}"].astype(np.float32)
     path = web[f"path|{show}"].astype(np.float32)
-    xy_cloud, pca = pca2(cloud, seed=cfg.seed)
-    xy_path = pca.transform(path.astype(np.float64))
+    ap = ActivationProjection(cloud, seed=cfg.seed)  # massive rows out, dimensions standardised
+    xy_cloud, xy_path = ap.transform(cloud[~ap.dropped]), ap.transform(path)
     upper = df[df.point.isin(up)]
     emb_row = df[df.point == "embed"].iloc[0]
     return {"table": df, "upper": up, "shown": show, "cloud_xy": xy_cloud, "path_xy": xy_path,
+            "pc_labels": [ap.label(0), ap.label(1)], "projection_note": ap.description,
             "path_text": web["path_text"], "upper_median_ratio": float(upper.median_ratio.mean()),
             "upper_cliffs_delta": float(upper.cliffs_delta.mean()),
             "upper_share_shorter": float(upper.share_shorter.mean()),
@@ -235,9 +236,9 @@ def question3(caps: dict, roles: list[np.ndarray], points: list[str], cfg: Profi
     # the same overlap for the embeddings (layer 0), as a yardstick
     ov0 = overlap(caps["web"]["sample|embed"].astype(np.float32), sq["sample|embed"].astype(np.float32),
                   seed=cfg.seed)
-    xy_web, pca = pca2(web_rows, seed=cfg.seed)
-    xy_sq = pca.transform(sq_rows.astype(np.float64))
-    return {"point": last, "overlap": ov, "overlap_embed": ov0, "answer_vs_question": avq, "separation": sep,
+    ap = ActivationProjection(web_rows, seed=cfg.seed)  # massive rows out, dimensions standardised
+    xy_web, xy_sq = ap.transform(web_rows[~ap.dropped]), ap.transform(sq_rows)
+    return {"pc_labels": [ap.label(0), ap.label(1)], "projection_note": ap.description, "point": last, "overlap": ov, "overlap_embed": ov0, "answer_vs_question": avq, "separation": sep,
             "web_xy": xy_web, "squad_xy": xy_sq, "squad_role": sq_role}
 
 
@@ -252,13 +253,12 @@ def question4(caps: dict, points: list[str], cfg: Profile) -> dict:
     if len(flagged):  # always show the most bimodal-looking layer too
         picks.append(df.loc[df.delta_bic.idxmax(), "point"])
     picks = list(dict.fromkeys(picks))
-    proj = {}
+    proj, labels, note = {}, {}, ""
     for p in picks:
         x = caps["web"][f"sample|{p}"].astype(np.float32)
-        norms = np.linalg.norm(x, axis=1)
-        z, _ = pca2(x[norms <= 4.0 * np.median(norms)], seed=cfg.seed)  # massive-activation rows set aside, as in the test
-        proj[p] = z
-    return {"table": df, "n_layers": len(df), "n_bimodal": int(df.bimodal.sum()),
+        ap = ActivationProjection(x, seed=cfg.seed)  # massive-activation rows set aside, as in the test; z-scored
+        proj[p], labels[p], note = ap.transform(x[~ap.dropped]), [ap.label(0), ap.label(1)], ap.description
+    return {"pc_labels": labels, "projection_note": note,"table": df, "n_layers": len(df), "n_bimodal": int(df.bimodal.sum()),
             "bimodal_points": list(flagged.point), "projections": proj,
             "median_delta_bic_per_point": float(df.delta_bic_per_point.median())}
 

@@ -40,14 +40,15 @@ def token_trajectories(q1: dict, web_source: str, model: str) -> Figure:
     fig, (a, b, c) = _figure(3)
     n = q1["n_vocab"]
     cuts = np.cumsum([n] + q1["path_lengths"])
-    for ax, key, unit in ((a, "tsne", "t-SNE {} (arbitrary units)"), (b, "pca", "PC {} (embedding units)")):
+    ev = q1.get("pca_explained", [np.nan, np.nan])
+    for ax, key, unit in ((a, "tsne", "t-SNE {} (arbitrary units)"), (b, "pca", "PC {} ({:.1f}% of variance, embedding units)")):
         xy = q1[key]
         paths = [xy[cuts[k]:cuts[k + 1]] for k in range(len(q1["path_lengths"]))]
         _draw_paths(ax, xy[:n], paths)
-        ax.set_xlabel(unit.format(1))
-        ax.set_ylabel(unit.format(2))
+        ax.set_xlabel(unit.format(1, 100 * ev[0]))
+        ax.set_ylabel(unit.format(2, 100 * ev[1]))
         ax.legend(fontsize=7, loc="best", markerscale=2)
-    a.set_title(f"t-SNE of {n:,} of {q1['vocab_size']:,} token embeddings\n(star = first token)")
+    a.set_title(f"t-SNE of {n:,} of {q1['vocab_size']:,} token embeddings\n(qualitative: distances not preserved; star = first token)")
     b.set_title("PCA of the same rows (fitted on the vocabulary sample)")
     t = q1["test"]
     bins = np.linspace(0, np.percentile(np.r_[t["steps"], t["vocab_steps"]], 99.5), 60)
@@ -80,9 +81,10 @@ def layer_steps(q2: dict, model: str, web_source: str) -> Figure:
     paths = [q2["path_xy"][q2["path_text"] == k] for k in np.unique(q2["path_text"])]
     _draw_paths(b, q2["cloud_xy"], paths)
     depth = int(df[df.point == q2["shown"]].depth.iloc[0])
-    b.set_xlabel("PC 1 (activation units)")
-    b.set_ylabel("PC 2 (activation units)")
-    b.set_title(f"Token paths at layer {depth} (PCA of {len(q2['cloud_xy']):,} sampled tokens)")
+    b.set_xlabel(q2["pc_labels"][0])
+    b.set_ylabel(q2["pc_labels"][1])
+    b.set_title(f"Token paths at layer {depth} (PCA of {len(q2['cloud_xy']):,} sampled tokens)\n"
+                f"{q2['projection_note']}", fontsize=8)
     b.legend(fontsize=7, markerscale=2)
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"Activation trajectories of web text\n({web_source})", fontsize=10)
@@ -103,8 +105,9 @@ def squad_vs_web(q3: dict, model: str, web_source: str, depth: int) -> Figure:
             a.scatter(q3["squad_xy"][sel, 0], q3["squad_xy"][sel, 1], s=4 if name == "context" else 9,
                       alpha=0.35 if name == "context" else 0.8, color=_ROLE_COLOURS[name], linewidths=0,
                       label=f"SQuAD {name}", rasterized=True)
-    a.set_xlabel("PC 1 of web-text tokens (activation units)")
-    a.set_ylabel("PC 2 (activation units)")
+    a.set_xlabel(q3["pc_labels"][0] + ", fitted on web text")
+    a.set_ylabel(q3["pc_labels"][1])
+    a.text(0.0, -0.22, q3["projection_note"], transform=a.transAxes, fontsize=7, va="top", wrap=True)
     a.set_title(f"Layer {depth}: web text and SQuAD tokens\nk-NN mixing {q3['overlap']['mixing']:.2f} (1 = fully mixed)")
     a.legend(fontsize=7, markerscale=2)
     avq = q3["answer_vs_question"]
@@ -121,36 +124,49 @@ def squad_vs_web(q3: dict, model: str, web_source: str, depth: int) -> Figure:
     return fig
 
 
-def unimodality(q4: dict, model: str, web_source: str) -> Figure:
-    """Per-layer ΔBIC of 1- vs 2-component mixtures, and PC1-PC2 densities of a few layers."""
+def unimodality(q4: dict, model: str, web_source: str) -> list[Figure]:
+    """Two figures: per-layer ΔBIC of 1- vs 2-component mixtures, bars coloured by the layer's decision
+    (bimodal / unimodal, the rule of ``layer_unimodality``), and PC1-PC2 densities of a few layers."""
     picks = list(q4["projections"])
-    fig, axes = _figure(1 + len(picks), width=3.9, height=3.7)
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=1.0)
     df = q4["table"]
-    a = axes[0]
+    bar = Figure(figsize=(7.5, 4.2), layout="constrained", dpi=100)
+    a = bar.subplots()
     colours = np.where(df.bimodal, "tab:red", "tab:blue")
     a.bar(df.depth, df.delta_bic_per_point, color=colours)
     a.axhline(0, color="0.3", lw=0.8)
+    from matplotlib.patches import Patch
+    a.legend(handles=[Patch(color="tab:red", label="decided bimodal"), Patch(color="tab:blue", label="decided unimodal")],
+             loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     a.set_xlabel("layer (0 = token embeddings)")
     a.set_ylabel(r"$(\mathrm{BIC}_1 - \mathrm{BIC}_2)$ / tokens (nats per token)")
-    a.set_title(f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal (red)")
+    a.set_title(f"{q4['n_bimodal']} of {q4['n_layers']} layers decided bimodal (needs ΔBIC, a density valley and two weighty components)")
     a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bar.suptitle(f"Shape of the token-activation cloud per layer, {model}; web text: {web_source}")
+    dens = Figure(figsize=(4.6 * len(picks), 4.4), layout="constrained", dpi=100)
+    axes = np.atleast_1d(dens.subplots(1, len(picks)))
     depth = dict(zip(df.point, df.depth))
-    for ax, p in zip(axes[1:], picks):
+    for ax, p in zip(axes, picks):
         z = q4["projections"][p]
-        ax.hexbin(z[:, 0], z[:, 1], gridsize=35, bins="log", cmap="viridis", mincnt=1)
+        hb = ax.hexbin(z[:, 0], z[:, 1], gridsize=35, bins="log", cmap="viridis", mincnt=1)
+        dens.colorbar(hb, ax=ax, label="tokens per hexagon (log scale)")
         row = df[df.point == p].iloc[0]
-        ax.set_xlabel("PC 1 (activation units)")
-        ax.set_ylabel("PC 2 (activation units)")
-        ax.set_title(f"layer {depth[p]}: valley {row.valley_depth:.2f}, "
-                     f"{'bimodal' if row.bimodal else 'unimodal'}\n(colour: log token count)")
-    fig.suptitle(f"Shape of the token-activation cloud per layer, {model}; web text: {web_source}", fontsize=10)
-    return fig
+        lab = q4.get("pc_labels", {}).get(p, ["PC 1", "PC 2"])
+        ax.set_xlabel(lab[0])
+        ax.set_ylabel(lab[1])
+        ax.set_title(f"layer {depth[p]}: valley {row.valley_depth:.2f}, {'bimodal' if row.bimodal else 'unimodal'}")
+    dens.suptitle("Token-activation density on PC1-PC2 of a few layers; " + q4.get("projection_note", ""), fontsize=10)
+    return [bar, dens]
 
 
-def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
-    """t-SNE of per-sample mean activations coloured by task, and separation scores per layer."""
+def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> list[Figure]:
+    """Two figures: t-SNE maps (qualitative) of per-sample mean activations coloured by task, at most
+    two per row; and separation scores per layer."""
     maps = q5["maps"]
-    fig, axes = _figure(len(maps) + 1, width=4.6, height=4.2)
+    ncols = min(2, len(maps))
+    fig, axes = _figure(ncols, width=5.4, height=4.8, nrows=(len(maps) + ncols - 1) // ncols)
+    for ax in axes[len(maps):]:
+        ax.axis("off")
     tasks = q5["tasks"]
     names = list(dict.fromkeys(tasks))
     palette = dict(zip(names, ["0.35", "tab:orange"] + sns.color_palette("crest", len(names) - 2).as_hex()))
@@ -159,10 +175,12 @@ def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
                         legend=ax is axes[0])
         ax.set_xlabel("t-SNE 1 (arbitrary units)")
         ax.set_ylabel("t-SNE 2 (arbitrary units)")
-        ax.set_title(f"layer {depths[p]}: mean activation per sample")
+        ax.set_title(f"layer {depths[p]}: mean activation per sample (t-SNE, qualitative)")
     if axes[0].get_legend() is not None:
-        sns.move_legend(axes[0], "best", fontsize=6, title="task")
-    c = axes[len(maps)]
+        sns.move_legend(axes[0], "best", fontsize=7, title="task")
+    fig.suptitle(f"Task clusters: web text, SQuAD and six MATH modules, {model} (the paper used T5-base)",
+                 fontsize=11)
+    sep, (c,) = _figure(1, width=7.5, height=4.4)
     df = q5["table"]
     c.plot(df.depth, df.silhouette_math_vs_nlp, "o-", ms=3, color="tab:green", label="silhouette MATH vs NLP")
     c.plot(df.depth, df.silhouette_squad_vs_web, "o-", ms=3, color="tab:orange", label="silhouette SQuAD vs web")
@@ -174,10 +192,9 @@ def task_clusters(q5: dict, model: str, depths: dict[str, int]) -> Figure:
     c.set_ylim(-0.25, 1.05)
     c.set_title("Separation per layer")
     c.xaxis.set_major_locator(MaxNLocator(integer=True))
-    c.legend(fontsize=7, loc="center right")
-    fig.suptitle(f"Task clusters: web text, SQuAD and six MATH modules, {model} (the paper used T5-base)",
-                 fontsize=10)
-    return fig
+    c.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    sep.suptitle(f"Separation of the task clusters per layer, {model}", fontsize=11)
+    return [fig, sep]
 
 
 def save(fig: Figure, out_dir, name: str) -> Path:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from priorlib.metrics.clusters import standardise
+from priorlib.metrics.clusters import standardise  # noqa: F401 (re-exported)
+from priorlib.projection import ActivationProjection
 from priorlib.compendium.plots.posterior import prior_posterior, scrubber_frames
 
 DOMAIN_NAMES = {"web": "web text (C4 stand-in)", "squad": "SQuAD", "math": "MATH"}
@@ -45,43 +46,48 @@ def cluster_curves(scores, *, deep_layers=(), title: str = ""):
 
 
 def domain_scatter(means: dict, layers, *, variant: str = "skip_first", title: str = ""):
-    """PCA (per panel, on z-scored per-text means) of the three domains at the input of ``layers``."""
+    """PCA (per panel, :class:`priorlib.projection.ActivationProjection`: massive rows out, z-scored
+    features) of the per-text means of the three domains at the input of ``layers``."""
     doms = means["domains"]
     lab = means["domain"].numpy()
     all_layers = means["layers"].tolist()
     fig, axes = plt.subplots(1, len(layers), figsize=(3.6 * len(layers), 3.5), squeeze=False)
     for ax, layer in zip(axes[0], layers):
         x = means[variant][all_layers.index(layer)].float().numpy()
-        x = standardise(x)  # the features the cluster measure sees
-        pca = PCA(2, random_state=0).fit(x)
-        y = pca.transform(x)
+        ap = ActivationProjection(x)  # the z-scored features the cluster measure sees, massive rows out
+        y, keep = ap.transform(x), ~ap.dropped
         for k, d in enumerate(doms):
-            ax.scatter(*y[lab == k].T, s=9, alpha=0.6, c=DOMAIN_COLOURS[d], label=DOMAIN_NAMES[d], linewidths=0)
-        ev = pca.explained_variance_ratio_
-        ax.set_xlabel(f"PC1 ({100 * ev[0]:.1f}% of variance, z-units)")
-        ax.set_ylabel(f"PC2 ({100 * ev[1]:.1f}% of variance, z-units)")
-        ax.set_title(f"input of layer {layer}", fontsize=9)
+            ax.scatter(*y[(lab == k) & keep].T, s=9, alpha=0.6, c=DOMAIN_COLOURS[d], label=DOMAIN_NAMES[d], linewidths=0)
+        ax.set_xlabel(ap.label(0))
+        ax.set_ylabel(ap.label(1))
+        ax.set_title(f"input of layer {layer} ({int(ap.dropped.sum())} massive rows dropped)", fontsize=9)
     axes[0][0].legend(fontsize=7, markerscale=1.5)
-    if title:
-        fig.suptitle(title, fontsize=10)
+    fig.suptitle((title + "\n" if title else "") + "each dimension standardised, rows with norm > 4x median dropped "
+                 "(massive activations, Sun et al. 2024)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 class TwoClouds:
-    """One PCA fitted on the union of two (or more) activation references, drawn in their colours."""
+    """One activation map (:class:`priorlib.projection.ActivationProjection`: first-token / massive rows
+    dropped, each dimension standardised, then PCA) fitted on the union of one or more activation
+    references, drawn in their colours. ``description`` says on the page what was done."""
 
     def __init__(self, refs: dict, n_show: int = 1500, seed: int = 0):
+        from priorlib.projection import ActivationProjection
         g = torch.Generator().manual_seed(seed)
         self.names = list(refs)
-        picked = {d: r.vectors[torch.randperm(len(r), generator=g)[:n_show]] for d, r in refs.items()}
-        fit = torch.cat(list(picked.values())).float().numpy()
-        self.pca = PCA(2, random_state=seed).fit(fit)
-        self.clouds = {d: self.pca.transform(v.float().numpy()) for d, v in picked.items()}
-        self.explained = self.pca.explained_variance_ratio_
+        picked = {d: r.vectors[torch.randperm(len(r), generator=g)[:n_show]].float().numpy() for d, r in refs.items()}
+        self.map = ActivationProjection(np.concatenate(list(picked.values())), seed=seed)
+        cuts = np.cumsum([0] + [len(v) for v in picked.values()])
+        self.clouds = {d: self.map.transform(v[~self.map.dropped[cuts[i]:cuts[i + 1]]])
+                       for i, (d, v) in enumerate(picked.items())}
+        self.explained = self.map.explained
+        self.description = self.map.description
+        self.kind = self.map.kind
 
     def __call__(self, v: torch.Tensor) -> np.ndarray:
-        return self.pca.transform(v.detach().float().reshape(-1, self.pca.n_features_in_).numpy())
+        return self.map.transform(v.detach().float().numpy())
 
     def cloud_points(self) -> np.ndarray:
         return np.concatenate(list(self.clouds.values()))
@@ -89,11 +95,11 @@ class TwoClouds:
     def draw_clouds(self, ax, label: str = ""):
         for d, c in self.clouds.items():
             ax.scatter(*c.T, s=2, alpha=0.15, linewidths=0, c=DOMAIN_COLOURS.get(d, "0.5"),
-                       label=f"{DOMAIN_NAMES.get(d, d)} activations")
+                       label=label if label and len(self.clouds) == 1 else f"{DOMAIN_NAMES.get(d, d)} activations")
 
     def axes_labels(self, ax):
-        ax.set_xlabel(f"PC1 ({100 * self.explained[0]:.1f}% of variance)")
-        ax.set_ylabel(f"PC2 ({100 * self.explained[1]:.1f}% of variance)")
+        ax.set_xlabel(self.map.label(0))
+        ax.set_ylabel(self.map.label(1))
 
 
 def two_cloud_panels(proj: TwoClouds, panels, *, ncols: int = 4, size: float = 3.3, title: str = ""):
@@ -132,7 +138,10 @@ def placement_arrows(place, *, arm_titles: dict, yardstick=None, title: str = ""
     ax.set_xlabel("median Mahalanobis distance to the MATH fit (σ units)")
     ax.set_ylabel("median Mahalanobis distance to the web-text fit (σ units)")
     ax.set_title(title or "sampled (hollow) → trained (filled) deep block", fontsize=9)
-    ax.legend(fontsize=7)
+    uniq = {}
+    for h, lab in zip(*ax.get_legend_handles_labels()):
+        uniq.setdefault(lab, h)  # one entry per arm, however many seeds and rates it has
+    ax.legend(list(uniq.values()), list(uniq), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 

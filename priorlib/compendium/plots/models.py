@@ -15,6 +15,9 @@ def _panels(n: int, width: float = 4.4, height: float = 3.6, sharey: bool = Fals
     return fig, list(axes[0])
 
 
+LINTHRESH = 0.1  # the symlog axis is linear below this many neighbour gaps, so a distance of 0 is drawn
+
+
 def posterior_position(pos: pd.DataFrame, *, title: str):
     """Per model: each run's median distance to the nearest token embedding, sampled (hollow) and
     trained (filled), in units of that model's typical neighbour gap between token embeddings."""
@@ -32,11 +35,13 @@ def posterior_position(pos: pd.DataFrame, *, title: str):
                        label=f"{when} ({'prior' if when == 'sampled' else 'posterior'})", **style)
         ax.axhline(1.0, color="0.4", lw=0.8, ls="--", label="one neighbour gap")
         ax.set_xticks(range(len(priors)), priors, rotation=20)
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=LINTHRESH)  # log above 0.1 gaps, linear below: vocab-sample's 0 stays
+        ax.axhspan(0, LINTHRESH, color="0.93", zorder=0)
         ax.set_xlabel("prior")
         ax.set_title(m, fontsize=10)
-    axes[0].set_ylabel("median distance to nearest token\n(× the model's neighbour gap, log scale)")
-    axes[0].legend(fontsize=7)
+    axes[0].set_ylabel("median distance to nearest token (× the model's\nneighbour gap; log, linear below 0.1: grey)")
+    axes[0].set_ylim(bottom=0)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -13,28 +13,128 @@ from sklearn.decomposition import PCA
 
 
 class Projection:
-    """A PCA fitted once on the reference, so every picture of a notebook shares the same axes."""
+    """One 2-D map fitted once, so every picture of a notebook shares the same axes.
 
-    def __init__(self, reference_vectors: torch.Tensor, n_fit: int = 20000, seed: int = 0):
+    Without ``points``: a PCA fitted on the reference rows. With ``points`` (every prompt vector the
+    notebook draws, e.g. all sampled and trained prompts): :class:`priorlib.projection.JointWhitenedPCA`,
+    whitened by the reference covariance and fitted on reference and points together, so a prompt far
+    from the cloud by Mahalanobis distance is drawn outside it. Either way the axes state their share
+    of variance (``explained``).
+    """
+
+    def __init__(self, reference_vectors: torch.Tensor, n_fit: int = 20000, seed: int = 0, points=None):
         x = reference_vectors.float().numpy()
         rng = np.random.default_rng(seed)
         self.fit_rows = x[rng.choice(len(x), min(n_fit, len(x)), replace=False)]
-        self.pca = PCA(n_components=2, random_state=seed).fit(self.fit_rows)
-        self.cloud = self.pca.transform(self.fit_rows[: min(5000, len(self.fit_rows))])
-        self.explained = self.pca.explained_variance_ratio_
+        if points is None:
+            self.pca = PCA(n_components=2, random_state=seed).fit(self.fit_rows)
+            self._map, self.kind = self.pca.transform, "PCA of the reference rows"
+            self.explained = self.pca.explained_variance_ratio_
+            self._labels = [f"PC{k + 1} ({100 * self.explained[k]:.1f}% of variance)" for k in range(2)]
+        else:
+            from priorlib.projection import JointWhitenedPCA
+            pts = torch.as_tensor(points).detach().float().reshape(-1, x.shape[1]).numpy() if not isinstance(
+                points, np.ndarray) else points.reshape(-1, x.shape[1])
+            j = JointWhitenedPCA(self.fit_rows, pts)
+            self._map, self.kind, self.explained = j.transform, j.kind, j.explained
+            self._labels = [j.label(0), j.label(1)]
+        self.dim = x.shape[1]
+        self.cloud = self._map(self.fit_rows[: min(5000, len(self.fit_rows))])
 
-    def __call__(self, v: torch.Tensor) -> np.ndarray:
-        return self.pca.transform(v.detach().float().reshape(-1, self.pca.n_features_in_).numpy())
+    def __call__(self, v) -> np.ndarray:
+        v = v.detach().float().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+        return self._map(v.reshape(-1, self.dim))
 
     def axes_labels(self, ax):
-        ax.set_xlabel(f"PC1 ({100 * self.explained[0]:.1f}% of variance)")
-        ax.set_ylabel(f"PC2 ({100 * self.explained[1]:.1f}% of variance)")
+        ax.set_xlabel(self._labels[0])
+        ax.set_ylabel(self._labels[1])
 
     def draw_clouds(self, ax, label: str):
         ax.scatter(*self.cloud.T, s=2, c="tab:blue", alpha=0.15, linewidths=0, label=label)
 
     def cloud_points(self) -> np.ndarray:
         return self.cloud
+
+
+def token_distances(reference, n: int = 1024, seed: int = 0) -> dict:
+    """The reference rows' own distances, for comparison with prompts: Mahalanobis under the reference's
+    Gaussian and L2 to the nearest *other* row, for ``n`` seeded rows (numpy arrays)."""
+    from priorlib.metrics.placement import nearest_neighbours
+    sub = torch.randperm(len(reference), generator=torch.Generator().manual_seed(seed))[:n]
+    nn, _ = nearest_neighbours(reference.vectors[sub], reference.vectors, k=1, exclude=sub)
+    return {"mahalanobis": reference.fit().mahalanobis(reference.vectors[sub]).numpy(), "nn_l2": nn[:, 0].numpy()}
+
+
+def prompt_distances(reference, groups: dict) -> dict:
+    """``{label: {"mahalanobis": [n], "nn_l2": [n]}}`` for each group of prompt vectors ``[n, d]``."""
+    from priorlib.metrics.placement import placement_metrics
+    out = {}
+    for name, v in groups.items():
+        m = placement_metrics(torch.as_tensor(v).reshape(-1, reference.dim), reference)
+        out[name] = {"mahalanobis": m["mahalanobis"].numpy(), "nn_l2": m["nn_l2"].numpy()}
+    return out
+
+
+def distance_panels(tokens: dict, prompts: dict, *, reference_name: str = "token embeddings", title: str = ""):
+    """What a placement claim is about, beside the projection: per quantity (Mahalanobis distance under
+    the reference's Gaussian; L2 to the nearest reference row), the ECDF of the reference rows' own values
+    and one rug of ticks per prompt group (each tick one prompt vector, with the group's median marked)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.4 + 0.18 * len(prompts)))
+    colours = dict(zip(prompts, sns.color_palette("tab10", len(prompts))))
+    for ax, key, xl in ((axes[0], "mahalanobis", "Mahalanobis distance to the fitted Gaussian (sd units)"),
+                        (axes[1], "nn_l2", "L2 distance to the nearest row (embedding units)")):
+        t = np.sort(tokens[key])
+        ax.step(t, np.arange(1, len(t) + 1) / len(t), where="post", c="k", lw=1.6,
+                label=f"{reference_name} (n={len(t)}), ECDF")
+        for k, (name, d) in enumerate(prompts.items()):
+            y = -0.06 * (k + 1)
+            ax.scatter(d[key], np.full(len(d[key]), y), marker="|", s=60, color=colours[name], label=name)
+            ax.scatter([np.median(d[key])], [y], marker="D", s=28, color=colours[name], edgecolor="k", zorder=3)
+        ax.axhline(0, c="0.5", lw=0.6)
+        ax.set_xlabel(xl)
+        ax.set_ylabel("share of reference rows ≤ x (ECDF)")
+        ax.set_ylim(-0.06 * (len(prompts) + 1.5), 1.04)
+    axes[0].set_title("distance to the cloud: rows (line) vs prompts (ticks, ◆ median)", fontsize=9)
+    axes[1].set_title("nearest-row distance: rows (line) vs prompts (ticks)", fontsize=9)
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def beyond_tokens(tokens: dict, prompts: dict, key: str = "mahalanobis") -> dict:
+    """Per prompt group, the share of its vectors farther than every sampled reference row (``key``)."""
+    top = float(np.max(tokens[key]))
+    return {name: float(np.mean(d[key] > top)) for name, d in prompts.items()}
+
+
+def tsne_map(proj, reference_vectors: torch.Tensor, panels, *, n_cloud: int = 1500, max_iter: int = 500,
+             seed: int = 0, reference_name: str = "token embeddings"):
+    """The paper's kind of picture, labelled as qualitative: one t-SNE of ``n_cloud`` reference rows and
+    every panel's sampled and trained prompts together (distances in a t-SNE are not preserved)."""
+    from priorlib.projection import tsne
+    g = torch.Generator().manual_seed(seed)
+    cloud = reference_vectors[torch.randperm(len(reference_vectors), generator=g)[:n_cloud]].float()
+    blocks = [(t, s.detach().float().reshape(-1, cloud.shape[1]), e.detach().float().reshape(-1, cloud.shape[1]))
+              for t, s, e in panels]
+    x = torch.cat([cloud] + [torch.cat([s, e]) for _, s, e in blocks]).numpy()
+    xy = tsne(x, perplexity=30, seed=seed, max_iter=max_iter, name="tsne-prompts")
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    ax.scatter(*xy[:n_cloud].T, s=3, c="0.6", alpha=0.3, linewidths=0, label=reference_name)
+    colours = sns.color_palette("tab10", len(blocks))
+    i = n_cloud
+    for (t, s, e), c in zip(blocks, colours):
+        a, b = xy[i:i + len(s)], xy[i + len(s):i + len(s) + len(e)]
+        i += len(s) + len(e)
+        ax.scatter(*a.T, s=22, facecolors="none", edgecolors=[c])
+        ax.scatter(*b.T, s=14, color=c, label=t)
+    ax.set_xlabel("t-SNE 1 (arbitrary units)")
+    ax.set_ylabel("t-SNE 2 (arbitrary units)")
+    ax.set_title("t-SNE, qualitative only (distances not preserved): hollow sampled, filled trained", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    return fig
 
 
 def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], *,
@@ -59,10 +159,12 @@ def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], 
         proj.axes_labels(ax)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7, loc="best", markerscale=2)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, labels, fontsize=7, markerscale=2, loc="upper center", ncols=len(labels),
+               bbox_to_anchor=(0.5, 0.0), frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
@@ -113,6 +215,6 @@ def loss_curves(runs, *, label_fn, title: str, smooth: int = 5):
         ax.plot(h["step"], h["loss"].rolling(smooth, min_periods=1).mean(), lw=1, label=label_fn(r.config))
     ax.set_xlabel("training step"); ax.set_ylabel(f"answer loss, {smooth}-step mean (nats/token)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
     fig.tight_layout()
     return fig

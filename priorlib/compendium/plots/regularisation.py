@@ -85,6 +85,25 @@ def tradeoff(curves, table, *, measures=("median_mahalanobis", "median_nn_l2", "
     return fig
 
 
+def tradeoff_figures(curves, table, *, measures=("median_mahalanobis", "median_nn_l2", "median_nn_cos", "moved_l2"),
+                     qualities=("final_val_loss", "final_f1"), refs: dict | None = None, title: str = "",
+                     per_figure: int = 2) -> list:
+    """The trade-off grid of :func:`tradeoff` split into readable figures: one per quality measure and
+    ``per_figure`` divergence measures, as ``[(fig, quality, measures)]``."""
+    out = []
+    for q in qualities:
+        for k in range(0, len(measures), per_figure):
+            ms = tuple(measures[k:k + per_figure])
+            fig = tradeoff(curves, table, measures=ms, qualities=(q,), refs=refs,
+                           title=f"{title}\n{LABELS.get(q, q)} against {' and '.join(LABELS.get(m, m) for m in ms)}")
+            fig.set_size_inches(5.6 * len(ms), 4.6)
+            for ax in fig.axes:
+                ax.xaxis.label.set_size(9); ax.yaxis.label.set_size(9); ax.tick_params(labelsize=8)
+            fig.tight_layout(rect=(0, 0.1, 1, 1))
+            out.append((fig, q, ms))
+    return out
+
+
 def divergence_vs_weight(table, summary, *, title: str = ""):
     """One panel per regulariser: its target measure against its weight (log axis), seed-0 runs as
     points, the baseline's seed range as a grey band (weight 0 has no place on a log axis)."""

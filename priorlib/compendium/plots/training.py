@@ -19,7 +19,7 @@ def movement_vs_lr(placement, *, title: str):
     ax.set_xlabel("peak learning rate (AdamW)")
     ax.set_ylabel("median |trained − sampled| (L2, embedding units)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
     fig.tight_layout()
     return fig
 
@@ -36,7 +36,7 @@ def val_curves(runs, *, label_fn, title: str, target: float | None = None):
     ax.set_xlabel("training step")
     ax.set_ylabel("held-out answer loss, curve subset\n(nats/token)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
     fig.tight_layout()
     return fig
 
@@ -52,7 +52,7 @@ def distance_histogram(distances: dict, *, radius: float, title: str, xlabel: st
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density (per unit distance)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
     fig.tight_layout()
     return fig
 
