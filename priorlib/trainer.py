@@ -39,6 +39,7 @@ from .compiled import compiled_layers, enabled as compiled_enabled
 from .config import DeepLR, Precision, Schedule, TrainConfig
 from .distributed import Dist
 from .errors import TrainingDiverged
+from .hardware import warn_if_slow_bf16
 from .locks import LOCK_FILES, folder_lock
 from .prompts import PromptedLM
 from . import tasks
@@ -110,6 +111,7 @@ class Trainer:
             raise ValueError(f"{len(self.train_examples)} training examples cannot fill one batch of {config.batch_size}")
         if not self._eval_pool:
             raise ValueError("no validation examples: the run could not be evaluated")
+        warn_if_slow_bf16(config.precision, config.device)
         if model is None:
             dtype = torch.bfloat16 if config.precision is Precision.BF16 else torch.float32
             from .models import load_model
