@@ -38,6 +38,15 @@ def smollm():
 
 
 @pytest.fixture(scope="session")
+def real_precision():
+    """The precision for tests that train the real model: bf16 (the default) where the CPU computes it
+    natively, else fp32 (without AVX512-BF16/AMX a bf16 SmolLM2 step takes ~80 s, not ~1 s:
+    priorlib.hardware). The properties those tests check do not depend on it."""
+    from priorlib.hardware import native_bf16
+    return "fp32" if native_bf16("cpu") is False else "bf16"
+
+
+@pytest.fixture(scope="session")
 def tiny_gemma():
     """(model, tokenizer) of the 4-layer random Gemma-3 (BOS token, sqrt(d)-scaled embeddings), sdpa."""
     from priorlib.models import load_model

@@ -56,7 +56,7 @@ def test_same_lr_is_engine_1(tmp_path, tiny):
 
 
 @pytest.mark.slow
-def test_on_smollm2_a_deep_block_moves_a_tenth_of_the_activation_gap_in_100_steps(tmp_path, smollm):
+def test_on_smollm2_a_deep_block_moves_a_tenth_of_the_activation_gap_in_100_steps(tmp_path, smollm, real_precision):
     """The issue's bar: 100 steps on SmolLM2 move a deep block at least 10% of the activation neighbour
     gap (the median distance from a text token's activation at the layer's input to its nearest other
     one). Deep-only blocks, so the frozen lower layers are cached; the scaling code is the same."""
@@ -70,14 +70,15 @@ def test_on_smollm2_a_deep_block_moves_a_tenth_of_the_activation_gap_in_100_step
     for mode in ("activation-scale", "same"):
         cfg = TrainConfig(task="squad", method="deep", token_prompt=False, prior="isotropic", lr=1e-2, steps=100,
                           warmup_steps=5, batch_size=4, max_length=96, eval_size=8, eval_every=100,
-                          eval_generate=False, checkpoint_every=100, deep_lr=mode)
+                          eval_generate=False, checkpoint_every=100, deep_lr=mode, precision=real_precision)
         t = Trainer(cfg, tmp_path / mode, model=model, tokenizer=tok, progress=False, train_examples=train)
         t.fit()
         ck = list_checkpoints(t.out)
         p0, p1 = load_checkpoint(ck[0][1])["prompts"], load_checkpoint(ck[-1][1])["prompts"]
         enc = [encode(tok, ex, 96) for ex in train[:24]]
         ids, _ = collate(enc, tok.pad_token_id)
-        acts = text_activations(model, tok, ids, [f"layers.{k}.resid_pre" for k in t.layers], torch.bfloat16)
+        acts = text_activations(model, tok, ids, [f"layers.{k}.resid_pre" for k in t.layers],
+                                  torch.bfloat16 if real_precision == "bf16" else None)
         for k in t.layers:
             h = acts[f"layers.{k}.resid_pre"]
             rows = torch.cat([h[b, 1:e.length] for b, e in enumerate(enc)]).float()

@@ -85,13 +85,14 @@ def test_killed_plateau_run_resumes_to_the_same_stop(tmp_path, tiny, kill_at):
 
 
 @pytest.mark.slow
-def test_smollm2_run_stops_by_itself_at_a_plateau(tmp_path, smollm):
+def test_smollm2_run_stops_by_itself_at_a_plateau(tmp_path, smollm, real_precision):
     """The real model, a soft prompt at a constant lr: the run stops well before its cap and says why."""
     from priorlib import tasks
     model, tok = smollm
     cfg = TrainConfig(task="squad", prior="vocab-sample", lr=1e-2, schedule="constant", stop_at_plateau=True,
                       steps=400, warmup_steps=5, batch_size=4, max_length=96, eval_size=16, eval_every=5,
-                      plateau_window=2, plateau_tol=0.02, eval_generate=False, checkpoint_every=50)
+                      plateau_window=2, plateau_tol=0.02, eval_generate=False, checkpoint_every=50,
+                      precision=real_precision)
     t = Trainer(cfg, tmp_path / "run", model=model, tokenizer=tok, progress=False,
                 train_examples=tasks.examples("squad", "train", n=None)[:64])
     m = t.fit()
