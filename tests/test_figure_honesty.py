@@ -51,13 +51,3 @@ def test_two_clouds_uses_the_activation_projection():
     x[0, 2] = 5000.0
     cl = domains.TwoClouds({"math": Reference(x, "acts")})
     assert cl.explained[0] < 0.5 and "standardised" in cl.description
-
-
-def test_show_accepts_caption_and_alt(monkeypatch):
-    import matplotlib.pyplot as plt
-    from priorlib.compendium import figures
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
-    fig, ax = plt.subplots(figsize=(1, 1))
-    figures.show(fig, dpi=30, caption="a caption", alt="a line")
-    assert len(shown) == 1
