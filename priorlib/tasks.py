@@ -224,6 +224,39 @@ def curve_scores(lm, encoded, batch_size: int, pad_id: int, autocast, *, curve: 
     return {"plateau_loss": loss / n}
 
 
+def _decode(lm, tok, exs, prompts, targets, *, max_new_tokens: int, autocast, progress: bool, batch_size: int):
+    """The decoding loop both scorers share: batched, length-sorted by prompt, each batch one call of
+    :meth:`PromptedLM.score_and_generate` (``targets``: None, or each example's gold ids to score too).
+    Returns the summed ``(loss, answer tokens, right tokens)`` (None without targets) and the answers,
+    stopped at EOS or at the first token holding a newline, and cut at that newline."""
+    import torch
+    from tqdm.auto import tqdm
+    dev = next(lm.parameters()).device
+    order = sorted(range(len(exs)), key=lambda i: len(prompts[i]))
+    stop = sorted({tok.eos_token_id, *newline_ids(tok)} - {None})
+    preds: list[str] = [""] * len(exs)
+    totals = None
+    for s in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
+        idx = order[s: s + batch_size]
+        with torch.no_grad(), autocast():
+            scores, outs = lm.score_and_generate(
+                [torch.tensor(prompts[i], device=dev) for i in idx],
+                None if targets is None else [torch.tensor(targets[i], device=dev) for i in idx],
+                max_new_tokens, stop_ids=stop, pad_id=tok.pad_token_id)
+        if scores is not None:
+            totals = scores if totals is None else tuple(a + b for a, b in zip(totals, scores))
+        for i, o in zip(idx, outs):
+            preds[i] = tok.decode(o, skip_special_tokens=True).split("\n", 1)[0].strip()
+    return totals, preds
+
+
+def _answer_scores(task: str, preds: list[str], exs) -> dict:
+    """SQuAD EM/F1/precision/recall or MATH accuracy of ``preds``, each in percent."""
+    score = check_task_name(task).score
+    rows = [score(p, ex) for p, ex in zip(preds, exs)]
+    return {k: 100.0 * sum(r[k] for r in rows) / len(rows) for k in (rows[0].keys() if rows else [])}
+
+
 def fused_scores(lm, tok, exs, task: str, encoded, *, max_new_tokens: int, autocast, generate: bool = True,
                  progress: bool = True, batch_size: int = 16) -> tuple[dict, list[str]]:
     """:func:`validation_scores` (``val_loss``, ``val_token_accuracy``) and, when ``generate``,
@@ -231,29 +264,11 @@ def fused_scores(lm, tok, exs, task: str, encoded, *, max_new_tokens: int, autoc
     (:meth:`priorlib.prompts.PromptedLM.score_and_generate`): the decoding layout, batched and
     length-sorted as generation is. The losses agree with the teacher-forced pass up to rounding (tested);
     a run's config says which of the two it used (``fused_eval``)."""
-    import torch
-    from tqdm.auto import tqdm
-    dev = next(lm.parameters()).device
-    order = sorted(range(len(exs)), key=lambda i: len(encoded[i].prompt_ids))
-    stop = {tok.eos_token_id, *newline_ids(tok)} - {None}
-    preds: list[str] = [""] * len(exs)
-    total, count, correct = 0.0, 0, 0
-    for s in tqdm(range(0, len(order), batch_size), desc="score+generate", disable=not progress, leave=False):
-        idx = order[s: s + batch_size]
-        with torch.no_grad(), autocast():
-            (loss, n, ok), outs = lm.score_and_generate(
-                [torch.tensor(encoded[i].prompt_ids, device=dev) for i in idx],
-                [torch.tensor(encoded[i].target_ids, device=dev) for i in idx],
-                max_new_tokens if generate else 0, stop_ids=sorted(stop), pad_id=tok.pad_token_id)
-        total, count, correct = total + loss, count + n, correct + ok
-        for i, o in zip(idx, outs):
-            preds[i] = tok.decode(o, skip_special_tokens=True).split("\n", 1)[0].strip()
+    (total, count, correct), preds = _decode(
+        lm, tok, exs, [e.prompt_ids for e in encoded], [e.target_ids for e in encoded],
+        max_new_tokens=max_new_tokens if generate else 0, autocast=autocast, progress=progress, batch_size=batch_size)
     out = {"val_loss": total / count, "val_token_accuracy": 100.0 * correct / count}
-    if generate:
-        score = check_task_name(task).score
-        rows = [score(p, ex) for p, ex in zip(preds, exs)]
-        out.update({k: 100.0 * sum(r[k] for r in rows) / len(rows) for k in (rows[0].keys() if rows else [])})
-    return out, preds
+    return ({**out, **_answer_scores(task, preds, exs)} if generate else out), preds
 
 
 def generation_scores(lm, tok, exs, task: str, *, prompts: list[tuple[int, ...]], max_new_tokens: int, autocast,
@@ -261,20 +276,6 @@ def generation_scores(lm, tok, exs, task: str, *, prompts: list[tuple[int, ...]]
     """Greedy answers for ``exs`` from their whole ``prompts`` (token ids, as :func:`held_out_set` encodes
     them; batched, length-sorted), stopped at EOS or at the first token holding a newline, and cut at
     that newline: SQuAD EM/F1/precision/recall or MATH accuracy, each in percent."""
-    import torch
-    from tqdm.auto import tqdm
-    dev = next(lm.parameters()).device
-    order = sorted(range(len(exs)), key=lambda i: len(prompts[i]))
-    stop = {tok.eos_token_id, *newline_ids(tok)} - {None}
-    preds: list[str] = [""] * len(exs)
-    for s in tqdm(range(0, len(order), batch_size), desc="generate", disable=not progress, leave=False):
-        idx = order[s: s + batch_size]
-        with torch.no_grad(), autocast():
-            outs = lm.generate_batch([torch.tensor(prompts[i], device=dev) for i in idx], max_new_tokens,
-                                     stop_ids=sorted(stop), pad_id=tok.pad_token_id)
-        for i, o in zip(idx, outs):
-            preds[i] = tok.decode(o, skip_special_tokens=True).split("\n", 1)[0].strip()
-    score = check_task_name(task).score
-    rows = [score(p, ex) for p, ex in zip(preds, exs)]
-    keys = rows[0].keys() if rows else []
-    return {k: 100.0 * sum(r[k] for r in rows) / len(rows) for k in keys}, preds
+    _, preds = _decode(lm, tok, exs, prompts, None, max_new_tokens=max_new_tokens, autocast=autocast,
+                       progress=progress, batch_size=batch_size)
+    return _answer_scores(task, preds, exs), preds

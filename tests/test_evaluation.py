@@ -73,7 +73,8 @@ class _Scripted(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.ids = tok(text, add_special_tokens=False)["input_ids"]
 
-    def generate_batch(self, seqs, max_new_tokens, stop_ids=(), pad_id=None):
+    def score_and_generate(self, seqs, targets, max_new_tokens, stop_ids=(), pad_id=None):
+        assert targets is None  # generation_scores decodes only
         self.stop_ids = set(stop_ids)
         out = []
         for _ in seqs:
@@ -83,7 +84,7 @@ class _Scripted(torch.nn.Module):
                 if i in self.stop_ids:
                     break
             out.append(ids)
-        return out
+        return None, out
 
 
 @pytest.mark.parametrize("text, expected", [(" Paris\nThe answer is Paris", "Paris"), (" Paris", "Paris"),
