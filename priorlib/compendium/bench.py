@@ -32,8 +32,12 @@ def add_arguments(p) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-def matmul_peak(dtype, n: int = 2048, reps: int = 5) -> float:
-    """GFLOP/s of an n^3 matmul in ``dtype`` (best of ``reps``)."""
+def matmul_peak(dtype, n: int | None = None, reps: int = 5) -> float:
+    """GFLOP/s of an n^3 matmul in ``dtype`` (best of ``reps``). ``n`` defaults to 2048, or 512 for bf16
+    on a CPU without native bf16 (emulated there at ~0.3 GFLOP/s: 2048 would take a minute per matmul)."""
+    if n is None:
+        from priorlib.hardware import native_bf16
+        n = 512 if dtype == torch.bfloat16 and native_bf16("cpu") is False else 2048
     a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     a @ b
     best = float("inf")
