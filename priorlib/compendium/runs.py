@@ -229,13 +229,14 @@ def panels(runs, key: str = "soft", label=("prior", "lr")) -> list:
     return out
 
 
-def joint_projection(reference, panel_list):
+def joint_projection(reference, panel_list, rows=None):
     """The prompts' map: :class:`~priorlib.compendium.plots.posterior.Projection` fitted on the reference
-    rows and every sampled and trained prompt of ``panel_list`` together (whitened; far stays far)."""
+    rows (or ``rows``, e.g. activations without their massive-norm rows) and every sampled and trained
+    prompt of ``panel_list`` together (whitened; far stays far)."""
     from priorlib.compendium.plots.posterior import Projection
     pts = torch.cat([torch.cat([s.reshape(-1, reference.dim), t.reshape(-1, reference.dim)]).float()
                      for _, s, t in panel_list])
-    return Projection(reference.vectors, points=pts)
+    return Projection(reference.vectors if rows is None else rows, points=pts)
 
 
 def distance_figure(run_list, reference, *, key: str = "soft", by="prior",
@@ -256,8 +257,8 @@ def distance_figure(run_list, reference, *, key: str = "soft", by="prior",
     q99 = float(np.quantile(tokens["mahalanobis"], 0.99))
     fig = pp.distance_panels(tokens, prompts, reference_name=reference_name,
                              title="Where the prompts are, in the quantities the placement claims use")
-    caption = (f"Token rows' Mahalanobis distance: 99th percentile {q99:.3g}. Share of prompt vectors farther than "
-               f"every sampled token row: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in far.items()) + ".")
+    caption = (f"Mahalanobis distance of the {reference_name} themselves: 99th percentile {q99:.3g}. Share of "
+               f"prompt vectors farther than every sampled row: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in far.items()) + ".")
     return fig, caption
 
 
