@@ -35,9 +35,10 @@ def _draw_paths(ax, xy_cloud, xy_paths, labels=None, alpha_cloud=0.25):
         ax.scatter(xy[:1, 0], xy[:1, 1], s=60, marker="*", color=colour, edgecolor="k", zorder=4)
 
 
-def token_trajectories(q1: dict, web_source: str, model: str) -> Figure:
-    """t-SNE and PCA maps of a vocabulary sample with sentences drawn as paths, and step-length histograms."""
-    fig, (a, b, c) = _figure(3)
+def token_trajectories(q1: dict, web_source: str, model: str) -> tuple[Figure, Figure]:
+    """Two figures: t-SNE and PCA maps of a vocabulary sample with sentences drawn as paths, and the
+    step-length histograms (real sentences against random walks over the vocabulary) that decide it."""
+    fig, (a, b) = _figure(2, width=5.2, height=4.6)
     n = q1["n_vocab"]
     cuts = np.cumsum([n] + q1["path_lengths"])
     ev = q1.get("pca_explained", [np.nan, np.nan])
@@ -50,6 +51,8 @@ def token_trajectories(q1: dict, web_source: str, model: str) -> Figure:
         ax.legend(fontsize=7, loc="best", markerscale=2)
     a.set_title(f"t-SNE of {n:,} of {q1['vocab_size']:,} token embeddings\n(qualitative: distances not preserved; star = first token)")
     b.set_title("PCA of the same rows (fitted on the vocabulary sample)")
+    fig.suptitle(f"Token trajectories of web text ({web_source}) on the token-embedding space", fontsize=10)
+    steps, (c,) = _figure(1, width=6.4, height=4.0)
     t = q1["test"]
     bins = np.linspace(0, np.percentile(np.r_[t["steps"], t["vocab_steps"]], 99.5), 60)
     sns.histplot(t["steps"], bins=bins, stat="density", element="step", fill=False, color="tab:red",
@@ -58,10 +61,9 @@ def token_trajectories(q1: dict, web_source: str, model: str) -> Figure:
                  label="random walks over the vocabulary", ax=c)
     c.set_xlabel(r"step length $|e_{t+1} - e_t|_2$ (embedding units)")
     c.set_ylabel("density (1 / embedding unit)")
-    c.set_title(f"Step lengths, {model}\nmedian ratio real / random {t['vocab']['median_ratio']:.2f}")
+    c.set_title(f"Step lengths between consecutive tokens, {model}\nmedian ratio real / random {t['vocab']['median_ratio']:.2f}")
     c.legend(fontsize=7)
-    fig.suptitle(f"Token trajectories of web text ({web_source}) on the token-embedding space", fontsize=10)
-    return fig
+    return fig, steps
 
 
 def layer_steps(q2: dict, model: str, web_source: str) -> Figure:
