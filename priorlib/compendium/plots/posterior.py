@@ -148,7 +148,7 @@ def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], 
     nrows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False,
                              sharex=True, sharey=True)
-    for ax, (panel_title, sampled, trained) in zip(axes.flat, panels):
+    for i, (ax, (panel_title, sampled, trained)) in enumerate(zip(axes.flat, panels)):
         proj.draw_clouds(ax, reference_name)
         s, t = proj(sampled), proj(trained)
         ax.scatter(*s.T, s=22, facecolors="none", edgecolors="tab:red", label="sampled (prior)")
@@ -156,7 +156,13 @@ def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], 
         for a, b in zip(s, t):
             ax.plot([a[0], b[0]], [a[1], b[1]], c="tab:red", lw=0.4, alpha=0.5)
         ax.set_title(panel_title, fontsize=9)
-        proj.axes_labels(ax)
+        proj.axes_labels(ax)  # shared axes: named once, on the outer panels (long labels overlapped neighbours)
+        if i + ncols < n:
+            ax.set_xlabel("")
+        if i % ncols:
+            ax.set_ylabel("")
+        ax.xaxis.label.set_fontsize(8)
+        ax.yaxis.label.set_fontsize(8)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
