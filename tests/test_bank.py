@@ -201,3 +201,19 @@ def test_the_committed_bank_is_not_ignored_by_git():
         assert r.returncode == 1, f"git ignores the bank's {name}"
     r = subprocess.run(["git", "check-ignore", "-q", "runs/0123456789abcdef/frames.safetensors"], cwd=repo)
     assert r.returncode == 0  # a local run store is still ignored
+
+
+def test_write_plans_saves_plan_all_so_status_and_missing_see_it(tmp_path, monkeypatch):
+    """``evidence plan``: the chapters' plans land in evidence/plans without a notebook executing; status
+    counts them as missing and ``missing`` returns exactly their configs, deduplicated, in plan order."""
+    from priorlib.compendium import evidence
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    paths = evidence.write_plans("converged", only=["03", "07"])
+    assert [p.stem for p in paths] == ["03_exclusion", "07_regularisation"]
+    planned = evidence.plan_all("converged", only=["03", "07"])
+    rows = evidence.status()
+    for row, (name, configs) in zip(rows, planned.items()):
+        assert (row["chapter"], row["planned"], row["present"], row["missing"]) == (name, len(configs), 0, len(configs))
+    want = list(dict.fromkeys(c.key() for cs in planned.values() for c in cs))
+    assert [c.key() for c in evidence.missing()] == want
+    assert evidence.write_plans("converged", only=["01"]) == []  # chapter 01 trains nothing: no plan file

@@ -1,5 +1,6 @@
 """``priorlib evidence``: the book's runs, computed once into the committed bank ``evidence/``.
 
+    priorlib evidence plan                   # write the converged plans (no notebook executes)
     priorlib evidence status                 # per chapter: runs planned, in the bank, missing, stale; CPU time
     priorlib evidence run --only 02 03       # execute those chapters, training only what the bank lacks
     priorlib evidence costs --measure        # CPU-seconds per phase, and the bank's projected CPU-hours
@@ -101,6 +102,26 @@ def plan_all(profile: str = "cpu", only=None) -> dict:
             chosen += [n for n in matches if n not in chosen]
         names = [n for n in names if n in chosen]
     return {n: chapter(n).plan(profile) for n in names}
+
+
+def write_plans(profile: str = "converged", only=None, root=None) -> list[Path]:
+    """Save :func:`plan_all`'s configs as ``evidence/plans/<chapter>.json`` (what :func:`record_plan` writes
+    when the notebooks execute), without executing a notebook: then :func:`status` counts the bank's
+    progress and ``evidence run --missing-only`` trains what it lacks. Chapters that plan nothing get no
+    file; a chapter's earlier plan is replaced."""
+    folder = evidence_dir(root) / "plans"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for chapter, configs in plan_all(profile, only).items():
+        if not configs:
+            continue
+        path = folder / f"{chapter}.json"
+        body = {"chapter": chapter, "started": f"plan:{profile}", "runs": {c.key(): c.to_dict() for c in configs}}
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(body, indent=1))
+        os.replace(tmp, path)
+        out.append(path)
+    return out
 
 
 def status(root=None) -> list[dict]:
@@ -219,6 +240,11 @@ def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     st = sub.add_parser("status", help="runs planned, present, missing and stale, per chapter")
     st.add_argument("--root", default=None)
+    pl = sub.add_parser("plan", help="write every chapter's planned runs to evidence/plans/ without executing "
+                        "notebooks (then status counts them and run --missing-only trains them)")
+    pl.add_argument("--profile", default="converged", help="whose plans (default: converged, the bank's design)")
+    pl.add_argument("--only", nargs="+", metavar="NAME", default=None, help="these chapters; default: all")
+    pl.add_argument("--root", default=None)
     run = sub.add_parser("run", help="execute chapters, training only what the bank lacks, into the bank")
     run.add_argument("--only", nargs="+", metavar="NAME", default=None,
                      help="these chapters (01, 01_proof_of_concept or proof_of_concept); default: all")
@@ -258,6 +284,11 @@ def run(args) -> int:
     if args.action == "costs":
         from priorlib.compendium import costs
         return costs.run(args, plan_all)
+    if args.action == "plan":
+        for path in write_plans(args.profile, args.only, args.root):
+            print(path)
+        print(_table(status(args.root)))
+        return 0
     if args.action == "status":
         print(_table(status(args.root)))
         return 0
