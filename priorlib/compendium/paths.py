@@ -32,3 +32,12 @@ def results_dir(stem: str, out_dir: str | os.PathLike | None = None) -> Path:
     except FileNotFoundError:
         root = Path.cwd()
     return root / "_build" / "results" / stem
+
+
+def portable(path) -> str:
+    """A path inside the repository as a relative one (an executed notebook must not record the machine
+    it ran on); a path elsewhere, chosen by the user, as given."""
+    try:
+        return str(Path(path).resolve().relative_to(repo_root()))
+    except (ValueError, FileNotFoundError):
+        return str(path)

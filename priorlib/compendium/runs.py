@@ -19,7 +19,7 @@ import torch
 
 from priorlib.compendium import experiments as ex
 from priorlib.compendium import profiles
-from priorlib.compendium.paths import results_dir
+from priorlib.compendium.paths import portable, results_dir
 
 PAPER_LRS = (5e-4, 1e-3, 5e-3)
 PAPER_MODEL = "Llama-3.2-1B"
@@ -60,6 +60,7 @@ class Settings:
 
     def table(self) -> pd.DataFrame:
         d = {k: v for k, v in asdict(self).items() if k != "run_overrides"}
+        d["out_dir"] = portable(d["out_dir"])  # the executed notebook records no machine path
         d.update(self.run_overrides)
         from priorlib.compendium.tables import result_table
         return result_table(pd.DataFrame({"setting": list(d), "value": [str(v) for v in d.values()]}))

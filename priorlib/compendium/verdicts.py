@@ -174,23 +174,14 @@ def write_results(out_dir, results: dict, verdicts: list[Verdict], *, notebook: 
            "verdicts": [v.to_dict() for v in verdicts], **results}
     doc = jsonable(doc)
     if isinstance(doc.get("settings"), dict) and doc["settings"].get("out_dir"):
-        doc["settings"]["out_dir"] = _portable(doc["settings"]["out_dir"])
+        from priorlib.compendium.paths import portable
+        doc["settings"]["out_dir"] = portable(doc["settings"]["out_dir"])
     text = json.dumps(doc, indent=1, allow_nan=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     atomic_write_text(path, text)
     return path
-
-
-def _portable(path: str) -> str:
-    """A path inside the repository as a relative one (an executed notebook must not record the machine
-    it ran on); a path elsewhere, chosen by the user, as given."""
-    from priorlib.compendium.paths import repo_root
-    try:
-        return str(Path(path).resolve().relative_to(repo_root()))
-    except (ValueError, FileNotFoundError):
-        return str(path)
 
 
 def fmt(x, nd: int = 3) -> str:
