@@ -39,7 +39,7 @@ from pathlib import Path
 
 from priorlib.compendium import manifest as _manifest
 from priorlib.compendium.assets import ensure_assets
-from priorlib.compendium.paths import repo_root
+from priorlib.compendium.paths import portable, repo_root
 
 PROFILES = ("smoke", "cpu", "converged", "paper")
 NOTEBOOK_RE = re.compile(r"^\d\d_.+\.ipynb$")
@@ -220,13 +220,6 @@ def _describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {_first_line(err)}"
 
 
-def _rel(path: Path, root: Path | None) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve())) if root else str(path)
-    except ValueError:
-        return str(path)
-
-
 def finalise(nb, manifest: dict | None = None, *, root: Path | None = None,
              src: Path | None = None, dest: Path | None = None) -> None:
     """Hide the parameter cells, fix papermill's paths, attach the run manifest."""
@@ -243,9 +236,9 @@ def finalise(nb, manifest: dict | None = None, *, root: Path | None = None,
     pm = nb.metadata.get("papermill")
     if pm is not None:  # the temporary file name is meaningless: record repo-relative paths
         if src is not None:
-            pm["input_path"] = _rel(src, root)
+            pm["input_path"] = portable(src, root)
         if dest is not None:
-            pm["output_path"] = _rel(dest, root)
+            pm["output_path"] = portable(dest, root)
     if manifest is not None:
         _manifest.attach(nb, manifest)
 
@@ -364,16 +357,16 @@ def execute_notebook(src, dest, parameters: dict | None = None, *, root=None,
                 failed = Path(failed_dir) / dest.name
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(tmp), failed)
-                kept = f"; its partial output is in {_rel(failed, root)}"
+                kept = f"; its partial output is in {portable(failed, root)}"
             log(f"  {src.stem}: FAILED after {seconds:.1f} s")
             raise NotebookError(
                 f"notebook {src.name} failed: {_describe_failure(err)}"
-                f" ({_rel(dest, root)} left as it was{kept})"
+                f" ({portable(dest, root)} left as it was{kept})"
             ) from err
         seconds = time.perf_counter() - t0
         nb = nbformat.read(tmp, as_version=4)
         manifest = _manifest.build_manifest(
-            notebook=_rel(src, root), parameters=parameters, profile=parameters.get("profile"),
+            notebook=portable(src, root), parameters=parameters, profile=parameters.get("profile"),
             repo=root, wall_time_s=seconds, started=started,
         )
         finalise(nb, manifest, root=root, src=src, dest=dest)
@@ -460,7 +453,7 @@ def build_book(root, *, clean: bool = False, log=print) -> Path:
     _give_redirect_an_icon(index)
     build.mkdir(exist_ok=True)
     stamp.write_text(digest)
-    log(f"book: {_rel(index, Path.cwd())} ({time.perf_counter() - t0:.1f} s, "
+    log(f"book: {portable(index, Path.cwd())} ({time.perf_counter() - t0:.1f} s, "
         f"{len(warnings)} warning(s))", flush=True)
     return index
 

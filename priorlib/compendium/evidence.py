@@ -76,11 +76,18 @@ def record_plan(configs) -> Path | None:
     started = os.environ.get("PRIORLIB_EVIDENCE_STARTED", "")
     old = json.loads(path.read_text()) if path.exists() else {}
     keys = dict(old.get("runs", {})) if old.get("started") == started else {}
-    for cfg in configs:
-        keys[cfg.key()] = cfg.to_dict()  # the whole config: a missing run can be trained without the notebook
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"chapter": chapter, "started": started, "runs": keys}, indent=1))  # in asked order
-    os.replace(tmp, path)
+    keys.update(_plan_runs(configs))
+    return _save_plan(path, chapter, started, keys)
+
+
+def _plan_runs(configs) -> dict:
+    """``{key: whole config}``, in asked order: a missing run can be trained without its notebook."""
+    return {cfg.key(): cfg.to_dict() for cfg in configs}
+
+
+def _save_plan(path: Path, chapter: str, started: str, runs: dict) -> Path:
+    from priorlib.checkpoint import atomic_write_text
+    atomic_write_text(path, json.dumps({"chapter": chapter, "started": started, "runs": runs}, indent=1))
     return path
 
 
@@ -115,12 +122,7 @@ def write_plans(profile: str = "converged", only=None, root=None) -> list[Path]:
     for chapter, configs in plan_all(profile, only).items():
         if not configs:
             continue
-        path = folder / f"{chapter}.json"
-        body = {"chapter": chapter, "started": f"plan:{profile}", "runs": {c.key(): c.to_dict() for c in configs}}
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(body, indent=1))
-        os.replace(tmp, path)
-        out.append(path)
+        out.append(_save_plan(folder / f"{chapter}.json", chapter, f"plan:{profile}", _plan_runs(configs)))
     return out
 
 

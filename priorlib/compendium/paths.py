@@ -34,10 +34,10 @@ def results_dir(stem: str, out_dir: str | os.PathLike | None = None) -> Path:
     return root / "_build" / "results" / stem
 
 
-def portable(path) -> str:
-    """A path inside the repository as a relative one (an executed notebook must not record the machine
-    it ran on); a path elsewhere, chosen by the user, as given."""
+def portable(path, root: str | os.PathLike | None = None) -> str:
+    """``path`` relative to ``root`` (default: the repository) when inside it, since an executed notebook
+    must not record the machine it ran on; a path elsewhere, chosen by the user, as given."""
     try:
-        return str(Path(path).resolve().relative_to(repo_root()))
+        return str(Path(path).resolve().relative_to(Path(root).resolve() if root else repo_root()))
     except (ValueError, FileNotFoundError):
         return str(path)

@@ -311,7 +311,7 @@ def run_sweep(src, grid: dict, *, root, book_dir=None, base_parameters=None, log
     points = grid_points(grid)
     kernel = _book.ensure_kernel()
     manifests = []
-    log(f"sweep {src.stem}: {len(points)} point(s) -> {_book._rel(sweep_dir, root)}/", flush=True)
+    log(f"sweep {src.stem}: {len(points)} point(s) -> {_book.portable(sweep_dir, root)}/", flush=True)
     try:
         for i, (point, name) in enumerate(zip(points, point_slugs(points)), 1):
             log(f"[{i}/{len(points)}] {name} ...", flush=True)

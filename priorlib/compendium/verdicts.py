@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from priorlib.compendium.jsonable import jsonable
+from priorlib.compendium.paths import portable
 from priorlib.protocol import Outcome  # the outcomes of every verdict: agrees, contradicts, inconclusive, ...
 
 HEADER_FIELDS = ("notebook", "profile", "model", "settings", "verdicts")
@@ -174,7 +175,6 @@ def write_results(out_dir, results: dict, verdicts: list[Verdict], *, notebook: 
            "verdicts": [v.to_dict() for v in verdicts], **results}
     doc = jsonable(doc)
     if isinstance(doc.get("settings"), dict) and doc["settings"].get("out_dir"):
-        from priorlib.compendium.paths import portable
         doc["settings"]["out_dir"] = portable(doc["settings"]["out_dir"])
     text = json.dumps(doc, indent=1, allow_nan=False)
     out = Path(out_dir)
