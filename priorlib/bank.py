@@ -10,7 +10,7 @@ A bank is a folder; each run is ``<bank>/runs/<key>/`` holding
 - ``config.json``, ``history.jsonl``, ``evals.jsonl``, ``metrics.json``: the run's own files, copied;
 - ``frames.safetensors``: the prior sample (step 0) and the final prompts in float32, and up to
   ``frames`` checkpoints between them in float16 for the scrubber; no optimizer state, no RNG state;
-- ``manifest.json``: engine version, the caller's provenance (commit, clean tree), machine, torch
+- ``manifest.json``: engine version, the caller's provenance (commit, clean tree), machine (its CPU model too), torch
   version, training wall time, whether the run plateaued, and the folder's size.
 
 A run is exported into a temporary folder and renamed into place, so a reader (or a kill) never sees a
@@ -33,6 +33,7 @@ from safetensors.torch import save_file
 
 from .checkpoint import list_checkpoints, load_checkpoint
 from .config import ENGINE_VERSION, TrainConfig
+from .hardware import cpu_model
 from .runstore import Run
 
 FORMAT = "priorlib-bank-1"
@@ -91,7 +92,7 @@ def export(run: Run, bank: str | Path, *, frames: int = DEFAULT_FRAMES, provenan
             if (src / "history.jsonl").exists() else []
         manifest = {"format": FORMAT, "key": key, "engine": ENGINE_VERSION, **(provenance or {}),
                     "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                                "cpus": os.cpu_count()},
+                                "cpu": cpu_model(), "cpus": os.cpu_count()},
                     "torch": torch.__version__, "train_seconds": sum(float(h.get("seconds", 0)) for h in history),
                     "plateaued": metrics.get("plateaued"), "steps": metrics.get("steps"),
                     "frames": sorted(keep)}

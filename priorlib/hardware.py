@@ -34,6 +34,18 @@ def cpu_flags(path: str | Path = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
+def cpu_model(path: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (``Intel(R) Xeon(R) Processor``), else what :mod:`platform` says (``x86_64``).
+    Two machines of one architecture differ here, and so do their run times."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @functools.lru_cache(maxsize=None)
 def native_bf16(device: str = "cpu") -> bool | None:
     """Whether ``device`` computes in bf16 natively: True, False, or None when it cannot be told (a CPU

@@ -55,6 +55,8 @@ def test_export_keeps_exact_ends_small_frames_and_no_optimizer(tmp_path, finishe
     assert man["engine"] == ENGINE_VERSION and man["git"] == {"commit": "abc", "dirty": False} and man["frames"] == [0, 1, 6, 11, 12]
     assert man["bytes"] == sum(p.stat().st_size for p in dest.iterdir() if p.name != "manifest.json")
     assert man["train_seconds"] > 0 and man["torch"] == torch.__version__
+    from priorlib.compendium.costs import made_here
+    assert made_here(dest)  # the manifest names this machine's CPU, so its seconds can price this machine's kinds
     from safetensors import safe_open
     with safe_open(str(dest / "frames.safetensors"), framework="pt") as f:
         assert all(k.startswith("step/") for k in f.keys())  # no optimizer state, no RNG

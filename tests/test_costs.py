@@ -62,3 +62,26 @@ def test_a_real_run_logs_every_phase(tmp_path, tiny):
     ph = costs.phases_of_run(tmp_path / "run")
     assert ph["counts"] == {"steps": 4, "curve": 1, "full": 2, "generation": 0}
     assert ph["train"] > 0 and ph["curve"] > 0 and ph["full"] > 0
+
+
+def test_only_runs_of_this_machine_price_its_kinds(tmp_path):
+    """A bank holds runs of several machines; a run's seconds price this machine's kinds only when its
+    manifest names this CPU model and core count (runs from before manifests named the CPU never do)."""
+    import os
+    from priorlib.hardware import cpu_model
+    cases = {"here": {"cpu": cpu_model(), "cpus": os.cpu_count()},
+             "other_cpu": {"cpu": cpu_model() + " (another)", "cpus": os.cpu_count()},
+             "other_cores": {"cpu": cpu_model(), "cpus": os.cpu_count() + 1},
+             "unnamed": {"processor": "x86_64", "cpus": os.cpu_count()}}
+    for name, machine in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps({"machine": machine}))
+    assert [n for n in cases if costs.made_here(tmp_path / n)] == ["here"]
+
+
+def test_cpu_model_reads_the_model_name(tmp_path):
+    from priorlib.hardware import cpu_model
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t: fpu\n")
+    assert cpu_model(info) == "Intel(R) Xeon(R) Processor"
+    assert cpu_model(tmp_path / "absent") not in ("", None)

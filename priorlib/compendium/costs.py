@@ -69,10 +69,20 @@ def phases_of_run(folder: Path) -> dict:
             "total": sum(steps) + sum(curve) + sum(full) + sum(gen)}
 
 
+def made_here(run_dir: Path) -> bool:
+    """Whether the bank run in ``run_dir`` was trained on this kind of machine (its manifest names this CPU
+    model and core count). Runs from before manifests named the CPU are not: one bank holds runs of several
+    machines, and their seconds are not this machine's."""
+    import os
+    from priorlib.hardware import cpu_model
+    machine = json.loads((Path(run_dir) / "manifest.json").read_text()).get("machine", {})
+    return machine.get("cpu") == cpu_model() and machine.get("cpus") == os.cpu_count()
+
+
 def measure(plans: dict, *, banks=(), progress: bool = True) -> dict:
     """``{kind label: phases}`` for every kind in ``plans`` (chapter -> configs): from a finished run of that
-    kind in ``banks`` where there is one (a whole run, the best measurement), else from one short
-    representative run trained here."""
+    kind in ``banks`` trained on this machine (:func:`made_here`) where there is one (a whole run, the best
+    measurement), else from one short representative run trained here."""
     from tqdm.auto import tqdm
     from priorlib import bank, runstore
     kinds = {}
@@ -84,7 +94,7 @@ def measure(plans: dict, *, banks=(), progress: bool = True) -> dict:
     for folder in banks:
         for e in bank.entries(folder):
             run_dir = Path(folder) / "runs" / e.key
-            if not e.stale and (run_dir / "evals.jsonl").exists():
+            if not e.stale and (run_dir / "evals.jsonl").exists() and made_here(run_dir):
                 cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
                 done.setdefault(kind(cfg), run_dir)
     out = {}

@@ -15,6 +15,8 @@ import subprocess
 from importlib import metadata as _md
 from pathlib import Path
 
+from priorlib.hardware import cpu_model
+
 PACKAGES = (
     "priorlib", "torch", "transformers", "peft", "numpy", "scikit-learn", "matplotlib",
     "seaborn", "ipywidgets", "papermill", "nbclient", "jupyter-book",
@@ -54,16 +56,6 @@ def git_commit(repo: str | os.PathLike) -> dict:
         return {"commit": None, "dirty": None}
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _gpu_names() -> list[str]:
     """GPU names from nvidia-smi, without importing torch (the runner stays light)."""
     exe = shutil.which("nvidia-smi")
@@ -93,7 +85,7 @@ def _memory_gib() -> float | None:
 
 def hardware() -> dict:
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "gpu": _gpu_names() or None,

@@ -95,11 +95,11 @@ def settings(profile: str = "cpu", *, model=None, arms=None, seeds=None, source_
     arms = list(arms) if arms is not None else list(ARMS)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; choose from {list(ARMS)}")
+        raise ValueError(f"priors (the target arms): unknown arm(s) {unknown}; choose from {list(ARMS)}")
     seeds = [int(x) for x in (seeds if seeds is not None else t["seeds"])]
     source_seeds = [int(x) for x in (source_seeds if source_seeds is not None else t["source_seeds"])]
     if not arms or not seeds or len(source_seeds) < 2:
-        raise ValueError("arms and seeds must not be empty, and the bank needs at least two source seeds")
+        raise ValueError("priors (the target arms) and seeds must not be empty, and the bank needs at least two source seeds")
     source_lr = float(source_lr if source_lr is not None else t["source_lr"])
     if not source_lr > 0:
         raise ValueError(f"source_lr must be > 0, got {source_lr}")
