@@ -165,14 +165,16 @@ evidence.compute([cfg], cluster="local", folder=sys.argv[1], progress=False)
 @pytest.mark.slow
 def test_killing_the_runner_cancels_its_local_job(tmp_path):
     """SIGTERM to ``evidence.compute`` (a killed ``priorlib evidence run``) stops its submitit job too: no
-    training process is left running unattended."""
+    training process is left running unattended. The runner starts as ``nohup ... &`` leaves it, with
+    SIGINT ignored, which its job controllers would inherit (and so ignore submitit's cancel)."""
     import os
     import signal
     import subprocess
     import sys
     import time
     env = {**os.environ, "PRIORLIB_EVIDENCE": str(tmp_path / "evidence"), "PRIORLIB_RUNS": str(tmp_path / "store")}
-    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path / "jobs")], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(tmp_path / "jobs")], env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.time() + 120
     history = None
     while time.time() < deadline:  # wait until the job is really training
@@ -187,7 +189,24 @@ def test_killing_the_runner_cancels_its_local_job(tmp_path):
     time.sleep(3)
     size = history.stat().st_size
     time.sleep(4)
-    assert history.stat().st_size == size, "the job kept training after its runner was killed"
+    left = _processes_naming(tmp_path / "jobs")
+    for pid in left:  # a failing test leaves no trainer behind either
+        os.kill(pid, signal.SIGKILL)
+    assert history.stat().st_size == size and not left, "the job kept training after its runner was killed"
+
+
+def _processes_naming(folder) -> list[int]:
+    """Pids of the processes whose command line names ``folder`` (Linux /proc): the job's controller and task."""
+    import os
+    from pathlib import Path
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(folder).encode() in (p / "cmdline").read_bytes() and int(p.name) != os.getpid():
+                out.append(int(p.name))
+        except OSError:
+            pass
+    return out
 
 
 def test_the_committed_bank_is_not_ignored_by_git():

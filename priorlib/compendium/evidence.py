@@ -219,12 +219,19 @@ def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel
 @contextlib.contextmanager
 def _cancel_jobs_on_exit(current):
     """Killing the runner (Ctrl-C or SIGTERM) cancels its jobs in flight instead of leaving them to train on
-    unattended (a cancelled run resumes from its last checkpoint next time)."""
+    unattended (a cancelled run resumes from its last checkpoint next time).
+
+    submitit cancels a local job with SIGINT to its controller. A runner started in the background by a
+    shell (``nohup priorlib evidence run ... &``) has SIGINT ignored, and a child inherits an ignored
+    signal, so its controllers would ignore the cancel too: while jobs are submitted, SIGINT is handled."""
     import signal
 
     def term(signum, frame):
         raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, term) if threading.current_thread() is threading.main_thread() else None
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, term) if main else None
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler) \
+        if main and signal.getsignal(signal.SIGINT) == signal.SIG_IGN else None
     try:
         yield
     except BaseException:
@@ -235,6 +242,8 @@ def _cancel_jobs_on_exit(current):
     finally:
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
 
 
 # ------------------------------------------------------------------------------------------ CLI
