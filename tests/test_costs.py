@@ -85,3 +85,15 @@ def test_cpu_model_reads_the_model_name(tmp_path):
     info.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t: fpu\n")
     assert cpu_model(info) == "Intel(R) Xeon(R) Processor"
     assert cpu_model(tmp_path / "absent") not in ("", None)
+
+
+def test_a_new_measurement_keeps_the_record_of_earlier_ones():
+    last = {"date": "d1", "machine": "AMD EPYC, 2 cores", "profile": "converged",
+            "projection": [{"cpu_h": 1.5}, {"cpu_h": 2.0}], "earlier": [{"date": "d0", "machine": "m0", "cpu_h": 9.0}]}
+    assert costs.earlier_measurements(last, "converged") == [{"date": "d0", "machine": "m0", "cpu_h": 9.0},
+                                                            {"date": "d1", "machine": "AMD EPYC, 2 cores", "cpu_h": 3.5}]
+    assert costs.earlier_measurements(last, "cpu") == [] and costs.earlier_measurements(None, "converged") == []
+    page = costs_markdown({"date": "d2", "machine": "Intel Xeon, 2 cores", "profile": "converged", "measure_steps": 9,
+                           "measure_eval_every": 3, "units": {}, "projection": [],
+                           "earlier": costs.earlier_measurements(last, "converged")})
+    assert "d1, AMD EPYC, 2 cores: 3.5 CPU-hours" in page and "on the machine measured (Intel Xeon, 2 cores)" in page

@@ -162,6 +162,16 @@ def with_deferred(plans: dict, profile: str) -> dict:
     return {**plans, stem: plans[stem] + extra}
 
 
+def earlier_measurements(last: dict | None, profile: str, keep: int = 4) -> list[dict]:
+    """The totals of the measurements before ``last`` and of ``last`` itself, of ``profile`` (newest last, at
+    most ``keep``): a new machine's figures replace the table, not the record of what others measured."""
+    if not last or last.get("profile") != profile:
+        return []
+    mine = {"date": last["date"], "machine": last["machine"],
+            "cpu_h": sum(r["cpu_h"] for r in last.get("projection", ()))}
+    return (list(last.get("earlier") or []) + [mine])[-keep:]
+
+
 def run(args, plan_all) -> int:
     """``priorlib evidence costs``: ``plan_all(profile)`` gives the chapters' configs (``evidence.plan_all``,
     passed in: evidence imports this module). The profile defaults to the committed measurement's, so the
@@ -176,10 +186,11 @@ def run(args, plan_all) -> int:
     plans = with_deferred(plan_all(profile), profile)
     if args.measure:
         hw = hardware()
-        units = measure(plans, banks=[root / "evidence"])
+        units = measure(plans, banks=[] if getattr(args, "fresh", False) else [root / "evidence"])
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "profile": profile,
                   "measure_steps": MEASURE_STEPS, "measure_eval_every": MEASURE_EVAL_EVERY,
-                  "machine": f"{hw['cpu']}, {hw['cores']} cores", "units": units}
+                  "machine": f"{hw['cpu']}, {hw['cores']} cores", "units": units,
+                  "earlier": earlier_measurements(last, profile)}
     elif last is not None:
         result = last
         if result["profile"] != profile:

@@ -269,6 +269,9 @@ def add_arguments(p) -> None:
                         "(written to benchmarks/costs.json and the book's performance page)")
     co.add_argument("--measure", action="store_true",
                     help="train one short representative run per kind first (minutes); else reuse the last measurement")
+    co.add_argument("--fresh", action="store_true",
+                    help="with --measure: probe every kind here, even where the bank holds a run of it from this "
+                    "machine (whose seconds may be a loaded machine's)")
     co.add_argument("--profile", default=None,
                     help="whose plans to price (default: the last measurement's, else cpu)")
     co.add_argument("--root", default=None)

@@ -85,9 +85,13 @@ def costs_markdown(result: dict) -> str:
     lines += [f"| **bank** | {sum(r['runs'] for r in rows)} | {total['train']:.2f} | {total['curve']:.2f} | "
               f"{total['full']:.2f} | {total['generation']:.2f} | {total['overhead']:.2f} | **{t_all:.1f}** | "
               f"{100 * ev:.0f}% |", "",
-              f"The whole bank: at most **{t_all:.1f} CPU-hours** on this machine; evaluation plus decoding take "
-              f"{100 * ev:.0f}% of it. Rerun with `priorlib evidence costs --measure`; the figures are in "
-              "`benchmarks/costs.json`."]
+              f"The whole bank: at most **{t_all:.1f} CPU-hours** on the machine measured ({result['machine']}); "
+              f"evaluation plus decoding take {100 * ev:.0f}% of it. Rerun with `priorlib evidence costs --measure`; "
+              "the figures are in `benchmarks/costs.json`."]
+    earlier = result.get("earlier") or []
+    if earlier:
+        lines += ["", "Earlier measurements of the same profile, on other machines: " + "; ".join(
+            f"{e['date']}, {e['machine']}: {e['cpu_h']:.1f} CPU-hours" for e in earlier) + "."]
     return "\n".join(lines) + "\n"
 
 
