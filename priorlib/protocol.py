@@ -33,7 +33,7 @@ from sklearn.metrics import pairwise_distances, silhouette_samples
 from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 __all__ = ["Outcome", "Direction", "MIN_SEEDS", "Verdict", "Equivalence", "Difference", "Separation",
-           "Movement", "equivalent", "difference", "better", "separation", "movement_bound",
+           "Movement", "equivalent", "difference", "better", "separation", "groups_separation", "movement_bound",
            "movement_testable", "holds_by_construction"]
 
 MIN_SEEDS = 3  # per compared arm
@@ -244,6 +244,32 @@ def _resampled_silhouette(dist: np.ndarray, labels: np.ndarray, rows: np.ndarray
     return float((w * s).sum() / w.sum())
 
 
+def _nearest_other_group(dist: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``[n]``: for each point, the other group (code) with the smallest mean distance to it (the
+    silhouette's neighbouring cluster, on all rows)."""
+    onehot = np.eye(int(codes.max()) + 1)[codes]  # [n, k]
+    mean = (dist @ onehot) / onehot.sum(0)[None, :]
+    return np.where(onehot > 0, np.inf, mean).argmin(1)
+
+
+def _resampled_group_silhouette(dist: np.ndarray, codes: np.ndarray, nearest: np.ndarray, rows: np.ndarray) -> float:
+    """:func:`_resampled_silhouette` for any number of groups (``codes`` 0..k-1): ``b_i`` is the
+    ``w``-weighted mean distance from ``i`` to its neighbouring group ``nearest[i]``
+    (:func:`_nearest_other_group`, fixed on all rows: taking the minimum anew in each resample would bias
+    the bootstrap low). Unit weights give ``sklearn.metrics.silhouette_score``; with two groups it is
+    :func:`_resampled_silhouette`."""
+    w = np.bincount(rows, minlength=len(dist)).astype(np.float64)  # [n]
+    onehot = np.eye(int(codes.max()) + 1)[codes]  # [n, k]
+    wsum = dist @ (onehot * w[:, None])  # [n, k]: weighted distance sums to each group
+    count = w @ onehot  # [k]
+    n_own = count[codes] - w  # other points in i's group
+    idx = np.arange(len(codes))
+    a = wsum[idx, codes] / np.maximum(n_own, 1)
+    b = wsum[idx, nearest] / count[nearest]
+    s = np.where(n_own > 0, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float((w * s).sum() / w.sum())
+
+
 # ------------------------------------------------------------------------------------------ verdicts
 
 def equivalent(a: Sequence[float], b: Sequence[float], margin: float, *, paired: bool = False,
@@ -364,6 +390,58 @@ def separation(x, y, *, seed: int, n_boot: int = 1000, n_null: int = 200,
         return Separation(**common, separated=False, outcome=Outcome.CONTRADICTS,
                           reason=f"no more separated than a random split: {span}")
     return Separation(**common, separated=False, outcome=Outcome.INCONCLUSIVE, reason=f"the interval reaches the null: {span}")
+
+
+def groups_separation(x, labels, *, seed: int, n_boot: int = 1000, n_null: int = 200,
+                      confidence: float = 0.95) -> Separation:
+    """Do the rows of ``x: [n, d]`` form one cluster per label (two or more groups)?
+
+    :func:`separation` for any number of groups: the mean silhouette (Euclidean) of ``labels`` on
+    features standardised over all rows; the null is the same measure for ``n_null`` random relabellings
+    of the rows (the same group sizes, the same distances); the interval is a percentile bootstrap
+    (rows resampled within each group, a point's repeats not counted as its neighbours, each point's
+    neighbouring group fixed on all rows: :func:`_resampled_group_silhouette`). ``agrees``
+    ("separated") when the interval's low end is above the null's ``confidence`` quantile,
+    ``contradicts`` when its high end is at or below it, else ``inconclusive``. In the result ``n_x`` is
+    the number of rows and ``n_y`` the number of groups.
+
+        s = groups_separation(module_means, module_names, seed=0)   # s.outcome, s.reason
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(labels)
+    if x.ndim != 2 or y.shape != (len(x),):
+        raise ValueError(f"x must be [n, d] and labels [n], got {x.shape} and {y.shape}")
+    groups, codes, sizes = np.unique(y, return_inverse=True, return_counts=True)
+    if len(groups) < 2 or sizes.min() < 2:
+        raise ValueError(f"groups_separation needs two or more groups of at least 2 rows each, "
+                         f"got {dict(zip(groups.tolist(), sizes.tolist()))}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x must be finite")
+    sd = x.std(0)
+    z = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
+    dist = pairwise_distances(z)  # [n, n]
+    estimate = float(silhouette_samples(dist, codes, metric="precomputed").mean())
+
+    rng = np.random.default_rng(seed)
+    members = tuple(np.flatnonzero(codes == g) for g in range(len(groups)))
+    nearest = _nearest_other_group(dist, codes)
+    boot = stats.bootstrap(members, lambda *ix: _resampled_group_silhouette(dist, codes, nearest, np.concatenate(ix)),
+                           n_resamples=n_boot, confidence_level=confidence, method="percentile",
+                           vectorized=False, rng=rng)
+    lo, hi = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
+    null = np.array([silhouette_samples(dist, rng.permutation(codes), metric="precomputed").mean()
+                     for _ in range(n_null)])
+    null_upper = float(np.quantile(null, confidence))
+    common = dict(measure="silhouette", estimate=estimate, ci_low=lo, ci_high=hi, confidence=confidence,
+                  null_median=float(np.median(null)), null_upper=null_upper, n_x=int(len(x)), n_y=int(len(groups)))
+    span = (f"silhouette of {len(groups)} groups ({len(x)} rows) {estimate:.3f}, {confidence:.0%} CI "
+            f"[{lo:.3f}, {hi:.3f}], random-relabelling null {confidence:.0%} quantile {null_upper:.3f}")
+    if lo > null_upper:
+        return Separation(**common, separated=True, outcome=Outcome.AGREES, reason=f"separated: {span}")
+    if hi <= null_upper:
+        return Separation(**common, separated=False, outcome=Outcome.CONTRADICTS,
+                          reason=f"no more separated than a random relabelling: {span}")
+    return Separation(**common, separated=False, outcome=Outcome.INCONCLUSIVE,
+                      reason=f"the interval reaches the null: {span}")
 
 
 def movement_bound(lrs_per_step: Sequence[float], dim: int) -> float:

@@ -69,14 +69,16 @@ def test_verdict_q5_needs_math_apart_and_squad_not():
 
 
 def _questions(upper: float, embed: float, squad="contradicts"):
-    """Minimal q1..q5 for :func:`verdicts`: jumpy embedding paths, the given upper-layer and embedding
-    step ratios, one unimodal layer, and SQuAD vs web separated or not (``squad``)."""
+    """Minimal q1..q5, qa, qm for :func:`verdicts`: jumpy embedding paths, the given upper-layer and embedding
+    step ratios, one unimodal layer, SQuAD vs web separated or not (``squad``), answer spans and MATH modules."""
     q1 = {"test": {"vocab": {"median_ratio": 0.9, "cliffs_delta": -0.1, "share_shorter": 0.6, "p_value": 0.01}}}
     q2 = {"upper_median_ratio": upper, "embed_median_ratio": embed, "upper_cliffs_delta": -0.5}
     q3 = {"separation": _sep(squad), "overlap": {"mixing": 0.5, "probe_accuracy": 0.8}}
     q4 = {"n_bimodal": 0, "n_layers": 3}
     q5 = {"separation": {"math_vs_nlp": _sep("agrees"), "squad_vs_web": _sep(squad)}}
-    return q1, q2, q3, q4, q5
+    qa = {"decision": atlas.answers_closer([0.5] * 12), "spans": {"n_short": 3}, "n_squad": 15, "n_draws": 20}
+    qm = {"separation": _sep("inconclusive"), "n_modules": 6, "n_texts": 24}
+    return q1, q2, q3, q4, q5, qa, qm
 
 
 def test_verdicts_test_the_papers_words_trajectories_do_not_localise():
@@ -89,7 +91,9 @@ def test_verdicts_test_the_papers_words_trajectories_do_not_localise():
     assert got[1].claim_id == "activation-paths-not-local" and got[1].outcome is V.Outcome.CONTRADICTS
     assert atlas.verdicts(*_questions(1.05, 1.02))[1].outcome is V.Outcome.AGREES
     assert [v.claim_id for v in got] == ["embedding-paths-jumpy", "activation-paths-not-local", "squad-near-web",
-                                         "single-cloud", "task-clusters"]
+                                         "answer-tokens-close", "single-cloud", "task-clusters",
+                                         "math-modules-apart"]
+    assert got[3].outcome is V.Outcome.AGREES and got[6].outcome is V.Outcome.INCONCLUSIVE
     # SQuAD and web text not separated: the paper's "one cluster" agrees; separated: contradicts
     assert got[2].outcome is V.Outcome.AGREES
     assert atlas.verdicts(*_questions(0.79, 1.02, squad="agrees"))[2].outcome is V.Outcome.CONTRADICTS
@@ -150,7 +154,7 @@ def test_notebook_01_smoke(tmp_path, monkeypatch):
     assert res["notebook"] == "01_proof_of_concept" and res["profile"] == "smoke"
     assert res["model"] == res["settings"]["model"] == "tiny-random-llama"
     assert "stand-in for C4" in res["web_source"] or "C4" in res["web_source"]
-    for key in ("q1", "q2", "q3", "q4", "q5", "verdicts", "wall_seconds"):
+    for key in ("q1", "q2", "q3", "q4", "q5", "answer_spans", "math_modules", "verdicts", "wall_seconds"):
         assert key in res
     assert set(res["q1"]) == {"vocab", "unigram", "shuffled"}
     for t in res["q1"].values():
@@ -160,8 +164,10 @@ def test_notebook_01_smoke(tmp_path, monkeypatch):
     assert 0 <= res["q4"]["n_bimodal"] <= res["q4"]["n_layers"] == 5
     for k in ("silhouette_math_vs_nlp", "silhouette_squad_vs_web"):
         assert -1 <= res["q5"][k] <= 1
-    assert len(res["verdicts"]) == 5 and {v["outcome"] for v in res["verdicts"]} <= {o.value for o in V.Outcome}
-    numbers = list(_finite_numbers({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5")}))
+    assert len(res["verdicts"]) == 7 and {v["outcome"] for v in res["verdicts"]} <= {o.value for o in V.Outcome}
+    assert res["math_modules"]["n_modules"] == 6 and -1 <= res["math_modules"]["separation"]["estimate"] <= 1
+    assert res["answer_spans"]["n_prompts"] == len(res["answer_spans"]["ratios"])
+    numbers = list(_finite_numbers({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5", "math_modules")}))
     assert numbers and all(math.isfinite(x) for x in numbers)
     assert list((tmp_path / "artifacts").glob("nb01-web-*.json"))  # the capture went through the cache
 
@@ -181,7 +187,7 @@ def test_notebook_01_twice_from_scratch_gives_identical_results(tmp_path):
         finally:
             del os.environ["PRIORLIB_ARTIFACTS"]
         res = json.loads((tmp_path / f"out{i}" / "results.json").read_text())
-        results.append({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5", "verdicts")})
+        results.append({k: res[k] for k in ("q1", "q2", "q3", "q4", "q5", "answer_spans", "math_modules", "verdicts")})
     a, b = (list(_finite_numbers(r)) for r in results)
     assert len(a) == len(b) > 100
     assert results[0] == results[1]  # bitwise: the same floats, the same verdict texts

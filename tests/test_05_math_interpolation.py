@@ -104,13 +104,67 @@ def test_verdict_05_rules():
     rows, numbers = S5.verdict(summ, {"all tokens": summ}, _arm_rows(1.0), seps=apart)
     assert rows[0].outcome is V.Outcome.AGREES and rows[2].outcome is V.Outcome.AGREES
     assert rows[1].outcome is not V.Outcome.CONTRADICTS  # SQuAD and web drawn from one distribution
-    assert [v.claim_id for v in rows] == ["math-own-cluster", "squad-near-web", "interpolation-usable"]
+    assert [v.claim_id for v in rows] == ["math-own-cluster", "squad-near-web", "interpolation-usable",
+                                          "math-sharpens-difference"]
+    assert rows[3].outcome is V.Outcome.INCONCLUSIVE and numbers["math_sharpening"] is None  # not measured
     merged = {"math_vs_nlp": S5.decide.cluster(web, squad, seed=1),
               "squad_vs_web": S5.decide.cluster(squad + 6.0, web, seed=0)}
     rows, _ = S5.verdict(summ, {}, _arm_rows(1.5), seps=merged)
-    assert [v.outcome for v in rows][1:] == [V.Outcome.CONTRADICTS] * 2 and rows[0].outcome is not V.Outcome.AGREES
+    assert [v.outcome for v in rows][1:3] == [V.Outcome.CONTRADICTS] * 2 and rows[0].outcome is not V.Outcome.AGREES
     assert numbers["final_val_loss"]["interp-0.5"] == pytest.approx((1.01, 0.01))
     assert numbers["separation"]["math_vs_nlp"]["outcome"] == "agrees"
+
+
+def _sharpening_groups(case: str, seed: int = 0, n: int = 150, d: int = 60):
+    """SQuAD, web and MATH rows where MATH turns the picture onto the SQuAD/web direction ("reveal") or away
+    from it ("hide")."""
+    rng = np.random.default_rng(seed)
+    web, squad, math = (rng.normal(size=(n, d)) for _ in range(3))
+    if case == "reveal":   # a small shift in 12 of 60 dims: below the noise PCs of SQuAD + web alone
+        squad[:, :12] += 0.45
+        math[:, :12] += 10.0           # far along the same block: PC1 of the three groups is the shift
+    else:                  # a large shift: PC1 of SQuAD + web alone; MATH's two sub-clusters take both PCs
+        squad[:, :8] += 1.5
+        math[:, :8] += 0.75
+        math[: n // 2, 8:16] += 6.0
+        math[n // 2:, 16:24] += 6.0
+    return squad, web, math
+
+
+@pytest.mark.parametrize("case, expected", [("reveal", V.Outcome.AGREES), ("hide", V.Outcome.CONTRADICTS)])
+def test_projection_sharpening_known_answers(case, expected):
+    r = S5.projection_sharpening(*_sharpening_groups(case, seed=2), seed=0, n_boot=100)
+    assert r["outcome"] is expected, r["reason"]
+    assert r["estimate"] == pytest.approx(r["with"] - r["without"])
+    assert r["ci"][0] <= r["ci"][1] and r["n"] == [150, 150, 150]
+    if case == "hide":
+        assert r["without"] > 0.3 > r["with"]        # visible without MATH, hidden with it
+
+
+def test_sharpening_decision_rule_and_verdict():
+    draws = {"without": 0.1, "with": 0.2, "n": np.array([5, 5, 5])}
+    A, C, I = V.Outcome.AGREES, V.Outcome.CONTRADICTS, V.Outcome.INCONCLUSIVE
+    assert S5.sharpening_decision({**draws, "diffs": np.linspace(0.01, 0.2, 50)})["outcome"] is A
+    assert S5.sharpening_decision({**draws, "diffs": -np.linspace(0.01, 0.2, 50)})["outcome"] is C
+    assert S5.sharpening_decision({**draws, "diffs": np.linspace(-0.1, 0.2, 50)})["outcome"] is I
+    with pytest.raises(ValueError, match=">= 3 rows"):
+        S5.projection_sharpening(np.zeros((2, 4)), np.zeros((5, 4)), np.zeros((5, 4)))
+    # the chapter's wrapper on per-text means (plumbing: layer, rows kept, none massive)
+    rng = np.random.default_rng(1)
+    web, squad, math = rng.normal(size=(60, 40)), rng.normal(size=(60, 40)) + 0.3, rng.normal(size=(60, 40)) + 1.0
+    means = {"layers": torch.arange(1), "domain": torch.tensor([0] * 60 + [1] * 60 + [2] * 60),
+             "domains": ["web", "squad", "math"], "skip_first": torch.tensor(np.vstack([web, squad, math]))[None]}
+    sharp = S5.math_sharpening(means, layer=-1, n_boot=20)
+    assert sharp["layer"] == 0 and sharp["n"] == [60, 60, 60] and sharp["dropped"] == 0
+    summ = {"silhouette_math_vs_nlp_all": 0.2, "silhouette_squad_vs_web_all": 0.1, "probe_math_vs_nlp_all": 1.0,
+            "probe_squad_vs_web_all": 0.9, "layers_math_more_separated": 1, "n_layers": 1}
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(20, 3)), rng.normal(size=(20, 3))
+    seps = {"math_vs_nlp": S5.decide.cluster(x, y, seed=0), "squad_vs_web": S5.decide.cluster(x, y, seed=0)}
+    rows, numbers = S5.verdict(summ, {}, _arm_rows(1.0), seps=seps, sharpen={**sharp, "outcome": C})
+    row = next(v for v in rows if v.claim_id == "math-sharpens-difference")
+    assert row.outcome is C and "without and with the MATH rows" in row.measured
+    assert numbers["math_sharpening"]["outcome"] == "contradicts"
 
 
 # ------------------------------------------------------------------------------------ notebooks
@@ -136,5 +190,7 @@ def test_notebook_05_smoke(smoke_notebook):
     for q in res["quality"]:
         vals = [r["final_val_loss"] for r in res["runs"] if r["arm"] == q["arm"]]
         assert float(q["final_val_loss"].split(" ± ")[0]) == pytest.approx(np.mean(vals), abs=1e-3)
-    assert len(res["verdicts"]) == 3
+    assert len(res["verdicts"]) == 4
+    sharp = V.Verdict.from_dict(res["verdicts"][3])
+    assert sharp.claim_id == "math-sharpens-difference" and "bootstrap CI" in sharp.measured
     assert [V.Verdict.from_dict(v).claim for v in res["verdicts"]][0] == "MATH activations form their own cluster"

@@ -82,9 +82,28 @@ RULES: tuple[Rule, ...] = (
     rule_for("01", "squad-near-web", _ONE_CLUSTER + " (token activations, last layer)"),
     rule_for("01", "task-clusters", "`separation` of MATH vs NLP agrees and of SQuAD vs web contradicts"),
     rule_for("01", "single-cloud", "no layer flagged"),
+    rule_for("01", "answer-tokens-close",
+             "`answers_closer`: 95% percentile-bootstrap CI of the median log ratio over prompts (last layer; control: "
+             "random contiguous context spans of the answer's length) wholly below 0 → agrees; wholly above 0 → "
+             "contradicts; else, or fewer than 10 prompts with an answer of ≥ 2 tokens → inconclusive"),
+    rule_for("01", "math-modules-apart", "`groups_separation` (the multi-group `separation`: bootstrap CI of the "
+             "silhouette above a random-relabelling null's 95% quantile → agrees; CI at or below it → contradicts; "
+             "per-question mean activations)"),
     rule_for("02", "prior-decides-posterior", "ρ ≥ 0.7 (a rank correlation over runs, not a comparison of arms)"),
     rule_for("02", "prompts-stay-near-prior", _MOVES),
     rule_for("02", "quality-independent-of-prior", _SAME + " (at the replicated rate, each prior vs the first)"),
+    rule_for("02", "no-collapse",
+             "at the replicated rate, all vectors of all seeds (≥ 3) per prior: *collapsed* when the share inside "
+             "is ≥ min(0.95, the vocabulary's own share); *outside* when its 95% Clopper-Pearson upper end is below "
+             "that; a prior ends where it started when its class is unchanged and `movement_bound` at that rate does "
+             "not reach one token gap (or is unknown); a prior that ends outside, not where it started → agrees; "
+             "only priors that end outside where they started, the bound below the gap → holds by construction; every prior collapsed, none where it "
+             "started → contradicts; else inconclusive"),
+    rule_for("02", "no-prior-improves",
+             "at the replicated rate, each prior vs vocab-sample: `equivalent` (TOST) or shown worse by `better` "
+             "(95% Welch CI) → no gain; not equivalent and `better` (lower loss) → improves; one that improves → "
+             "contradicts; every prior without gain → agrees; else inconclusive (an arm not known to have "
+             "plateaued, or < 3 seeds, → inconclusive)"),
     rule_for("03", "token-embeddings-peaked", "above twice the fitted Gaussian draws' → agrees; else contradicts"),
     rule_for("03", "exclusion-outside", "< 5%"),
     rule_for("03", "exclusion-same-quality", _SAME),
@@ -97,9 +116,20 @@ RULES: tuple[Rule, ...] = (
              "init with a reference arm here)"),
     rule_for("04", "cut-carry-same", _SAME + " (deep prompts, fitted-Gaussian prior)"),
     rule_for("04", "deep-prompts-stay", _MOVES),
+    rule_for("04", "fit-misses-activations",
+             "fit on half the SQuAD texts, scored on the other half, at both hook points; 95% Wilson CIs: the "
+             "inside share's wholly outside [0.90, 0.99] or the beyond share's wholly above 1% → agrees; the "
+             "inside share's within [0.90, 0.99] and the beyond share's below 1% → contradicts; else, or with "
+             "fewer than 10 fit rows per dimension (a shrunk covariance), inconclusive; agrees only when every point "
+             "agrees, a point that contradicts → contradicts"),
+    rule_for("04", "squad-gaussian-same-quality", _SAME + " (soft prompts, fitted-Gaussian prior, same seeds)"),
     rule_for("05", "math-own-cluster", _CLUSTER),
     rule_for("05", "squad-near-web", _ONE_CLUSTER + " (last deep layer)"),
     rule_for("05", "interpolation-usable", _USABLE),
+    rule_for("05", "math-sharpens-difference",
+             "silhouette on the 2-D z-scored PCA (the chapter's picture, coordinates standardised over SQuAD + "
+             "web), last deep layer: with minus without MATH, 95% percentile bootstrap CI (rows resampled per "
+             "domain, both projections refitted) above 0 → agrees; below 0 → contradicts; else inconclusive"),
     rule_for("06", "vae-collapses", _COLLAPSED + " (plain VAE: β = 1, no penalty)"),
     rule_for("06", "variance-penalty-insufficient",
              "every (β, γ) setting at the largest γ collapsed → agrees; one that did not → contradicts"),

@@ -69,7 +69,8 @@ CLAIMS: tuple[PaperClaim, ...] = (
     PaperClaim("single-cloud", "4.1", "At each layer the activations form one unimodal cloud.",
                "number of layers where two Gaussian components beat one (BIC)", "paper"),
     PaperClaim("answer-tokens-close", "4.1", "The tokens of one answer sit close together in activation space.",
-               "median distance between an answer's token activations over that between random tokens' activations",
+               "median distance between an answer's token activations over that within a random contiguous span "
+               "of as many context tokens from the same prompt",
                "paper"),
     PaperClaim("math-modules-apart", "4.1", "The MATH modules lie far from one another in activation space.",
                "silhouette of the MATH modules against each other at the last layer, against a random-split null",
@@ -116,13 +117,15 @@ CLAIMS: tuple[PaperClaim, ...] = (
                _TOST + ", cut against carry", "paper",
                note="Chapter 04 checks it on deep prompts, a wider setting than the paper's."),
     PaperClaim("fit-misses-activations", "4.4", "A Gaussian fitted to the activations represents them poorly.",
-               "share of activation rows inside their own fit's 95% region (a faithful fit holds 95%)", "paper"),
+               "share of held-out activation rows (texts the fit did not see) inside the fit's 95% prediction "
+               "region (a faithful fit holds 95%), and beyond its 99.9% one (a faithful fit: 0.1%)", "paper"),
     PaperClaim("diverged-inits-slower", "4.4",
                "Initialisations that diverge from the activations, the fitted Gaussian among them, take longer "
                "to converge.", _STEPS, "paper"),
     PaperClaim("squad-gaussian-same-quality", "4.4",
                "Soft prompts drawn from a Gaussian fitted to SQuAD activations reach the same quality.",
-               _TOST + ", SQuAD-activation Gaussian against the web-text one", "paper"),
+               _TOST + ", the soft prompt from the SQuAD-activation Gaussian (layer-0 output) against the one "
+               "from the token-embedding Gaussian", "paper"),
     PaperClaim("deep-prompts-stay", "4.4", "Trained deep prompts stay where their prior put them in activation space.",
                "median L2 movement of the last deep block beside the activations' neighbour gap and the movement bound",
                "paper"),

@@ -13,7 +13,7 @@ import numpy as np
 from ..hooks import depth_of
 from ..projection import pca2
 
-__all__ = ["unimodality", "layer_unimodality"]
+__all__ = ["unimodality", "layer_unimodality", "spread", "concentration", "TIGHT_RATIO", "WIDE_RATIO"]
 
 
 def _sarle_bc(v: np.ndarray) -> float:
@@ -67,3 +67,85 @@ def layer_unimodality(res: dict, points: Sequence[str], seed: int, **kw) -> list
     """:func:`unimodality` of each point's token sample (``sample|<point>``), one row per point."""
     return [{"point": p, "depth": depth_of(p), **unimodality(res[f"sample|{p}"].astype(np.float32), seed=seed, **kw)}
             for p in points]
+
+
+# ------------------------------------------------------------------------ concentration (paper §4.6)
+
+TIGHT_RATIO = 0.5   # spread ratio below which trained vectors are "tightly concentrated"
+WIDE_RATIO = 1.0    # spread ratio above which they are at least as spread as the reference
+MIN_RUNS = 3        # seeds a concentration verdict needs
+
+
+def spread(x) -> float:
+    """``sqrt(trace(cov(x)))``: the root-mean-square L2 distance of the rows of ``x [n, d]`` to their centroid."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.sqrt(((x - x.mean(0)) ** 2).sum(1).mean()))
+
+
+def concentration(trained: Sequence, reference, *, prior: Sequence, bound: float, seed: int = 0,
+                  n_boot: int = 1000, confidence: float = 0.95, massive_factor: float = 4.0) -> dict:
+    """Are the trained vectors tightly concentrated, relative to the reference activations at their layer?
+
+    ``trained`` and ``prior``: one ``[n_i, d]`` array per run (a deep block's vectors after training and at
+    step 0); ``reference``: activation rows ``[m, d]`` of the same layer, rows of massive norm (>
+    ``massive_factor`` x median, :func:`priorlib.projection.massive_rows`: first-token / attention-sink
+    rows) dropped. ``bound``: the most one vector could move (:func:`priorlib.protocol.movement_bound`).
+
+    Measure: ``ratio = spread(trained vectors of all runs) / spread(reference)`` (:func:`spread`). Interval:
+    percentile bootstrap, two-stage for the runs (runs with replacement, then each drawn run's vectors) and
+    rows for the reference. Rule, in this order:
+
+    1. *holds by construction* when even the widest the trained set could be, ``(spread(prior) + bound) /
+       spread(reference)``, is below :data:`TIGHT_RATIO`: no vector moving at most ``bound`` changes the
+       spread by more than ``bound`` (centring shrinks the moves), so the test could not have failed;
+    2. *inconclusive* with fewer than :data:`MIN_RUNS` runs;
+    3. CI wholly below :data:`TIGHT_RATIO` (0.5) -> agrees; wholly above :data:`WIDE_RATIO` (1) -> contradicts;
+       else inconclusive (between 0.5 and 1 is "concentrated, but not tightly").
+
+        rng = np.random.default_rng(0)
+        ref = rng.normal(size=(500, 16))
+        runs = [0.1 * rng.normal(size=(20, 16)) for _ in range(3)]
+        concentration(runs, ref, prior=[rng.normal(size=(20, 16)) for _ in range(3)], bound=10.0)["outcome"]
+        # Outcome.AGREES: ratio ~ 0.1, and the prompts could have stayed as wide as the reference
+    """
+    from ..projection import massive_rows
+    from ..protocol import Outcome
+
+    trained = [np.asarray(t, dtype=np.float64) for t in trained]
+    prior = [np.asarray(p, dtype=np.float64) for p in prior]
+    ref = np.asarray(reference, dtype=np.float64)
+    if not trained or ref.ndim != 2 or any(t.ndim != 2 or t.shape[1] != ref.shape[1] for t in trained + prior):
+        raise ValueError("trained and prior must be non-empty lists of [n, d] arrays with the reference's d")
+    if not bound >= 0:
+        raise ValueError(f"bound must be >= 0, got {bound}")
+    keep = ~massive_rows(ref, massive_factor)
+    ref = ref[keep]
+    ref_spread = spread(ref)
+    ratio = spread(np.vstack(trained)) / ref_spread
+    prior_ratio = spread(np.vstack(prior)) / ref_spread if prior else float("nan")
+    widest = (spread(np.vstack(prior)) + bound) / ref_spread if prior else float("inf")
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    for i in range(n_boot):
+        runs = [trained[j] for j in rng.integers(0, len(trained), len(trained))]
+        vec = np.vstack([r[rng.integers(0, len(r), len(r))] for r in runs])
+        boot[i] = spread(vec) / spread(ref[rng.integers(0, len(ref), len(ref))])
+    lo, hi = (float(q) for q in np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    span = (f"spread ratio {ratio:.3f}, {confidence:.0%} CI [{lo:.3f}, {hi:.3f}] over {len(trained)} runs "
+            f"(prior at step 0: {prior_ratio:.3f}; at most {widest:.3f} reachable with a movement bound of "
+            f"{bound:.3g}; {int((~keep).sum())} massive reference rows dropped)")
+    if widest < TIGHT_RATIO:
+        outcome, why = Outcome.HOLDS_BY_CONSTRUCTION, (f"holds by construction: the prior put them within "
+                                                       f"{prior_ratio:.3f} and they could not move far enough "
+                                                       f"to reach {TIGHT_RATIO}")
+    elif len(trained) < MIN_RUNS:
+        outcome, why = Outcome.INCONCLUSIVE, f"needs >= {MIN_RUNS} runs (seeds)"
+    elif hi < TIGHT_RATIO:
+        outcome, why = Outcome.AGREES, f"tightly concentrated (CI below {TIGHT_RATIO})"
+    elif lo > WIDE_RATIO:
+        outcome, why = Outcome.CONTRADICTS, f"as spread as the reference or more (CI above {WIDE_RATIO})"
+    else:
+        outcome, why = Outcome.INCONCLUSIVE, f"the interval reaches [{TIGHT_RATIO}, {WIDE_RATIO}]"
+    return {"ratio": ratio, "ci": [lo, hi], "prior_ratio": prior_ratio, "widest_reachable": widest,
+            "reference_spread": ref_spread, "n_runs": len(trained), "dropped": int((~keep).sum()),
+            "outcome": outcome, "reason": f"{why}: {span}"}

@@ -14,6 +14,10 @@ the answers:
   :mod:`priorlib.metrics.answers`), the shape of each layer's cloud (:mod:`priorlib.metrics.shape`), and
   the task clusters (:func:`priorlib.metrics.clusters.domain_separation`, the one cluster measure of the
   book), with :mod:`priorlib.projection` for the pictures.
+- **Answer spans** (:func:`answer_spans`, decided by :func:`answers_closer`): are an answer's token
+  activations closer together than a random contiguous span of the same prompt's context?
+- **MATH modules** (:func:`module_clusters`): the silhouette of the six modules against each other
+  (:func:`priorlib.protocol.groups_separation`, the multi-group form of the book's cluster rule).
 - **Verdicts** (:func:`verdicts`) and the phrases of the captions.
 """
 from __future__ import annotations
@@ -38,13 +42,15 @@ from priorlib.projection import ActivationProjection, pca2, tsne
 from priorlib.compendium import decide, profiles
 from priorlib.compendium.paths import repo_root, results_dir
 from priorlib.compendium.verdicts import Verdict, outcome_of
+from priorlib.protocol import Outcome, groups_separation
 
 STEM = "01_proof_of_concept"
 
 __all__ = [
     "Profile", "settings", "repo_root", "ROLE_NAMES", "squad_texts_with_roles", "load_inputs",
     "capture_all", "upper_points", "question1", "question2", "question3", "question4", "question5", "verdicts",
-    "verdict_q5", "fmt_p", "ratio_phrase", "mixing_phrase",
+    "verdict_q5", "answer_span_ratios", "answers_closer", "answer_spans", "verdict_answers", "module_clusters",
+    "verdict_modules", "fmt_p", "ratio_phrase", "mixing_phrase",
 ]
 
 
@@ -288,13 +294,164 @@ def question5(caps: dict, inputs: dict, points: list[str], cfg: Profile) -> dict
             "share_layers_math_further": float((df.silhouette_math_vs_nlp > df.silhouette_squad_vs_web).mean())}
 
 
+# ---------------------------------------------------------------------------------------------
+# answer spans and MATH modules (two more claims of section 4.1)
+# ---------------------------------------------------------------------------------------------
+
+ANSWER_MIN_TOKENS = 2   # an answer of one token has no pairwise distance
+ANSWER_MIN_PROMPTS = 10  # fewer eligible prompts: inconclusive
+ANSWER_DRAWS = 20       # random context spans per prompt (all of them where there are fewer)
+
+
+def _median_pdist(x: np.ndarray) -> float:
+    from scipy.spatial.distance import pdist
+    return float(np.median(pdist(x)))
+
+
+def answer_span_ratios(rows, text, pos, roles: Sequence[np.ndarray], *, seed: int, n_draws: int = ANSWER_DRAWS,
+                       min_tokens: int = ANSWER_MIN_TOKENS) -> dict:
+    """Per SQuAD prompt: median pairwise L2 distance among the answer's token activations over the same
+    statistic for a random contiguous span of the same length from the prompt's own context.
+
+    ``rows [n, d]`` are every kept token's activation, ``text`` / ``pos`` its prompt and position
+    (``all|p``, ``all_text``, ``all_pos`` of :func:`priorlib.activations.summaries`), ``roles`` the token
+    roles of :func:`squad_texts_with_roles` (1 = answer, 0 = context). A prompt counts when its kept
+    answer tokens form one contiguous span of at least ``min_tokens`` tokens and its context holds at least
+    one other span of that length not touching the answer. The control is contiguous, not scattered
+    tokens, because neighbouring tokens are closer than random ones whatever they are (an answer is a
+    contiguous span); its statistic is the mean over ``n_draws`` spans drawn without replacement (all
+    spans where there are fewer), seeded per prompt by ``(seed, prompt)``.
+
+    Returns ``ratio`` ``[m]`` (answer / control), ``answer`` and ``control`` ``[m]``, ``prompt`` ``[m]``
+    (indices), ``n_tokens`` ``[m]`` and counts of the prompts left out.
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    text, pos = np.asarray(text), np.asarray(pos)
+    out = {"prompt": [], "n_tokens": [], "answer": [], "control": []}
+    short = gapped = no_room = 0
+    for i, role in enumerate(roles):
+        sel = np.flatnonzero(text == i)
+        r = np.asarray(role)[pos[sel]]
+        ans = np.flatnonzero(r == 1)
+        if len(ans) < min_tokens:
+            short += 1
+            continue
+        if np.any(np.diff(pos[sel][ans]) != 1):
+            gapped += 1
+            continue
+        L = len(ans)
+        ctx = (r == 0).astype(np.int64)
+        run = np.convolve(ctx, np.ones(L, np.int64), mode="valid")  # context tokens in each window
+        starts = np.flatnonzero(run == L)  # a prompt's kept positions are consecutive
+        if not len(starts):
+            no_room += 1
+            continue
+        rng = np.random.default_rng([seed, i])
+        pick = starts if len(starts) <= n_draws else rng.choice(starts, n_draws, replace=False)
+        x = rows[sel]
+        out["prompt"].append(i)
+        out["n_tokens"].append(L)
+        out["answer"].append(_median_pdist(x[ans]))
+        out["control"].append(float(np.mean([_median_pdist(x[s:s + L]) for s in pick])))
+    res = {k: np.asarray(v) for k, v in out.items()}
+    res["ratio"] = res["answer"] / res["control"] if len(res["answer"]) else np.array([])
+    res.update(n_short=short, n_gapped=gapped, n_no_room=no_room)
+    return res
+
+
+def answers_closer(ratios, *, seed: int = 0, min_prompts: int = ANSWER_MIN_PROMPTS, n_boot: int = 2000,
+                   confidence: float = 0.95) -> dict:
+    """The decision of the answer-span claim, from per-prompt ratios (answer span / random context span).
+
+    The measure is the median over prompts of ``log(ratio)``, with a percentile bootstrap
+    (``scipy.stats.bootstrap``, seeded) ``confidence`` interval: wholly below 0 -> ``agrees`` (answer
+    tokens closer together than random spans), wholly above 0 -> ``contradicts``, else ``inconclusive``;
+    fewer than ``min_prompts`` prompts -> ``inconclusive``. Also returns the share of prompts with a
+    ratio below 1.
+
+    >>> answers_closer(np.linspace(0.5, 0.9, 12))["outcome"].value
+    'agrees'
+    >>> answers_closer(np.linspace(1.1, 1.6, 12))["outcome"].value
+    'contradicts'
+    >>> answers_closer([0.5, 0.6])["reason"]
+    'only 2 prompts with an answer of at least 2 tokens (at least 10 needed)'
+    """
+    from scipy import stats
+
+    r = np.asarray(ratios, dtype=np.float64).ravel()
+    if not (np.all(np.isfinite(r)) and np.all(r > 0)):
+        raise ValueError("ratios must be finite and > 0")
+    out = {"n_prompts": int(len(r)), "share_closer": float(np.mean(r < 1)) if len(r) else float("nan"),
+           "median_ratio": float(np.median(r)) if len(r) else float("nan"), "confidence": confidence,
+           "ci_low": float("nan"), "ci_high": float("nan")}
+    if len(r) < min_prompts:
+        return {**out, "outcome": Outcome.INCONCLUSIVE,
+                "reason": f"only {len(r)} prompts with an answer of at least {ANSWER_MIN_TOKENS} tokens "
+                          f"(at least {min_prompts} needed)"}
+    logs = np.log(r)
+    if np.ptp(logs) == 0:  # no spread: the interval is the value
+        lo = hi = float(logs[0])
+    else:
+        ci = stats.bootstrap((logs,), np.median, n_resamples=n_boot, confidence_level=confidence,
+                             method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+        lo, hi = float(ci.low), float(ci.high)
+    out.update(ci_low=float(np.exp(lo)), ci_high=float(np.exp(hi)))
+    span = (f"median ratio {out['median_ratio']:.3f} over {len(r)} prompts, {confidence:.0%} CI "
+            f"[{out['ci_low']:.3f}, {out['ci_high']:.3f}]; {100 * out['share_closer']:.0f}% of prompts closer")
+    if hi < 0:
+        return {**out, "outcome": Outcome.AGREES, "reason": f"answer spans closer than random spans: {span}"}
+    if lo > 0:
+        return {**out, "outcome": Outcome.CONTRADICTS, "reason": f"answer spans further apart than random spans: {span}"}
+    return {**out, "outcome": Outcome.INCONCLUSIVE, "reason": f"the interval reaches 1: {span}"}
+
+
+def answer_spans(caps: dict, roles: list[np.ndarray], points: list[str], cfg: Profile) -> dict:
+    """The answer-span claim at the last point: :func:`answer_span_ratios` of every SQuAD prompt, decided by
+    :func:`answers_closer`."""
+    last = points[-1]
+    sq = caps["squad"]
+    spans = answer_span_ratios(sq[f"all|{last}"], sq["all_text"], sq["all_pos"], roles, seed=cfg.seed)
+    return {"point": last, "spans": spans, "decision": answers_closer(spans["ratio"], seed=cfg.seed),
+            "n_squad": len(roles), "n_draws": ANSWER_DRAWS}
+
+
+def verdict_answers(qa: dict) -> Verdict:
+    """The answer-span row: :func:`answers_closer`'s outcome."""
+    d, s = qa["decision"], qa["spans"]
+    left = "".join(f", {s[k]} {what}" for k, what in (("n_gapped", "with a broken answer span"),
+                                                       ("n_no_room", "without a context span that long")) if s.get(k))
+    return Verdict("The tokens of one answer sit close together in activation space",
+                   f"last layer, median pairwise L2 distance among an answer's tokens over that among a random "
+                   f"contiguous span of as many context tokens from the same prompt (mean of up to "
+                   f"{qa['n_draws']} spans), per prompt whose answer has at least {ANSWER_MIN_TOKENS} tokens "
+                   f"({d['n_prompts']} of {qa['n_squad']}; {s['n_short']} with shorter answers{left}): {d['reason']}",
+                   d["outcome"], claim_id="answer-tokens-close")
+
+
+def module_clusters(caps: dict, inputs: dict, points: list[str], cfg: Profile) -> dict:
+    """The MATH modules against each other at the last point: per-text mean activations (as in
+    :func:`question5`), :func:`priorlib.protocol.groups_separation` over the module labels."""
+    last = points[-1]
+    x, modules = caps["math"][f"mean|{last}"], np.asarray(inputs["math_module"])
+    return {"point": last, "n_modules": int(len(np.unique(modules))), "n_texts": int(len(modules)),
+            "separation": groups_separation(x, modules, seed=cfg.seed)}
+
+
+def verdict_modules(qm: dict) -> Verdict:
+    """The MATH-module row: the multi-group cluster rule's outcome."""
+    sep = qm["separation"]
+    return Verdict("The MATH modules lie far from one another in activation space",
+                   f"last layer, mean activation per MATH question, {qm['n_modules']} modules against each other: "
+                   f"{sep.reason}", sep.outcome, claim_id="math-modules-apart")
+
+
 def trajectories_localise(q2: dict) -> bool:
     """Whether the upper layers' activation paths are localised: their median step ratio (real over
     random walk) is below 1 and below the token embeddings' ratio."""
     return q2["upper_median_ratio"] < 1.0 and q2["upper_median_ratio"] < q2["embed_median_ratio"]
 
 
-def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[Verdict]:
+def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict, qa: dict, qm: dict) -> list[Verdict]:
     """The closing table: the paper's claim (``priorlib.compendium.paper``), our number, the outcome.
 
     The paper says upper-layer trajectories still do not localise well, so a localised path
@@ -315,10 +472,12 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict) -> list[Verdict]:
                 f"web text vs SQuAD tokens at the last layer, the book's cluster rule (overlap: not separated): "
                 f"{q3['separation'].reason}; k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
                 f"{ov['probe_accuracy']:.2f}", decide.opposite(q3["separation"].outcome), claim_id="squad-near-web"),
+        verdict_answers(qa),
         Verdict("a single unimodal cloud at every layer",
                 f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", outcome_of(q4["n_bimodal"] == 0),
                 claim_id="single-cloud"),
         verdict_q5(q5),
+        verdict_modules(qm),
     ]
 
 

@@ -2,6 +2,7 @@
 
     C = chapter("02_lr_priors")
     verdicts, verdict_numbers = C.verdicts(quality_rows, placement_rows, baseline, settings, dim=reference.dim)
+    C.no_collapse(C.prompt_shares(placement_rows_at_lr, n_tokens), C.collapsed_level(0.6), movable=True)
 
 The grid, the quality and placement tables are shared with chapters 03, 04, 07-09
 (:mod:`priorlib.compendium.runs`); this module holds what only notebook 02 decides.
@@ -13,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from priorlib import protocol
 from priorlib.compendium import decide, runs
 from priorlib.compendium.margins import margin
 from priorlib.config import TrainConfig
@@ -34,6 +36,145 @@ def same_quality_across_priors(rows: pd.DataFrame, lr: float, measure: str = "fi
     return decide.every(t.outcome for _, t in tests), tests
 
 
+COLLAPSED_AT = 0.95  # a share inside the token Gaussian's 95% region this high is "in the token cloud"
+REFERENCE_PRIOR = "vocab-sample"  # the init the paper's "no prior improves" compares against
+
+
+def collapsed_level(vocab_share: float | None) -> float:
+    """The share inside the token Gaussian's 95% region at which prompts count as collapsed into the token
+    cloud: as far inside as the vocabulary itself, and never above 0.95 (:data:`COLLAPSED_AT`).
+
+        collapsed_level(0.62) -> 0.62;  collapsed_level(0.99) -> 0.95;  collapsed_level(None) -> 0.95
+    """
+    if vocab_share is None or not np.isfinite(float(vocab_share)) or float(vocab_share) <= 0:
+        return COLLAPSED_AT
+    return min(COLLAPSED_AT, float(vocab_share))
+
+
+def inside_class(k: int, n: int, level: float) -> tuple[str, tuple[float, float]]:
+    """``(class, 95% Clopper-Pearson interval)`` of ``k`` of ``n`` vectors inside the region: ``"collapsed"``
+    when the share ``k / n`` is at least ``level``; ``"outside"`` when the interval's upper end is below it
+    (clearly less inside than collapsed prompts); else ``"undecided"``. The interval treats the vectors as
+    independent draws (the vectors of one prompt are not quite: read it as a yardstick, not an exact test)."""
+    if n <= 0:
+        return "undecided", (math.nan, math.nan)
+    from scipy.stats import binomtest
+    ci = binomtest(int(k), int(n)).proportion_ci(0.95, method="exact")
+    lo, hi = float(ci.low), float(ci.high)
+    if k / n >= level:
+        return "collapsed", (lo, hi)
+    return ("outside" if hi < level else "undecided"), (lo, hi)
+
+
+def no_collapse(shares: dict, level: float, movable: bool | None) -> tuple[Outcome, str]:
+    """The claim *trained prompts do not all collapse into the token cloud*, from per-prior counts.
+
+    ``shares[prior] = {"sampled": (k, n), "trained": (k, n), "seeds": s}``: ``k`` of the ``n`` prompt vectors
+    (all seeds pooled) inside the token Gaussian's 95% region at step 0 and at the end; ``level``: the
+    collapsed level (:func:`collapsed_level`); ``movable``: whether the optimiser could move a vector one
+    token-neighbour gap at this learning rate (:func:`decide.movement`; ``None``: unknown). Each prior's
+    start and end are classed by :func:`inside_class`; a prior with fewer than ``protocol.MIN_SEEDS`` seeds is
+    undecided. A prior's result is *fixed by its start* when it ends in the class it started in and the
+    optimiser could not move it a gap (``movable`` False; unknown counts as not shown otherwise).
+
+    - agrees: some prior ends *outside* and its end is not fixed by its start (it started elsewhere, e.g.
+      vocab-sample from inside the cloud, or the optimiser could move it);
+    - contradicts: every prior ends *collapsed*, none of them fixed by its start;
+    - holds by construction: the only priors that end outside started outside and could not move a gap
+      (the check cannot fail: no evidence);
+    - not testable at this learning rate: every prior ends collapsed, some only because they started
+      inside and could not move; else inconclusive.
+
+    >>> no_collapse({"vocab-sample": {"sampled": (60, 60), "trained": (0, 60), "seeds": 3}}, 0.95, False)[0].value
+    'agrees'
+    >>> no_collapse({"isotropic": {"sampled": (0, 60), "trained": (0, 60), "seeds": 3}}, 0.95, False)[0].value
+    'holds by construction'
+    """
+    if not shares:
+        return Outcome.INCONCLUSIVE, "no prior at this learning rate"
+    cls, parts = {}, []
+    for p, d in shares.items():
+        few = int(d.get("seeds", 0)) < protocol.MIN_SEEDS
+        (k0, n0), (k1, n1) = d["sampled"], d["trained"]
+        c0, _ = inside_class(k0, n0, level)
+        c1, (lo, hi) = inside_class(k1, n1, level)
+        if few:
+            c0 = c1 = "undecided"
+        cls[p] = (c0, c1)
+        share0 = k0 / n0 if n0 else math.nan
+        share1 = k1 / n1 if n1 else math.nan
+        parts.append(f"{p} {100 * share0:.0f}% → {100 * share1:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%"
+                     + (f", {d.get('seeds', 0)} seeds < {protocol.MIN_SEEDS}" if few else "") + f"): {c1}")
+
+    def fixed(p):
+        c0, c1 = cls[p]
+        return c0 == c1 and movable is not True
+
+    out_real = [p for p, (c0, c1) in cls.items() if c1 == "outside" and not fixed(p)]
+    out_built = [p for p, (c0, c1) in cls.items() if c1 == "outside" and fixed(p) and movable is False]
+    collapsed = [p for p, (_, c1) in cls.items() if c1 == "collapsed"]
+    text = (f"collapsed: ≥ {100 * level:.0f}% inside; sampled → trained inside, per prior: " + "; ".join(parts)
+            + f"; {'the optimiser could move a vector one token gap' if movable else 'it could not move a vector one token gap' if movable is False else 'movement bound unknown'}")
+    if out_real:
+        return Outcome.AGREES, f"{', '.join(out_real)} not collapsed; {text}"
+    if len(collapsed) == len(cls):
+        if not any(fixed(p) for p in collapsed):
+            return Outcome.CONTRADICTS, f"every prior collapsed; {text}"
+        return ((Outcome.NOT_TESTABLE if movable is False else Outcome.INCONCLUSIVE),
+                f"every prior ends collapsed, some only as they started; {text}")
+    if out_built:
+        return Outcome.HOLDS_BY_CONSTRUCTION, (f"only {', '.join(out_built)} end outside, where they started, and "
+                                               f"could not move a token gap; {text}")
+    return Outcome.INCONCLUSIVE, text
+
+
+def prompt_shares(place: pd.DataFrame, n_tokens: int) -> dict:
+    """Per prior, the inputs of :func:`no_collapse` from placement rows (one learning rate): the vectors
+    inside the region, all runs pooled (``round(share_in_hdr * n_tokens)`` per run), at step 0 and at the end."""
+    out = {}
+    for p in dict.fromkeys(place["prior"]):
+        d = place[place["prior"] == p]
+        e = {}
+        for when in ("sampled", "trained"):
+            w = d[d["when"] == when]
+            e[when] = (int(np.rint(w["share_in_hdr"].astype(float) * n_tokens).sum()), int(len(w) * n_tokens))
+        e["seeds"] = int(d.loc[d["when"] == "trained", "seed"].nunique()) if "seed" in d else 0
+        out[p] = e
+    return out
+
+
+def prior_gain(a: decide.Arm, ref: decide.Arm, measure: str = "final_val_loss") -> tuple[Outcome, str]:
+    """Does prior ``a`` *fail* to improve on ``ref`` (lower ``measure`` is better)? agrees (no gain) when
+    ``a`` is equivalent to ``ref`` (:func:`decide.same_quality`: TOST within the margin) or shown worse
+    (``protocol.better``: the 95% CI of the difference above 0); contradicts (it improves) when it is not
+    equivalent and ``better`` shows a lower value; else inconclusive. The plateau rule and the seed minimum
+    apply (an arm not known to have plateaued, or under 3 seeds: inconclusive)."""
+    eq = decide.same_quality(a, ref, measure)
+    if eq.outcome is Outcome.AGREES:
+        return Outcome.AGREES, f"equivalent ({eq.reason})"
+    gain = decide._unplateaued(protocol.better(a.values, ref.values, higher_is_better=False), (a, ref))
+    if gain.outcome is Outcome.AGREES:
+        return Outcome.CONTRADICTS, f"improves ({gain.reason})"
+    if gain.outcome is Outcome.CONTRADICTS:
+        return Outcome.AGREES, f"worse ({gain.reason})"
+    same = gain.reason in eq.reason or eq.reason in gain.reason  # the plateau or seed guard: said once
+    return Outcome.INCONCLUSIVE, eq.reason if same else f"{eq.reason}; {gain.reason}"
+
+
+def no_prior_improves(rows: pd.DataFrame, lr: float, reference: str = REFERENCE_PRIOR,
+                      measure: str = "final_val_loss") -> tuple[Outcome, list]:
+    """Every other prior against ``reference`` at ``lr`` (:func:`prior_gain`); :func:`decide.every`: one that
+    improves -> contradicts, all without gain -> agrees; no reference arm or no other prior -> inconclusive."""
+    at = rows[np.isclose(rows["lr"].astype(float), lr)]
+    priors = list(dict.fromkeys(at["prior"]))
+    if reference not in priors or len(priors) < 2:
+        return Outcome.INCONCLUSIVE, []
+    ref = decide.arm(at, measure, reference, prior=reference)
+    tests = [(p, prior_gain(decide.arm(at, measure, p, prior=p), ref, measure)) for p in priors if p != reference]
+    outcome = decide.every(o for _, (o, _) in tests)
+    return (Outcome.INCONCLUSIVE if not outcome.is_evidence else outcome), tests
+
+
 def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Settings, *,
              dim: int | None = None) -> tuple[list[Verdict], dict]:
     """The closing verdicts of notebook 02 and the numbers behind them (rules: ``margins.RULES``).
@@ -45,6 +186,14 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
        neighbour gap; not testable when below it, else agrees when every run moved less than the gap.
     3. *Final quality is the same across priors*: at the replicated learning rate, every prior's final
        validation loss is equivalent (TOST, ``margins.MARGINS``) to the first prior's.
+    4. *Trained prompts do not all collapse into the token cloud*: at the replicated rate, each prior's share
+       of prompt vectors (all seeds) inside the token Gaussian's 95% region (the placement rows'
+       ``share_in_hdr``: the fit and radius of chapter 03's ``exclusion_density``), sampled and trained,
+       against the collapsed level (:func:`collapsed_level` of ``baseline["share_in_hdr"]``), with the
+       optimiser's movement bound at that rate beside the token gap as the by-construction guard
+       (:func:`no_collapse`).
+    5. *No prior improves prompt tuning*: at the replicated rate, each prior's final validation loss
+       against vocab-sample's (:func:`no_prior_improves`).
     """
     num: dict = {}
     t = place[place["when"] == "trained"].reset_index(drop=True)
@@ -76,6 +225,20 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
                final_val_loss_tests={p: {"estimate": r.estimate, "ci": [r.ci_low, r.ci_high], "outcome": r.outcome.value}
                                      for p, r in tests},
                final_f1_by_prior=f1.to_dict(), final_f1_range=float(f1.max() - f1.min()) if len(f1) else float("nan"))
+    # no-collapse: the prompts at the replicated rate against the token Gaussian's 95% region
+    level = collapsed_level(baseline.get("share_in_hdr"))
+    shares = prompt_shares(place[np.isclose(place["lr"].astype(float), lr_q)], s.n_tokens)
+    main_cfgs = [c for c in configs(s) if math.isclose(c.lr, lr_q)]
+    move = decide.movement(main_cfgs, dim, gap) if dim is not None and main_cfgs and gap > 0 else None
+    collapse, collapse_why = no_collapse(shares, level, None if move is None else move.testable)
+    num.update(collapsed_level=level, vocab_share_in_hdr=baseline.get("share_in_hdr"),
+               movement_bound_quality_lr=None if move is None else move.bound,
+               share_in_hdr_by_prior={p: {w: (d[w][0] / d[w][1] if d[w][1] else float("nan"))
+                                          for w in ("sampled", "trained")} | {"vectors": d["trained"][1]}
+                                      for p, d in shares.items()},
+               no_collapse_outcome=collapse.value)
+    gain, gain_tests = no_prior_improves(rows, lr_q)
+    num["no_prior_improves_tests"] = {p: {"outcome": o.value, "reason": why} for p, (o, why) in gain_tests}
     moved_txt = ", ".join(f"{k}: {v:.3g}" for k, v in num["median_moved_l2_by_lr"].items())
     ref = next(iter(means), "?")
     out = [
@@ -92,6 +255,17 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
                 + ("; ".join(f"{p}: {r.outcome.value} ({r.reason})" for p, r in tests) or "fewer than two priors")
                 + f"; F1 range {fmt(num['final_f1_range'])} points",
                 same, claim_id="quality-independent-of-prior"),
+        Verdict("Trained prompts do not all collapse into the token-embedding cloud",
+                f"at lr {lr_q:g}, share of prompt vectors inside the token Gaussian's 95% region (the "
+                f"vocabulary's own: {fmt(100 * float(baseline.get('share_in_hdr') or float('nan')), 3)}"
+                f"{'%' if baseline.get('share_in_hdr') is not None else ''}): {collapse_why}",
+                collapse, claim_id="no-collapse"),
+        Verdict("None of the priors improves on the sampled-vocabulary init",
+                f"at lr {lr_q:g}, final validation loss against {REFERENCE_PRIOR} (TOST, margin "
+                f"±{margin('final_val_loss'):g} nats, or `better`): "
+                + ("; ".join(f"{p}: {o.value}, {why}" for p, (o, why) in gain_tests)
+                   or f"no {REFERENCE_PRIOR} arm or no other prior"),
+                gain, claim_id="no-prior-improves"),
     ]
     return out, num
 

@@ -3,7 +3,9 @@
     C = chapter("04_activation_spaces")
     refs = C.domain_references(model, tok, settings, "layers.29.resid_post")
     sep = C.cluster_separation(refs["web"].vectors, refs["squad"].vectors)   # a protocol.Separation
-    verdicts, numbers = C.verdicts({point: sep}, rows, deep_place, act_gap, configs=deep_configs, dim=d)
+    coverage = {point: C.fit_coverage(*C.held_out_fit(model, tok, settings, point))}
+    verdicts, numbers = C.verdicts({point: sep}, rows, deep_place, act_gap, configs=deep_configs, dim=d,
+                                   coverage=coverage)
 
 How far web-text and SQuAD token activations separate is decided by the book's one cluster rule,
 :func:`priorlib.protocol.separation` (through :func:`priorlib.compendium.decide.cluster`).
@@ -22,6 +24,14 @@ from priorlib.compendium.verdicts import Outcome, Verdict
 
 STEM = "04_activation_spaces"
 FITTED, DIVERGED = "fitted-gaussian", "xavier"  # the prior fitted to the activations; the diverged init tested
+ACT_SPACE = "layers.0.resid_post"  # where the soft prompt's activation prior is fitted (its soft_space)
+#: a faithful fit's held-out share inside its 95% prediction region is 0.95; "faithful" tolerates 0.90-0.99
+COVER_BAND = (0.90, 0.99)
+#: ... and at most 1% beyond its 99.9% prediction region (ten times the 0.1% a faithful fit leaves there)
+TAIL_LEVEL, TAIL_MAX = 0.999, 0.01
+#: rows per dimension under which the book's activation prior shrinks its covariance (Ledoit-Wolf:
+#: :func:`priorlib.initial.activation_reference`); the region is then the shrinkage's, not the data's
+SHRINK_BELOW = 10
 
 
 def domain_references(model, tok, s: Settings, point: str, domains=("web", "squad")) -> dict:
@@ -61,13 +71,133 @@ def cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
                                decide.arm(g, measure, "carry", variant="deep carry"), measure)
 
 
+def activation_vs_token_gaussian(rows: pd.DataFrame, measure: str = "final_val_loss"):
+    """:func:`decide.same_quality` of the soft prompt drawn from the Gaussian fitted to SQuAD activations at
+    :data:`ACT_SPACE` (the task's own texts: :func:`priorlib.initial.initial_prompts` fits the activation
+    reference on ``domain_texts(config.task)``) against the soft prompt drawn from the Gaussian fitted to the
+    token embeddings, the chapter's (and notebook 02's) baseline; both are the fitted-Gaussian prior, same
+    seeds and learning rate. The chapter trains no web-text activation arm."""
+    g = rows[rows["prior"] == FITTED]
+    return decide.same_quality(decide.arm(g, measure, "SQuAD-activation Gaussian", variant=f"soft ({ACT_SPACE})"),
+                               decide.arm(g, measure, "token-embedding Gaussian", variant="soft (tokens)"), measure)
+
+
+def held_out_fit(model, tok, s: Settings, point: str, domain: str = "squad"):
+    """``(fit, held_out, n_fit)`` at ``point``: the Gaussian the book's activation prior fits
+    (:func:`priorlib.initial.activation_reference`, its shrinkage rule included) on the first half of
+    ``domain``'s reference texts, the activation rows of the other half (at most ``MAX_ROWS``), and how many
+    token rows the fit saw. Texts, not tokens, are split: tokens of one text are not independent."""
+    from priorlib.activations import _token_lengths
+    from priorlib.initial import activation_reference
+    from priorlib.tasks import domain_texts
+    texts = domain_texts(domain, s.base().reference_texts)
+    half = len(texts) // 2
+    with quiet_capture():
+        fit, held = (activation_reference(model, tok, t, point, model_name=s.model, max_length=s.max_length,
+                                          name=f"{domain} @ {point} ({part} half)")
+                     for t, part in ((texts[:half], "fit"), (texts[half:], "held-out")))
+    return fit.gaussian, held.vectors, int(_token_lengths(tok, texts[:half], s.max_length).sum())
+
+
+def prediction_radius2(dim: int, n: int, level: float) -> float:
+    """Squared Mahalanobis radius holding ``level`` of *new* rows under a Gaussian fitted (mean and unbiased
+    covariance) to ``n`` rows of a true ``N(mu, Sigma)`` in ``dim`` dimensions: the Hotelling T² prediction
+    region, ``(1 + 1/n) dim (n-1) / (n-dim) F^-1(level; dim, n-dim)``. It tends to ``chi2_dim^-1(level)`` as
+    ``n`` grows; at ``n = 40 dim`` the plain chi² region holds only ~88% of new rows of a Gaussian source.
+
+    >>> round(prediction_radius2(576, 23_040, 0.95), 1)    # n = 40 d; chi2_576^-1(0.95) = 632.9
+    650.0
+    """
+    from scipy.stats import f
+    if not n > dim:
+        return float("nan")
+    return float((1 + 1 / n) * dim * (n - 1) / (n - dim) * f.ppf(level, dim, n - dim))
+
+
+def fit_coverage(fit, held_out: torch.Tensor, n_fit: int, *, seed: int = 0, n_draws: int = 4096) -> dict:
+    """How a Gaussian ``fit`` (fitted on ``n_fit`` rows) holds ``held_out`` rows it never saw.
+
+    ``inside`` / ``share_inside``: rows within its 95% prediction region (:func:`prediction_radius2`; a
+    faithful fit holds 95% whatever ``n_fit``); ``beyond`` / ``share_beyond``: rows outside its 99.9% one
+    (faithful: 0.1%); ``share_inside_chi2``: within the plain ``chi2_d^-1(0.95)`` radius, beside
+    ``faithful_share_chi2``, what a Gaussian source would put there at this ``n_fit`` (below 95%: estimation
+    error alone); ``draws_share_inside_chi2``: ``n_draws`` draws from the fit itself, ~95% *by construction*
+    (a check of the code, never evidence); ``shrunk``: fewer than ``SHRINK_BELOW d`` fit rows.
+    """
+    from scipy.stats import chi2, f
+    d, n = fit.dim, len(held_out)
+    m2 = torch.cat([fit.mahalanobis(c) for c in held_out.split(4096)]).pow(2).numpy() if n else torch.zeros(0).numpy()
+    chi = float(chi2.ppf(0.95, d))
+    r95, rtail = prediction_radius2(d, n_fit, 0.95), prediction_radius2(d, n_fit, TAIL_LEVEL)
+    draws = fit.mahalanobis(fit.sample(n_draws, torch.Generator().manual_seed(seed))).pow(2)
+    faithful = (float(f.cdf(chi / (1 + 1 / n_fit) * (n_fit - d) / (d * (n_fit - 1)), d, n_fit - d))
+                if n_fit > d else float("nan"))
+    inside, beyond = int((m2 <= r95).sum()), int((m2 > rtail).sum())
+    share = (lambda k: k / n if n else float("nan"))
+    return {"n_fit": int(n_fit), "n_held_out": n, "dim": d, "shrunk": n_fit < SHRINK_BELOW * d,
+            "radius2_95": r95, "radius2_tail": rtail, "chi2_95": chi,
+            "inside": inside, "share_inside": share(inside), "beyond": beyond, "share_beyond": share(beyond),
+            "share_inside_chi2": share(int((m2 <= chi).sum())), "faithful_share_chi2": faithful,
+            "draws_share_inside_chi2": float((draws <= chi).double().mean())}
+
+
+def represents_poorly(inside: int, beyond: int, n: int, *, n_fit: int, dim: int) -> tuple[Outcome, str]:
+    """Does a Gaussian fitted on ``n_fit`` rows represent ``n`` held-out rows poorly? ``inside`` of them lie in
+    its 95% prediction region, ``beyond`` outside its 99.9% one (:func:`fit_coverage`); 95% Wilson intervals.
+
+    agrees: the inside share's interval lies wholly outside :data:`COVER_BAND` (0.90-0.99), or the tail
+    share's wholly above :data:`TAIL_MAX` (1%); contradicts: the inside share's interval lies inside the band
+    and the tail share's below 1%; otherwise inconclusive. Inconclusive also without rows, and with fewer
+    than ``SHRINK_BELOW`` fit rows per dimension (the prior then shrinks the covariance, and the region
+    measures the shrinkage: no prediction region is exact there).
+
+    >>> represents_poorly(800, 5, 1000, n_fit=20_000, dim=64)[0].value      # 80% inside: too few
+    'agrees'
+    >>> represents_poorly(4990, 0, 5000, n_fit=20_000, dim=64)[0].value     # 99.8%: a region far too wide
+    'agrees'
+    >>> represents_poorly(950, 1, 1000, n_fit=20_000, dim=64)[0].value      # as a faithful fit
+    'contradicts'
+    >>> represents_poorly(950, 1, 1000, n_fit=500, dim=64)[0].value         # shrunk: the region is the shrinkage's
+    'inconclusive'
+    """
+    from scipy.stats import binomtest
+    if n < 1:
+        return Outcome.INCONCLUSIVE, "no held-out rows"
+    if n_fit < SHRINK_BELOW * dim:
+        return Outcome.INCONCLUSIVE, (f"the fit saw {n_fit} rows for {dim} dimensions (under {SHRINK_BELOW} per "
+                                      "dimension the prior shrinks its covariance; no exact region)")
+    (lo, hi), (tlo, thi) = (tuple(binomtest(k, n).proportion_ci(0.95, method="wilson")) for k in (inside, beyond))
+    lo_b, hi_b = COVER_BAND
+    why = (f"{inside / n:.1%} of {n} held-out rows inside the 95% region (CI [{lo:.1%}, {hi:.1%}]; faithful: "
+           f"95%, band {lo_b:.0%}-{hi_b:.0%}), {beyond / n:.2%} beyond the 99.9% one (CI [{tlo:.2%}, {thi:.2%}]; "
+           f"faithful: 0.1%, at most {TAIL_MAX:.0%})")
+    if hi < lo_b or lo > hi_b or tlo > TAIL_MAX:
+        return Outcome.AGREES, "represents them poorly: " + why
+    if lo_b <= lo and hi <= hi_b and thi < TAIL_MAX:
+        return Outcome.CONTRADICTS, "holds them as a faithful fit would: " + why
+    return Outcome.INCONCLUSIVE, "neither shown: " + why
+
+
+def misses_activations(coverage: dict | None) -> tuple[Outcome, str]:
+    """The claim over every point of ``coverage`` (point -> :func:`fit_coverage`): :func:`represents_poorly`
+    at each, combined by :func:`decide.every`; no points -> inconclusive."""
+    if not coverage:
+        return Outcome.INCONCLUSIVE, "not measured (no held-out activations)"
+    got = {p: represents_poorly(c["inside"], c["beyond"], c["n_held_out"], n_fit=c["n_fit"], dim=c["dim"])
+           for p, c in coverage.items()}
+    why = "; ".join(f"at `{p}` {w} (draws from the fit itself: {coverage[p]['draws_share_inside_chi2']:.1%} "
+                    "inside its chi² region, by construction)" for p, (_, w) in got.items())
+    return decide.every(o for o, _ in got.values()), why
+
+
 def deep_lr_scale(runs) -> float:
     """The largest deep-block learning-rate multiplier of ``runs`` (1 for runs recorded without one)."""
     return max((max((r.metrics.get("deep_lr_scale") or {"": 1.0}).values()) for r in runs), default=1.0)
 
 
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
-             dim: int | None = None, lr_scale: float = 1.0) -> tuple[list[Verdict], dict]:
+             dim: int | None = None, lr_scale: float = 1.0, coverage: dict | None = None
+             ) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
 
     1. *SQuAD does not diverge far from web text (one cluster)*: the opposite of the ``protocol.Separation``
@@ -80,6 +210,12 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
        runs' ``configs`` for a ``dim``-vector, at their blocks' learning rate (``lr_scale`` times the
        schedule: :func:`deep_lr_scale`), beside ``act_gap`` (not testable below it); else every run's
        last-layer block moved less than ``act_gap``.
+    5. *A Gaussian fitted to the activations represents them poorly*: :func:`misses_activations` of
+       ``coverage`` (point -> :func:`fit_coverage` of :func:`held_out_fit`: fitted on half the SQuAD texts,
+       scored on the other half); without ``coverage``, inconclusive.
+    6. *Soft prompts from a Gaussian fitted to SQuAD activations reach the same quality*:
+       :func:`activation_vs_token_gaussian` (TOST on final validation loss, against the token-embedding
+       Gaussian's soft prompt).
     """
     last = list(sep)[-1]
     later, measure = converges_later(rows)
@@ -92,6 +228,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
         stay_outcome, stay_why = decide.stays_within(t["moved_l2"], act_gap, bound)
     else:
         bound, stay_outcome, stay_why = None, Outcome.INCONCLUSIVE, "no movement bound (needs the runs and the dimension)"
+    poor, poor_why = misses_activations(coverage)
+    act_tok = activation_vs_token_gaussian(rows)
     cut = rows[rows["variant"] == "deep cut"]
     num = {"separation": {p: {"silhouette": s.estimate, "ci": [s.ci_low, s.ci_high], "null_upper": s.null_upper,
                               "outcome": s.outcome.value} for p, s in sep.items()},
@@ -102,7 +240,11 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                                      "outcome": same.outcome.value},
            "cut_vs_carry_f1": {} if f1 is None else {"estimate": f1.estimate, "outcome": f1.outcome.value},
            "deep_share_moved_less_than_gap": stay, "activation_median_nn_l2": act_gap,
-           "movement_bound": None if bound is None else bound.bound}
+           "movement_bound": None if bound is None else bound.bound,
+           "fit_coverage": dict(coverage or {}), "fit_misses_activations": poor.value,
+           "activation_vs_token_gaussian_val_loss": {"estimate": act_tok.estimate,
+                                                     "ci": [act_tok.ci_low, act_tok.ci_high],
+                                                     "outcome": act_tok.outcome.value}}
     out = [
         Verdict("SQuAD activations do not diverge far from web text (C4): one cluster, not two",
                 f"at `{last}`, the book's cluster rule (one cluster: not separated): {sep[last].reason}",
@@ -118,6 +260,13 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                 claim_id="cut-carry-same"),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
                 f"{stay_why} (the activations' typical neighbour gap)", stay_outcome, claim_id="deep-prompts-stay"),
+        Verdict("A Gaussian fitted to the activations represents them poorly (fitted on half the SQuAD texts, "
+                "scored on the other half's activations)", poor_why, poor, claim_id="fit-misses-activations"),
+        Verdict("Soft prompts drawn from a Gaussian fitted to SQuAD activations reach the same quality (tested: "
+                f"at `{ACT_SPACE}`, against the soft prompt from the token-embedding Gaussian)",
+                f"final val loss, SQuAD-activation minus token-embedding Gaussian (TOST, margin "
+                f"±{margin('final_val_loss'):g} nats): {act_tok.reason}", act_tok.outcome,
+                claim_id="squad-gaussian-same-quality"),
     ]
     return out, num
 
@@ -148,7 +297,7 @@ def variants(s: Settings) -> list[dict]:
     out = []
     for p in [p for p in s.priors if p != DIVERGED] or [FITTED]:
         out += [dict(prior=p, method="soft", soft_space="tokens"),
-                dict(prior=p, method="soft", soft_space="layers.0.resid_post"),
+                dict(prior=p, method="soft", soft_space=ACT_SPACE),
                 dict(prior=p, method="deep", deep_mode="cut"),
                 dict(prior=p, method="deep", deep_mode="carry")]
     if DIVERGED in s.priors:

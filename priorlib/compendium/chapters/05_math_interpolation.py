@@ -124,6 +124,121 @@ def domain_clusters(means: dict, layer: int, variant: str = "skip_first", seed: 
             "squad_vs_web": decide.cluster(x[names == "squad"], x[names == "web"], seed=seed)}
 
 
+def _plane_silhouette(a: np.ndarray, b: np.ndarray, fit: np.ndarray, rows: np.ndarray, seed: int) -> float:
+    """Silhouette of ``a`` against ``b`` drawn in the 2-D :class:`~priorlib.projection.ActivationProjection`
+    fitted on ``fit``: the two plane coordinates standardised over ``a`` and ``b`` together (as
+    :func:`priorlib.protocol.separation` standardises its features), then the Euclidean silhouette.
+    ``rows`` (indices into ``vstack([a, b])``, repeats allowed) weight the points as a bootstrap
+    resample does (:func:`priorlib.protocol._resampled_silhouette`)."""
+    from priorlib.projection import ActivationProjection
+    from priorlib.protocol import _resampled_silhouette
+    from sklearn.metrics import pairwise_distances
+
+    proj = ActivationProjection(fit, factor=np.inf, seed=seed)  # no rows dropped here: the caller drops them
+    xy = proj.transform(np.vstack([a, b]))
+    w = np.bincount(rows, minlength=len(xy)).astype(np.float64)
+    mean = w @ xy / w.sum()
+    sd = np.sqrt(w @ (xy - mean) ** 2 / w.sum())
+    xy = (xy - mean) / np.where(sd > 0, sd, 1.0)
+    labels = np.r_[np.zeros(len(a), int), np.ones(len(b), int)]
+    return _resampled_silhouette(pairwise_distances(xy), labels, rows)
+
+
+def sharpening_draws(a, b, extra, *, seed: int = 0, n_boot: int = 200) -> dict:
+    """The numbers :func:`projection_sharpening` decides on: ``{"without", "with", "diffs" [n_boot]}``."""
+    a, b, c = (np.asarray(v, dtype=np.float64) for v in (a, b, extra))
+    if not (a.ndim == b.ndim == c.ndim == 2 and a.shape[1] == b.shape[1] == c.shape[1]):
+        raise ValueError(f"a, b and extra must be [n, d] with one d, got {a.shape}, {b.shape} and {c.shape}")
+    if min(len(a), len(b), len(c)) < 3:
+        raise ValueError(f"each group needs >= 3 rows, got {len(a)}, {len(b)} and {len(c)}")
+    na, nb, nc = len(a), len(b), len(c)
+
+    def pair(ia, ib, ic) -> tuple[float, float]:
+        rows = np.r_[ia, na + ib]
+        ab = np.vstack([a[ia], b[ib]])
+        return (_plane_silhouette(a, b, ab, rows, seed),
+                _plane_silhouette(a, b, np.vstack([ab, c[ic]]), rows, seed))
+
+    without, with_ = pair(np.arange(na), np.arange(nb), np.arange(nc))
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        wo, wi = pair(rng.integers(0, na, na), rng.integers(0, nb, nb), rng.integers(0, nc, nc))
+        diffs[i] = wi - wo
+    return {"without": without, "with": with_, "diffs": diffs, "n": np.array([na, nb, nc])}
+
+
+def sharpening_decision(draws: dict, confidence: float = 0.95) -> dict:
+    """The outcome of :func:`sharpening_draws`: the percentile interval of with minus without above 0 ->
+    agrees, below 0 -> contradicts, else inconclusive."""
+    without, with_, diffs = float(draws["without"]), float(draws["with"]), np.asarray(draws["diffs"], np.float64)
+    lo, hi = (float(q) for q in np.quantile(diffs, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    est = with_ - without
+    span = (f"silhouette in the 2-D projection {without:.3f} without, {with_:.3f} with the extra rows; difference "
+            f"{est:+.3f}, {confidence:.0%} bootstrap CI [{lo:+.3f}, {hi:+.3f}] (rows resampled per group, "
+            f"both projections refitted, {len(diffs)} resamples)")
+    outcome, why = ((Outcome.AGREES, "sharper with them") if lo > 0 else
+                    (Outcome.CONTRADICTS, "less sharp with them") if hi < 0 else
+                    (Outcome.INCONCLUSIVE, "the interval holds 0"))
+    return {"without": without, "with": with_, "estimate": est, "ci": [lo, hi], "confidence": confidence,
+            "n_boot": len(diffs), "n": [int(v) for v in np.asarray(draws["n"])], "outcome": outcome,
+            "reason": f"{why}: {span}"}
+
+
+def projection_sharpening(a, b, extra, *, seed: int = 0, n_boot: int = 200, confidence: float = 0.95) -> dict:
+    """Does drawing ``extra`` rows into the picture make ``a`` and ``b`` look more different?
+
+    The picture is the chapter's: :class:`~priorlib.projection.ActivationProjection` (each dimension
+    standardised over the rows it is fitted on, PCA to 2-D). It is fitted once on ``a + b`` ("without")
+    and once on ``a + b + extra`` ("with"); in each plane the silhouette of ``a`` against ``b`` is
+    measured on the two coordinates standardised over ``a + b`` (the standardisation of
+    :func:`priorlib.protocol.separation`); ``estimate`` is with minus without. Interval: percentile
+    bootstrap, rows resampled within each of the three groups and **both projections refitted on every
+    resample** (the projection's own variability is in the interval). Outcome: interval above 0 ->
+    agrees ("sharpens"), below 0 -> contradicts, else inconclusive. In the full space the silhouette does
+    not depend on which rows a projection was fitted on, so this is a claim about the 2-D picture.
+
+        rng = np.random.default_rng(0)
+        web, squad, math = (rng.normal(size=(150, 60)) for _ in range(3))
+        squad[:, :12] += 0.45          # a small shift, lost among the 60 noise directions of SQuAD + web
+        math[:, :12] += 10.0           # far away along the same block: it turns PC1 onto the shift
+        projection_sharpening(squad, web, math, seed=0)["outcome"]   # Outcome.AGREES
+    """
+    return sharpening_decision(sharpening_draws(a, b, extra, seed=seed, n_boot=n_boot), confidence)
+
+
+def math_sharpening(means: dict, layer: int, variant: str = "skip_first", seed: int = 0, n: int = 200,
+                    n_boot: int = 200) -> dict:
+    """:func:`projection_sharpening` of SQuAD against web text, with MATH as the extra rows, at the input
+    of ``layer`` (negative: from the end): the per-text means ``variant`` that :func:`domain_clusters`
+    and the notebook's scatter use. As in the scatter, rows of massive norm (> 4x the median over all
+    three domains, :func:`priorlib.projection.massive_rows`) are dropped first; at most ``n`` rows per
+    domain are kept (drawn with ``seed``; every resample refits two PCAs). The bootstrap draws are cached
+    by :func:`priorlib.cache.cached` when ``means`` came from :func:`domain_means`. Adds ``"dropped"``
+    (rows dropped as massive) and ``"layer"``."""
+    from priorlib.cache import cached
+    from priorlib.projection import massive_rows
+
+    layers = means["layers"].tolist()
+    i = layers.index(layers[layer]) if layer < 0 else layers.index(layer)
+    x = means[variant][i].float().numpy()
+    names = np.asarray(means["domains"])[means["domain"].numpy()]
+    keep = ~massive_rows(x)
+
+    def compute() -> dict:
+        rng = np.random.default_rng(seed)
+        part = {}
+        for d in ("squad", "web", "math"):
+            rows_ = x[keep & (names == d)]
+            part[d] = rows_[rng.choice(len(rows_), min(n, len(rows_)), replace=False)]
+        return sharpening_draws(part["squad"], part["web"], part["math"], seed=seed, n_boot=n_boot)
+
+    params = {"means": means.get("cache_params"), "layer": int(layers[i]), "variant": variant, "seed": seed, "n": n,
+              "n_boot": n_boot, "version": 1}
+    draws = compute() if params["means"] is None else cached("s05-math-sharpening", params, compute, verbose=False)
+    return {**sharpening_decision(draws), "dropped": int((~keep).sum()), "layer": int(layers[i])}
+
+
 def mahalanobis_to(refs: dict, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {d: r.fit().mahalanobis(x.float()) for d, r in refs.items()}
 
@@ -167,13 +282,16 @@ def placement_summary(place: pd.DataFrame) -> pd.DataFrame:
     return place.groupby(["arm", "when"])[cols].mean().round(3).reset_index()
 
 
-def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: dict) -> tuple[list[Verdict], dict]:
+def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: dict,
+            sharpen: dict | None = None) -> tuple[list[Verdict], dict]:
     """The closing verdicts of notebook 05 and the numbers behind them (rules: ``margins.RULES``).
 
     ``seps`` is :func:`domain_clusters` at the last deep-prompt layer: MATH forms its own cluster when
     MATH vs NLP is separated; SQuAD and web text share one when SQuAD vs web is shown *not* to be
     (:func:`decide.opposite`). An interpolation arm is usable when :func:`usable` against the
-    fitted-Gaussian arm agrees, for every interpolation arm.
+    fitted-Gaussian arm agrees, for every interpolation arm. ``sharpen`` is :func:`math_sharpening` at the
+    same layer: bringing MATH into the projection sharpens SQuAD against web text when the bootstrap
+    interval of the silhouette difference (with minus without MATH) lies above 0 (``None``: inconclusive).
     """
     loss = arm_means(df, "final_val_loss")
     acc = arm_means(df, "final_accuracy") if "final_accuracy" in df else {}
@@ -211,7 +329,18 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
         rows.append(Verdict("Interpolation priors between domains can be used for MATH",
                             f"needs an interpolation arm and the {BASELINE} arm", Outcome.INCONCLUSIVE,
                             claim_id="interpolation-usable"))
+    sharp_claim = "Bringing MATH into the picture makes the difference between C4 (here web text) and SQuAD stand out more"
+    if sharpen is None:
+        rows.append(Verdict(sharp_claim, "needs math_sharpening (the projection fitted with and without MATH)",
+                            Outcome.INCONCLUSIVE, claim_id="math-sharpens-difference"))
+    else:
+        rows.append(Verdict(
+            sharp_claim, f"SQuAD vs web in the chapter's 2-D projection (z-scored PCA) at the input of layer "
+                         f"{sharpen.get('layer', '?')}, fitted without and with the MATH rows: {sharpen['reason']}",
+            sharpen["outcome"], claim_id="math-sharpens-difference"))
     numbers = {"final_val_loss": loss, "final_accuracy": acc, "val_loss_drop": drop,
+               "math_sharpening": None if sharpen is None else
+               {k: (v.value if isinstance(v, Outcome) else v) for k, v in sharpen.items() if k != "reason"},
                "separation": {k: {"silhouette": v.estimate, "ci": [v.ci_low, v.ci_high], "null_upper": v.null_upper,
                                   "outcome": v.outcome.value} for k, v in seps.items()}}
     return rows, numbers

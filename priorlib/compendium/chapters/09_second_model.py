@@ -8,9 +8,10 @@ on, and alternating sliding-window / full-attention layers.
 For each model the notebook runs the very same experiments, with the very same rules:
 
 - notebook 02's grid (soft prompts on SQuAD, the four token-space priors, one learning rate, several
-  seeds) and its three verdicts (``verdicts`` of chapter ``02_lr_priors``): the prior decides
+  seeds) and its verdicts (``verdicts`` of chapter ``02_lr_priors``): the prior decides
   where trained prompts end; prompts stay near their prior at the paper's rates; final quality is
-  the same across priors;
+  the same across priors; trained prompts do not all collapse into the token cloud; no prior
+  improves on the sampled-vocabulary init;
 - notebook 01's task clusters (``question5`` of chapter ``01_proof_of_concept``, which scores them with the
   book's one cluster measure, :func:`priorlib.metrics.clusters.domain_separation`) and its verdict.
 
