@@ -73,9 +73,10 @@ def test_verdicts_04_on_synthetic_numbers():
     cfgs = [TrainConfig(lr=0.5, steps=20, warmup_steps=2)]
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)
     # web text and SQuAD separated: the paper's "SQuAD does not diverge far from C4" is contradicted
-    assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 3 + [V.Outcome.INCONCLUSIVE] * 2
+    assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 3 + [V.Outcome.INCONCLUSIVE] * 3
     assert [v.claim_id for v in out] == ["squad-near-web", "diverged-inits-slower", "cut-carry-same",
-                                         "deep-prompts-stay", "fit-misses-activations", "squad-gaussian-same-quality"]
+                                         "deep-prompts-stay", "fit-misses-activations", "squad-gaussian-same-quality",
+                                         "squad-activations-concentrated"]
     one = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)))}
     assert C04.verdicts(one, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)[0][0].outcome is not V.Outcome.CONTRADICTS
     slow = [TrainConfig(lr=1e-4, steps=20, warmup_steps=2)]
@@ -87,7 +88,7 @@ def test_verdicts_04_on_synthetic_numbers():
 def test_notebook_04_smoke(smoke_notebook):
     res = smoke_notebook("04_activation_spaces")
     assert smoke_notebook.planned("04_activation_spaces") == [c.key() for c in C04.plan("smoke")]  # what run_all was asked
-    check_run_results(res, "04_activation_spaces", 6)
+    check_run_results(res, "04_activation_spaces", 7)
     from priorlib.data import web_source_name
     assert res["web_source"] == web_source_name()
     variants = {q["variant"] for q in res["quality"]}
@@ -98,6 +99,9 @@ def test_notebook_04_smoke(smoke_notebook):
     carry = [r for r in res["runs"] if r["variant"] == "deep carry"]
     assert sorted(r["seed"] for r in carry) == sorted(r["seed"] for r in cut if r["prior"] == "fitted-gaussian")
     assert len(res["deep_placement"]) == 2 * (len(cut) + len(carry))
+    conc = res["numbers"]["deep_block_concentration"]  # §4.6, from the fitted-Gaussian 'cut' runs' last block
+    assert conc["n_runs"] == len([r for r in cut if r["prior"] == "fitted-gaussian"]) and conc["ratio"] > 0
+    assert conc["ci"][0] <= conc["ci"][1] and conc["outcome"] in OUTCOMES
     cover = res["numbers"]["fit_coverage"]
     assert len(cover) == 2 and all(c["n_fit"] > 0 and c["n_held_out"] > 0 and 0 <= c["share_inside"] <= 1
                                    for c in cover.values())

@@ -10,6 +10,7 @@ import torch
 
 from priorlib.compendium import chapter
 from priorlib.compendium.verdicts import Outcome
+from priorlib.config import TrainConfig
 from priorlib.stats import StreamingGaussian
 
 C04 = chapter("04_activation_spaces")
@@ -123,3 +124,40 @@ def test_verdicts_04_carry_both_claims():
     out, _ = C04.verdicts(sep, _rows(), place, 1.0)          # no coverage and no soft arms: both undecided
     by = {v.claim_id: v for v in out}
     assert by["fit-misses-activations"].outcome is I and by["squad-gaussian-same-quality"].outcome is I
+
+
+class _FakeRun:
+    """A deep run as trained_concentration reads it: a config and its checkpoints."""
+
+    def __init__(self, prior, mode, step0, final, seed):
+        self.config = TrainConfig(method="deep", prior=prior, deep_mode=mode, lr=0.05, steps=300, warmup_steps=30,
+                                  seed=seed)
+        self._ck = [(0, {"deep.29": torch.as_tensor(step0)}), (300, {"deep.29": torch.as_tensor(final)})]
+
+    def checkpoints(self):
+        return self._ck
+
+
+def test_trained_concentration_reads_the_fitted_cut_runs_only():
+    """The §4.6 measure on the chapter's runs: only fitted-Gaussian 'cut' runs count (a wide Xavier run beside
+    them changes nothing); tight trained blocks with a wide prior agree, and the verdict carries its id."""
+    rng = np.random.default_rng(0)
+    ref = torch.as_tensor(rng.normal(size=(400, 16)), dtype=torch.float32)
+    tight = [_FakeRun("fitted-gaussian", "cut", rng.normal(size=(20, 16)), 0.1 * rng.normal(size=(20, 16)), s)
+             for s in range(3)]
+    wide = _FakeRun("xavier", "cut", rng.normal(size=(20, 16)), 5.0 * rng.normal(size=(20, 16)), 0)
+    carry = _FakeRun("fitted-gaussian", "carry", rng.normal(size=(20, 16)), 5.0 * rng.normal(size=(20, 16)), 0)
+    res = C04.trained_concentration(tight + [wide, carry], ref, "deep.29", act_gap=1.0, lr_scale=100.0)
+    assert res["n_runs"] == 3 and res["outcome"] is A and res["ratio"] < 0.2
+    spread = C04.trained_concentration([_FakeRun("fitted-gaussian", "cut", rng.normal(size=(20, 16)),
+                                                 3.0 * rng.normal(size=(20, 16)), s) for s in range(3)],
+                                       ref, "deep.29", act_gap=1.0, lr_scale=100.0)
+    assert spread["outcome"] is C
+    with pytest.raises(ValueError, match="fitted-Gaussian deep 'cut'"):
+        C04.trained_concentration([wide], ref, "deep.29", act_gap=1.0)
+    rows = _rows()
+    sep = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)) + 5.0)}
+    place = pd.DataFrame([dict(when="trained", moved_l2=0.1)] * 3)
+    out, num = C04.verdicts(sep, rows, place, 1.0, concentrated=res)
+    v = {x.claim_id: x for x in out}["squad-activations-concentrated"]
+    assert v.outcome is A and "spread ratio" in v.measured and num["deep_block_concentration"]["outcome"] == "agrees"

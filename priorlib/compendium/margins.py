@@ -123,6 +123,11 @@ RULES: tuple[Rule, ...] = (
              "fewer than 10 fit rows per dimension (a shrunk covariance), inconclusive; agrees only when every point "
              "agrees, a point that contradicts → contradicts"),
     rule_for("04", "squad-gaussian-same-quality", _SAME + " (soft prompts, fitted-Gaussian prior, same seeds)"),
+    rule_for("04", "squad-activations-concentrated",
+             "spread (RMS distance to the centroid) of the trained last deep blocks of the fitted-Gaussian 'cut' "
+             "runs over the SQuAD activations' at that layer, 95% bootstrap CI (runs, then vectors; reference "
+             "rows): (prior spread + movement bound) / reference spread < 0.5 → holds by construction; < 3 runs "
+             "→ inconclusive; CI below 0.5 → agrees; CI above 1 → contradicts; else inconclusive"),
     rule_for("05", "math-own-cluster", _CLUSTER),
     rule_for("05", "squad-near-web", _ONE_CLUSTER + " (last deep layer)"),
     rule_for("05", "interpolation-usable", _USABLE),

@@ -195,9 +195,27 @@ def deep_lr_scale(runs) -> float:
     return max((max((r.metrics.get("deep_lr_scale") or {"": 1.0}).values()) for r in runs), default=1.0)
 
 
+def trained_concentration(deep, reference, key: str, *, act_gap: float, lr_scale: float = 1.0,
+                          seed: int = 0) -> dict:
+    """:func:`priorlib.metrics.shape.concentration` of the last deep block (``key``) of the SQuAD-trained
+    fitted-Gaussian "cut" runs in ``deep`` against the SQuAD activations ``reference`` at that block's layer
+    (§4.6: *activations of SQuAD-trained prompts are tightly concentrated*). The step-0 blocks and the
+    movement bound of those runs (:func:`decide.movement` at the blocks' learning rate) decide whether a
+    tight result could have come out otherwise."""
+    from priorlib.metrics.shape import concentration
+    runs_ = [r for r in deep if r.config.prior == FITTED and r.config.deep_mode == "cut"]
+    if not runs_:
+        raise ValueError("no fitted-Gaussian deep 'cut' run among the deep runs")
+    ck = [r.checkpoints() for r in runs_]
+    ref = reference.vectors if hasattr(reference, "vectors") else reference
+    bound = decide.movement([r.config for r in runs_], ref.shape[-1], act_gap, scale=lr_scale).bound
+    return concentration([c[-1][1][key].float().numpy() for c in ck], ref.float().numpy(),
+                         prior=[c[0][1][key].float().numpy() for c in ck], bound=bound, seed=seed)
+
+
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
-             dim: int | None = None, lr_scale: float = 1.0, coverage: dict | None = None
-             ) -> tuple[list[Verdict], dict]:
+             dim: int | None = None, lr_scale: float = 1.0, coverage: dict | None = None,
+             concentrated: dict | None = None) -> tuple[list[Verdict], dict]:
     """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
 
     1. *SQuAD does not diverge far from web text (one cluster)*: the opposite of the ``protocol.Separation``
@@ -216,6 +234,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     6. *Soft prompts from a Gaussian fitted to SQuAD activations reach the same quality*:
        :func:`activation_vs_token_gaussian` (TOST on final validation loss, against the token-embedding
        Gaussian's soft prompt).
+    7. *Activations of SQuAD-trained prompts are tightly concentrated*: ``concentrated``, the
+       :func:`trained_concentration` of the fitted-Gaussian "cut" runs' last block; without it, inconclusive.
     """
     last = list(sep)[-1]
     later, measure = converges_later(rows)
@@ -230,6 +250,10 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
         bound, stay_outcome, stay_why = None, Outcome.INCONCLUSIVE, "no movement bound (needs the runs and the dimension)"
     poor, poor_why = misses_activations(coverage)
     act_tok = activation_vs_token_gaussian(rows)
+    if concentrated is None:
+        conc_outcome, conc_why = Outcome.INCONCLUSIVE, "not measured (no trained deep blocks given)"
+    else:
+        conc_outcome, conc_why = Outcome(concentrated["outcome"]), concentrated["reason"]
     cut = rows[rows["variant"] == "deep cut"]
     num = {"separation": {p: {"silhouette": s.estimate, "ci": [s.ci_low, s.ci_high], "null_upper": s.null_upper,
                               "outcome": s.outcome.value} for p, s in sep.items()},
@@ -244,7 +268,9 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
            "fit_coverage": dict(coverage or {}), "fit_misses_activations": poor.value,
            "activation_vs_token_gaussian_val_loss": {"estimate": act_tok.estimate,
                                                      "ci": [act_tok.ci_low, act_tok.ci_high],
-                                                     "outcome": act_tok.outcome.value}}
+                                                     "outcome": act_tok.outcome.value},
+           "deep_block_concentration": None if concentrated is None else
+           {k: (v.value if isinstance(v, Outcome) else v) for k, v in concentrated.items()}}
     out = [
         Verdict("SQuAD activations do not diverge far from web text (C4): one cluster, not two",
                 f"at `{last}`, the book's cluster rule (one cluster: not separated): {sep[last].reason}",
@@ -267,6 +293,9 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                 f"final val loss, SQuAD-activation minus token-embedding Gaussian (TOST, margin "
                 f"±{margin('final_val_loss'):g} nats): {act_tok.reason}", act_tok.outcome,
                 claim_id="squad-gaussian-same-quality"),
+        Verdict("Activations of SQuAD-trained prompts are tightly concentrated (tested: the last deep block of "
+                "the fitted-Gaussian 'cut' runs, against the SQuAD activations entering its layer)",
+                conc_why, conc_outcome, claim_id="squad-activations-concentrated"),
     ]
     return out, num
 
