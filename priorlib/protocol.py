@@ -359,10 +359,7 @@ def separation(x, y, *, seed: int, n_boot: int = 1000, n_null: int = 200,
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         raise ValueError("x and y must be finite")
     nx, ny = len(x), len(y)
-    z = np.vstack([x, y])
-    sd = z.std(0)
-    z = (z - z.mean(0)) / np.where(sd > 0, sd, 1.0)
-    dist = pairwise_distances(z)  # [nx + ny, nx + ny]
+    dist = _standardised_distances(np.vstack([x, y]))  # [nx + ny, nx + ny]
     labels = np.r_[np.zeros(nx, int), np.ones(ny, int)]
     s = silhouette_samples(dist, labels, metric="precomputed")  # [nx + ny]
     estimate = float(s.mean())
@@ -379,17 +376,32 @@ def separation(x, y, *, seed: int, n_boot: int = 1000, n_null: int = 200,
         split = np.zeros(nx, int)
         split[rng.permutation(nx)[: nx // 2]] = 1
         null[i] = silhouette_samples(dx, split, metric="precomputed").mean()
+    return _against_null(estimate, lo, hi, null, confidence, nx, ny, "silhouette", "random split")
+
+
+def _standardised_distances(z: np.ndarray) -> np.ndarray:
+    """Euclidean distances ``[n, n]`` between the rows of ``z`` on features standardised over all rows."""
+    sd = z.std(0)
+    return pairwise_distances((z - z.mean(0)) / np.where(sd > 0, sd, 1.0))
+
+
+def _against_null(estimate: float, lo: float, hi: float, null: np.ndarray, confidence: float, n_x: int, n_y: int,
+                  what: str, null_name: str) -> Separation:
+    """The cluster rule of :func:`separation` and :func:`groups_separation`: separated when the interval
+    ``[lo, hi]`` lies above the null's ``confidence`` quantile, not when it ends at or below it, else
+    inconclusive."""
     null_upper = float(np.quantile(null, confidence))
     common = dict(measure="silhouette", estimate=estimate, ci_low=lo, ci_high=hi, confidence=confidence,
-                  null_median=float(np.median(null)), null_upper=null_upper, n_x=nx, n_y=ny)
-    span = (f"silhouette {estimate:.3f}, {confidence:.0%} CI [{lo:.3f}, {hi:.3f}], "
-            f"random-split null {confidence:.0%} quantile {null_upper:.3f}")
+                  null_median=float(np.median(null)), null_upper=null_upper, n_x=n_x, n_y=n_y)
+    span = (f"{what} {estimate:.3f}, {confidence:.0%} CI [{lo:.3f}, {hi:.3f}], "
+            f"{null_name.replace(' ', '-')} null {confidence:.0%} quantile {null_upper:.3f}")
     if lo > null_upper:
         return Separation(**common, separated=True, outcome=Outcome.AGREES, reason=f"separated: {span}")
     if hi <= null_upper:
         return Separation(**common, separated=False, outcome=Outcome.CONTRADICTS,
-                          reason=f"no more separated than a random split: {span}")
-    return Separation(**common, separated=False, outcome=Outcome.INCONCLUSIVE, reason=f"the interval reaches the null: {span}")
+                          reason=f"no more separated than a {null_name}: {span}")
+    return Separation(**common, separated=False, outcome=Outcome.INCONCLUSIVE,
+                      reason=f"the interval reaches the null: {span}")
 
 
 def groups_separation(x, labels, *, seed: int, n_boot: int = 1000, n_null: int = 200,
@@ -416,9 +428,7 @@ def groups_separation(x, labels, *, seed: int, n_boot: int = 1000, n_null: int =
                          f"got {dict(zip(groups.tolist(), sizes.tolist()))}")
     if not np.all(np.isfinite(x)):
         raise ValueError("x must be finite")
-    sd = x.std(0)
-    z = (x - x.mean(0)) / np.where(sd > 0, sd, 1.0)
-    dist = pairwise_distances(z)  # [n, n]
+    dist = _standardised_distances(x)  # [n, n]
     estimate = float(silhouette_samples(dist, codes, metric="precomputed").mean())
 
     rng = np.random.default_rng(seed)
@@ -430,18 +440,8 @@ def groups_separation(x, labels, *, seed: int, n_boot: int = 1000, n_null: int =
     lo, hi = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
     null = np.array([silhouette_samples(dist, rng.permutation(codes), metric="precomputed").mean()
                      for _ in range(n_null)])
-    null_upper = float(np.quantile(null, confidence))
-    common = dict(measure="silhouette", estimate=estimate, ci_low=lo, ci_high=hi, confidence=confidence,
-                  null_median=float(np.median(null)), null_upper=null_upper, n_x=int(len(x)), n_y=int(len(groups)))
-    span = (f"silhouette of {len(groups)} groups ({len(x)} rows) {estimate:.3f}, {confidence:.0%} CI "
-            f"[{lo:.3f}, {hi:.3f}], random-relabelling null {confidence:.0%} quantile {null_upper:.3f}")
-    if lo > null_upper:
-        return Separation(**common, separated=True, outcome=Outcome.AGREES, reason=f"separated: {span}")
-    if hi <= null_upper:
-        return Separation(**common, separated=False, outcome=Outcome.CONTRADICTS,
-                          reason=f"no more separated than a random relabelling: {span}")
-    return Separation(**common, separated=False, outcome=Outcome.INCONCLUSIVE,
-                      reason=f"the interval reaches the null: {span}")
+    return _against_null(estimate, lo, hi, null, confidence, int(len(x)), int(len(groups)),
+                         f"silhouette of {len(groups)} groups ({len(x)} rows)", "random relabelling")
 
 
 def movement_bound(lrs_per_step: Sequence[float], dim: int) -> float:
