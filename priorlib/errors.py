@@ -12,3 +12,7 @@ class LockedError(PriorlibError):
 
 class TrainingDiverged(PriorlibError):
     """The loss, a gradient or a prompt became non-finite; training stopped, good checkpoints kept."""
+
+
+class NotInBank(PriorlibError, LookupError):
+    """A run the evidence bank lacks, asked for where nothing may train (``priorlib book --bank-only``)."""

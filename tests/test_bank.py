@@ -120,6 +120,44 @@ def test_run_all_reads_the_bank_first_and_exports_under_evidence_run(tmp_path, f
     assert total["present"] == 2 and total["stale"] == 0 and 0 < total["megabytes"] < 1
 
 
+def test_bank_only_refuses_to_train_a_missing_run_before_anything_trains(tmp_path, finished, tiny, monkeypatch):
+    """``priorlib book --bank-only``: a chapter asking for a run the bank lacks fails with one line naming
+    it, before the runs the bank does hold are even read; with every run present nothing trains."""
+    from priorlib.compendium import evidence, experiments
+    from priorlib.errors import NotInBank
+    model, tok = tiny
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    monkeypatch.setenv(evidence.BANK_ONLY_ENV, "1")
+    monkeypatch.setenv(evidence.CHAPTER_ENV, "02_lr_priors")
+    bank.export(finished, tmp_path / "evidence")
+    trained = []
+    monkeypatch.setattr(runstore, "train", lambda cfg, **k: trained.append(cfg))
+    new = TrainConfig(**{**CFG, "steps": 2, "seed": 5})
+    with pytest.raises(NotInBank) as err:
+        experiments.run_all([finished.config, new], model=model, tokenizer=tok, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("02_lr_priors: 1 run(s) not in the evidence bank")
+    assert new.key() in msg and "seed=5" in msg and trained == []
+    [r] = experiments.run_all([finished.config], model=model, tokenizer=tok, progress=False)
+    assert isinstance(r, bank.BankRun) and trained == []
+    monkeypatch.setenv(evidence.BANK_ONLY_ENV, "0")  # off again: the missing run trains
+    experiments.run_all([new], model=model, tokenizer=tok, progress=False)
+    assert [c.key() for c in trained] == [new.key()]
+
+
+def test_book_bank_only_checks_every_plan_before_a_notebook_executes(tmp_path, monkeypatch, capsys):
+    """The book command's pre-check: an empty bank makes ``--bank-only`` fail with exit 2 and one line,
+    and no notebook is executed."""
+    from priorlib.compendium import book, cli
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "empty"))
+    executed = []
+    monkeypatch.setattr(book, "execute_all", lambda *a, **k: executed.append(a))
+    assert cli.main(["book", "--profile", "converged", "--only", "03", "--bank-only", "--no-build"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("priorlib book: error: 03_exclusion: 9 run(s) not in the evidence bank"), err
+    assert len(err.splitlines()) == 1 and executed == []
+
+
 def _train_toy(tmp_path, cfg, tiny):
     from priorlib.trainer import Trainer
     out = tmp_path / "store" / cfg.key()

@@ -478,6 +478,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execute only these notebooks (01, 01_proof_of_concept or proof_of_concept)")
     parser.add_argument("--no-execute", action="store_true",
                         help="build from the executed copies already in book/ (seconds)")
+    parser.add_argument("--bank-only", action="store_true",
+                        help="train nothing: every run must come from the evidence bank (checked against the "
+                             "chapters' plans before any notebook executes; a run the bank lacks is an error)")
 
 
 def run(args) -> int:
@@ -486,6 +489,11 @@ def run(args) -> int:
     if not args.no_execute:
         params = parameters_from_args(args.profile, args.parameters)
         notebooks = find_notebooks(root / "notebooks", args.only)
+        if getattr(args, "bank_only", False) and notebooks:
+            from priorlib.compendium import evidence
+            for chapter, configs in evidence.plan_all(args.profile, [nb.stem for nb in notebooks]).items():
+                evidence.check_in_bank(configs, where=chapter)  # before any notebook executes
+            os.environ[evidence.BANK_ONLY_ENV] = "1"  # the kernels inherit it: run_all refuses to train
         if not notebooks:
             print("priorlib book: no notebooks/NN_*.ipynb to execute", flush=True)
         else:

@@ -24,9 +24,11 @@ import time
 from pathlib import Path
 
 from priorlib import bank
+from priorlib.errors import NotInBank
 from priorlib.compendium.paths import repo_root
 
 EXPORT_ENV = "PRIORLIB_EVIDENCE_EXPORT"
+BANK_ONLY_ENV = "PRIORLIB_BANK_ONLY"  # set by ``priorlib book --bank-only``: a run the bank lacks is an error
 CHAPTER_ENV = "PRIORLIB_CHAPTER"  # set by the book's executor around each notebook
 BUDGET_MB = 60
 
@@ -52,6 +54,29 @@ def provenance(root=None) -> dict:
         return {"git": git_commit(repo_root(root))}
     except (FileNotFoundError, OSError):
         return {"git": None}
+
+
+def bank_only() -> bool:
+    return os.environ.get(BANK_ONLY_ENV, "") not in ("", "0")
+
+
+def not_in_bank(configs, where: str = "") -> NotInBank:
+    """The one-line error naming how many of ``configs`` the bank lacks, and the first."""
+    configs = list(configs)
+    first = configs[0]
+    where = f"{where}: " if where else ""
+    method = getattr(first.method, "value", first.method)
+    return NotInBank(
+        f"{where}{len(configs)} run(s) not in the evidence bank {evidence_dir()} (first: {first.key()}, "
+        f"{first.task} {method} prior={first.prior} lr={first.lr} seed={first.seed}); "
+        f"train them with `priorlib evidence run --missing-only`, or build without --bank-only")
+
+
+def check_in_bank(configs, where: str = "") -> None:
+    """Raise :class:`NotInBank` naming the first of ``configs`` the bank lacks (nothing is loaded or trained)."""
+    absent = [cfg for cfg in configs if lookup(cfg) is None]
+    if absent:
+        raise not_in_bank(absent, where)
 
 
 def lookup(config, banks=None):

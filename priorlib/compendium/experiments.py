@@ -6,6 +6,7 @@ Notebooks call these; they hold no logic of their own.
 from __future__ import annotations
 
 import itertools
+import os
 
 import pandas as pd
 import torch
@@ -58,9 +59,13 @@ def unique(configs) -> list[TrainConfig]:
 
 def run_all(configs: list[TrainConfig], *, model, tokenizer, root=None, progress: bool = True) -> list[runstore.Run]:
     """Every config's run, sharing one loaded model: from the evidence bank when it holds it
-    (:mod:`priorlib.compendium.evidence`), else trained (or reused) in the local run store."""
+    (:mod:`priorlib.compendium.evidence`), else trained (or reused) in the local run store. Under
+    ``priorlib book --bank-only`` a run the bank lacks raises :class:`~priorlib.compendium.evidence.NotInBank`
+    before anything trains."""
     from priorlib.compendium import evidence
     evidence.record_plan(configs)
+    if evidence.bank_only():
+        evidence.check_in_bank(configs, where=os.environ.get(evidence.CHAPTER_ENV, ""))
     runs = []
     for cfg in tqdm(configs, desc="runs", disable=not progress):
         run = evidence.lookup(cfg)
