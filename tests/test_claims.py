@@ -61,7 +61,7 @@ def test_rows_merge_chapters_and_combine_their_outcomes(book):
     assert _outcome(squad) == "inconclusive" and claim("squad-near-web").measure in squad
     assert _outcome(_row(text, "prior-decides-posterior")) == "agrees"          # 02 agrees, 09 agrees on both
     quality = _row(text, "quality-independent-of-prior")                        # 09: holds on A only
-    assert _outcome(quality) == "contradicts" and "→ A only" in quality
+    assert _outcome(quality) == "contradicts" and "→ agrees on A only" in quality
     assert _outcome(_row(text, "activation-paths-not-local")) == "contradicts"
 
 
@@ -115,6 +115,16 @@ def test_key_findings_count_the_papers_claims_and_name_each_chapter(book):
     md = (book / "book" / "key_findings.md").read_text() if claims.write(book) else ""
     assert f"The paper's {N_PAPER} claims" in md and "not tested yet" in md
     assert "- [04 · Activation spaces](04_activation_spaces.ipynb): " in md and "**contradicts**" in md
+    assert first["09_second_model"]["outcome"] == "agrees on both models"  # not a bare "both"
+
+
+@pytest.mark.parametrize("by_model, expected", [
+    ({"A": A, "B": A}, "agrees on both models"), ({"A": C, "B": C}, "agrees on neither model"),
+    ({"A": C, "B": A}, "agrees on B only"), ({"A": A, "B": A, "C": A}, "agrees on every model"),
+    ({"A": A, "B": I}, "inconclusive"), ({}, "agrees")])
+def test_a_verdict_out_of_its_table_says_what_holds_where(by_model, expected):
+    v = Verdict.across("c", "m", by_model) if by_model else Verdict("c", "m", A)
+    assert claims.shown(v) == expected
 
 
 def test_no_page_without_verdicts(tmp_path):

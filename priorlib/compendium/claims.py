@@ -112,6 +112,16 @@ def row_outcome(entries: list[tuple[dict, Verdict]]) -> str:
     return outcome if real else f"{outcome} ({PLUMBING})"
 
 
+def shown(v: Verdict) -> str:
+    """A verdict's label where no "holds on" column gives it context: ``agrees on both models``,
+    ``agrees on neither model``, ``agrees on Gemma-3-270M only``, or the outcome itself."""
+    label = v.label
+    if not v.by_model or label in {o.value for o in Outcome}:
+        return label
+    return {"both": "agrees on both models", "all": "agrees on every model", "neither": "agrees on neither model",
+            "none": "agrees on no model"}.get(label, f"agrees on {label}")
+
+
 def _result(entries: list[tuple[dict, Verdict]]) -> str:
     parts = []
     for ch, v in entries:
@@ -119,7 +129,7 @@ def _result(entries: list[tuple[dict, Verdict]]) -> str:
         if v.outcome is Outcome.HOLDS_BY_CONSTRUCTION:
             text += " *(holds by construction: the setup guarantees it, so it is no evidence)*"
         if len(entries) > 1 or v.by_model:
-            text += f" → {v.label}"
+            text += f" → {shown(v)}"
         if _smoke(ch):
             text += f" *(smoke profile: {PLUMBING}, not evidence)*"
         parts.append(text)
@@ -159,7 +169,7 @@ def render(chapters: list[dict], web: str) -> str:
                 continue
             note = f" *(smoke profile: {PLUMBING}, not evidence)*" if _smoke(ch) else ""
             out += [f"### {_title(ch)}{note}", "", "| " + " | ".join(COLUMNS.values()) + " |", "|---|---|---|"]
-            out += [f"| {_cell(v.claim)} | {_cell(v.measured)} | **{_cell(v.label)}** |" for v in mine]
+            out += [f"| {_cell(v.claim)} | {_cell(v.measured)} | **{_cell(shown(v))}** |" for v in mine]
             out.append("")
     return "\n".join(out)
 
@@ -180,7 +190,7 @@ def key_findings(chapters: list[dict]) -> dict:
         tagged = [v for v in ch["rows"] if v.claim_id in registry]
         first = next((v for v in tagged if registry[v.claim_id].kind == "paper"), tagged[0] if tagged else None)
         if first is not None:
-            outcome = first.label + (f" ({PLUMBING})" if _smoke(ch) else "")
+            outcome = shown(first) + (f" ({PLUMBING})" if _smoke(ch) else "")
             lines.append({"stem": ch["stem"], "title": ch.get("title"), "claim": registry[first.claim_id].statement,
                           "kind": registry[first.claim_id].kind, "outcome": outcome})
     return {"counts": counts, "chapters": lines, "tagged": bool(lines)}
