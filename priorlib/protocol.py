@@ -34,9 +34,10 @@ from statsmodels.stats.weightstats import ttost_ind, ttost_paired
 
 __all__ = ["Outcome", "Direction", "MIN_SEEDS", "Verdict", "Equivalence", "Difference", "Separation",
            "Movement", "equivalent", "difference", "better", "separation", "groups_separation", "movement_bound",
-           "movement_testable", "holds_by_construction"]
+           "movement_testable", "holds_by_construction", "Correlation", "stratified_rank_correlation"]
 
 MIN_SEEDS = 3  # per compared arm
+MIN_CORRELATION_ROWS = 5  # per stratum of a rank correlation
 
 
 class Outcome(str, Enum):
@@ -179,6 +180,23 @@ class Movement:
             self.outcome = _enum(Outcome, self.outcome, "outcome")
 
 
+@dataclass
+class Correlation:
+    """``stratified_rank_correlation(x, y, strata)``: Spearman's ρ within each stratum, pooled.
+
+    ``per_stratum`` maps each stratum to ``(n, ρ)``; ``used`` are the strata that entered the pooled
+    estimate (at least ``MIN_CORRELATION_ROWS`` rows and ρ defined). ``ci_low``/``ci_high`` are the ``confidence`` interval
+    of the pooled ρ (nan without a usable stratum).
+    """
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    per_stratum: dict
+    used: list
+
+
 # ------------------------------------------------------------------------------------------ helpers
 
 def _values(x: Sequence[float], name: str) -> np.ndarray:
@@ -299,7 +317,7 @@ def equivalent(a: Sequence[float], b: Sequence[float], margin: float, *, paired:
                   n_a=len(a), n_b=len(b), margin=float(margin), alpha=alpha, paired=paired)
     if early is not None:
         return Equivalence(**common, outcome=early[0], reason=early[1])
-    span = f"difference {est:+.4g}, {1 - 2 * alpha:.0%} CI [{lo:+.4g}, {hi:+.4g}], margin +-{margin:g}"
+    span = f"difference {est:+.4g}, {1 - 2 * alpha:.0%} CI [{lo:+.4g}, {hi:+.4g}], margin ±{margin:g}"
     if max(p_lo, p_hi) < alpha:
         return Equivalence(**common, outcome=Outcome.AGREES, reason=f"equivalent: {span}")
     if lo > margin or hi < -margin:
@@ -444,6 +462,45 @@ def groups_separation(x, labels, *, seed: int, n_boot: int = 1000, n_null: int =
                          f"silhouette of {len(groups)} groups ({len(x)} rows)", "random relabelling")
 
 
+def stratified_rank_correlation(x, y, strata, *, confidence: float = 0.95) -> Correlation:
+    """Spearman's ρ of ``x`` and ``y`` within each stratum (e.g. each learning rate), pooled on Fisher's z
+    scale with weights ``n - 3`` and the Bonett-Wright (2000) standard error ``sqrt((1 + ρ²/2) / (n - 3))``
+    per stratum, so that a factor shared by a stratum (one rate moving every prompt further) cannot make
+    or break the association the way a ρ over all rows pooled does. A stratum enters with at least
+    :data:`MIN_CORRELATION_ROWS` rows and some spread in both ``x`` and ``y`` (at 4 rows even a perfect order has
+    an exact two-sided p of 1/12); ρ = ±1 is held at ±0.999 on the z scale (its interval stays finite).
+
+        c = stratified_rank_correlation([1, 2, 3, 4, 10, 20, 30, 40], [4, 3, 2, 1, 9, 8, 7, 6], [0] * 4 + [1] * 4)
+        c.estimate     # nan: 4 rows per rate are too few to pool (each stratum's ρ = -1 is in c.per_stratum)
+    """
+    x, y = _values(x, "x"), _values(y, "y")
+    strata = list(strata)
+    if not (len(x) == len(y) == len(strata)):
+        raise ValueError(f"x, y and strata must have one entry per row, got {len(x)}, {len(y)} and {len(strata)}")
+    per, zs, ws, vs, used = {}, [], [], [], []
+    for key in dict.fromkeys(strata):
+        rows = np.array([k == key for k in strata])
+        a, b, n = x[rows], y[rows], int(rows.sum())
+        if n < 3 or np.all(a == a[0]) or np.all(b == b[0]):
+            per[key] = (n, float("nan"))
+            continue
+        rho = float(stats.spearmanr(a, b).statistic)
+        per[key] = (n, rho)
+        if n >= MIN_CORRELATION_ROWS:
+            r = float(np.clip(rho, -0.999, 0.999))
+            zs.append(math.atanh(r))
+            ws.append(n - 3)
+            vs.append((1 + r * r / 2) / (n - 3))
+            used.append(key)
+    if not used:
+        return Correlation(float("nan"), float("nan"), float("nan"), confidence, per, used)
+    w = np.asarray(ws, float)
+    z = float(np.dot(w, zs) / w.sum())
+    se = float(math.sqrt(np.dot(w * w, vs)) / w.sum())
+    q = float(stats.norm.ppf(0.5 + confidence / 2))
+    return Correlation(math.tanh(z), math.tanh(z - q * se), math.tanh(z + q * se), confidence, per, used)
+
+
 def movement_bound(lrs_per_step: Sequence[float], dim: int) -> float:
     """The most a sign-like optimiser (Adam) can move a ``dim``-vector: ``sum(lr_t) * sqrt(dim)``.
 
@@ -462,7 +519,8 @@ def movement_testable(bound: float, yardstick: float) -> Movement:
     """``not testable at this learning rate`` when the optimiser could not have reached ``yardstick``."""
     if not (bound >= 0 and yardstick > 0):
         raise ValueError(f"bound must be >= 0 and yardstick > 0, got {bound} and {yardstick}")
-    side = f"the most it could move is {bound:.4g} against a yardstick of {yardstick:.4g}"
+    side = (f"the optimiser could move a vector at most {bound:.4g}, "
+            f"{'less' if bound < yardstick else 'more'} than the yardstick {yardstick:.4g}")
     if bound < yardstick:
         return Movement(bound, yardstick, False, Outcome.NOT_TESTABLE, f"not testable: {side}")
     return Movement(bound, yardstick, True, None, f"testable: {side}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pandas as pd
 import pytest
 
@@ -200,3 +202,54 @@ def test_docstring_examples_of_the_rules_run():
     for t in finder.find(C02.no_collapse, "no_collapse", globs={"no_collapse": C02.no_collapse}):
         runner.run(t)
     assert runner.summarize(verbose=False).failed == 0 and runner.summarize(verbose=False).attempted == 2
+
+
+# --------------------------------------------------------------------- the prior decides the posterior
+def _ranks(n, sign, shift):
+    """``n`` runs at one rate: sampled distances 1..n, trained ones in the same (sign 1) or reverse order."""
+    s = np.arange(1.0, n + 1)
+    return list(s), list(shift + sign * s)
+
+
+def test_posterior_follows_prior_within_each_rate_known_answers():
+    s1, t1 = _ranks(12, 1, 0.0)
+    s2, t2 = _ranks(12, 1, 100.0)  # the second rate moves every prompt far: a pooled ρ would blur nothing here
+    out, why, num = C02.posterior_follows_prior(s1 + s2, t1 + t2, [1e-3] * 12 + [5e-2] * 12)
+    assert out is O.AGREES and num["rho_by_lr"] == {"0.001": 1.0, "0.05": 1.0} and "pooled within rates" in why
+    r1, q1 = _ranks(12, -1, 0.0)
+    r2, q2 = _ranks(12, -1, 100.0)
+    out, _, num = C02.posterior_follows_prior(r1 + r2, q1 + q2, [1e-3] * 12 + [5e-2] * 12)
+    assert out is O.CONTRADICTS and num["rho_within_lr_ci"][1] < 0.7
+    # the order kept at each rate, reversed only by the rates: over all runs ρ < 0, within rates it agrees
+    s_hi, t_hi = [10.0 + v for v in s1], [v - 50.0 for v in t1]
+    out, _, _ = C02.posterior_follows_prior(s1 + s_hi, [v + 50 for v in t1] + t_hi, [1e-3] * 12 + [5e-2] * 12)
+    assert out is O.AGREES
+    # 4 runs at one rate: ρ = 1 but the interval reaches 0
+    assert C02.posterior_follows_prior([1, 2, 3, 4], [1, 2, 3, 4], [1e-3] * 4)[0] is O.INCONCLUSIVE
+
+
+def test_posterior_follows_prior_at_a_rate_that_cannot_move_a_prompt_is_by_construction():
+    s1, t1 = _ranks(12, 1, 0.0)
+    out, why, _ = C02.posterior_follows_prior(s1, t1, [1e-4] * 12, movable={1e-4: False})
+    assert out is O.HOLDS_BY_CONSTRUCTION and "by construction" in why
+    s2, t2 = _ranks(12, -1, 0.0)  # the movable rate decides; the fixed one is left out
+    out, _, num = C02.posterior_follows_prior(s1 + s2, t1 + t2, [1e-4] * 12 + [5e-2] * 12,
+                                              movable={1e-4: False, 5e-2: True})
+    assert out is O.CONTRADICTS and num["rho_by_lr"]["0.0001"] == 1.0
+
+
+def test_an_undecided_gain_states_the_plateau_guard_once():
+    rows = _rows({"vocab-sample": [2.0, 2.2, 1.8], "xavier": [2.06, 2.26, 1.86]}, plateaued=False)
+    out, tests = C02.no_prior_improves(rows, 5e-3)
+    why = tests[0][1][1]
+    assert out is O.INCONCLUSIVE and why.count("not known to have plateaued") == 1
+    assert "equivalence: " in why and "gain: " in why
+
+
+def test_the_quality_verdict_names_the_prior_it_compares_against():
+    s = setup("02_lr_priors", "cpu", **S1)
+    rows, place = _grid({p: 0.0 for p in PRIORS})
+    order = list(dict.fromkeys(rows["prior"]))
+    out, _ = C02.verdicts(rows, place, {"median_nn_l2": 0.5, "share_in_hdr": 0.97}, s, dim=576)
+    quality = out[2].measured
+    assert f"against {order[0]} (TOST" in quality and f"{order[0]}: " not in quality.split("(TOST")[1]

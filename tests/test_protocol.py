@@ -13,6 +13,7 @@ from sklearn.metrics import pairwise_distances, silhouette_score
 from priorlib.protocol import (MIN_SEEDS, Direction, Outcome, Verdict, better, difference, equivalent,
                                holds_by_construction, movement_bound, movement_testable, separation)
 from priorlib.protocol import _resampled_silhouette
+from priorlib import protocol as P
 
 M = 0.05  # margin, e.g. nats of validation loss
 
@@ -220,3 +221,34 @@ def test_holds_by_construction_is_reported_not_counted():
     assert Verdict("c", "uninformative", "r").outcome is Outcome.UNINFORMATIVE
     with pytest.raises(ValueError, match="outcome must be one of"):
         Verdict("c", "proven", "r")
+
+
+# ------------------------------------------------------------------------------ stratified rank correlation
+def test_stratified_rank_correlation_is_not_fooled_by_a_shared_factor():
+    """Simpson's case: within each rate the order reverses, over all rows it looks positive."""
+    x = [1, 2, 3, 4, 5, 10, 20, 30, 40, 50]
+    y = [5, 4, 3, 2, 1, 10, 9, 8, 7, 6]
+    assert stats.spearmanr(x, y).statistic > 0.5
+    c = P.stratified_rank_correlation(x, y, [0] * 5 + [1] * 5)
+    assert c.estimate == pytest.approx(-0.999) and c.ci_high < 0 and c.used == [0, 1]
+    assert {k: (n, round(r, 12)) for k, (n, r) in c.per_stratum.items()} == {0: (5, -1.0), 1: (5, -1.0)}
+    few = P.stratified_rank_correlation(x[:4] + x[5:9], y[:4] + y[5:9], [0] * 4 + [1] * 4)  # 4 rows: not pooled
+    assert few.used == [] and np.isnan(few.estimate) and few.per_stratum[0][0] == 4 and few.per_stratum[0][1] == pytest.approx(-1.0)
+
+
+def test_stratified_rank_correlation_known_interval_and_unusable_strata():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + rng.normal(size=40)
+    c = P.stratified_rank_correlation(x, y, ["a"] * 40)
+    from scipy.stats import spearmanr
+    rho = spearmanr(x, y).statistic
+    se = np.sqrt((1 + rho ** 2 / 2) / 37)  # Bonett-Wright, one stratum: the plain Fisher interval
+    assert c.estimate == pytest.approx(rho)
+    assert c.ci_low == pytest.approx(np.tanh(np.arctanh(rho) - 1.959964 * se), abs=1e-6)
+    assert c.ci_high == pytest.approx(np.tanh(np.arctanh(rho) + 1.959964 * se), abs=1e-6)
+    # three rows, or no spread: reported, not pooled; nothing usable -> nan
+    d = P.stratified_rank_correlation([1, 2, 3, 5, 5, 5, 5, 5], [3, 2, 1, 1, 2, 3, 4, 5], ["s"] * 3 + ["t"] * 5)
+    assert d.used == [] and np.isnan(d.estimate) and d.per_stratum["s"] == (3, -1.0) and np.isnan(d.per_stratum["t"][1])
+    with pytest.raises(ValueError, match="one entry per row"):
+        P.stratified_rank_correlation([1, 2, 3], [1, 2, 3], [0, 0])

@@ -89,7 +89,11 @@ RULES: tuple[Rule, ...] = (
     rule_for("01", "math-modules-apart", "`groups_separation` (the multi-group `separation`: bootstrap CI of the "
              "silhouette above a random-relabelling null's 95% quantile → agrees; CI at or below it → contradicts; "
              "per-question mean activations)"),
-    rule_for("02", "prior-decides-posterior", "ρ ≥ 0.7 (a rank correlation over runs, not a comparison of arms)"),
+    rule_for("02", "prior-decides-posterior",
+             "Spearman ρ within each learning rate (≥ 5 runs), pooled on Fisher's z (weights n − 3, Bonett-Wright "
+             "standard error): ρ ≥ 0.7 with its 95% CI above 0 → agrees; CI wholly below 0.7 → contradicts; a rate "
+             "whose `movement_bound` does not reach one token gap is left out (ρ ≥ 0.7 only there → holds by "
+             "construction); else inconclusive"),
     rule_for("02", "prompts-stay-near-prior", _MOVES),
     rule_for("02", "quality-independent-of-prior", _SAME + " (at the replicated rate, each prior vs the first)"),
     rule_for("02", "no-collapse",
