@@ -308,7 +308,8 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
                 f"embedding, within each learning rate: {follows_why}; over all {len(t)} runs, rates mixed: "
                 f"ρ = {fmt(rho, 2)}", follows, claim_id="prior-decides-posterior"),
         Verdict("Prompts stay near where their prior put them at the paper's learning rates",
-                f"{stay_why}; token embeddings' typical neighbour gap {gap:.3g}; median movement by lr: {moved_txt}",
+                f"at the paper's rates ({', '.join(f'{q:g}' for q in PAPER_LRS)}; runs: {len(paper)}): {stay_why} (the "
+                f"yardstick: the token embeddings' typical neighbour gap); median movement by lr: {moved_txt}",
                 stay_outcome, claim_id="prompts-stay-near-prior"),
         Verdict("Final quality is the same whichever prior starts the prompt",
                 f"at lr {lr_q:g}: final validation loss {', '.join(f'{k} {v:.3f}' for k, v in means.items())}; against "
