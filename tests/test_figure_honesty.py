@@ -51,3 +51,46 @@ def test_two_clouds_uses_the_activation_projection():
     x[0, 2] = 5000.0
     cl = domains.TwoClouds({"math": Reference(x, "acts")})
     assert cl.explained[0] < 0.5 and "standardised" in cl.description
+
+
+def test_mahalanobis_strips_show_the_gap_the_projection_hides():
+    """Exclusion-like prompts (far by Mahalanobis distance, near the centre of any 2-D projection) sit
+    beyond the 95% radius on the strips, and at their exact distance on the radial map, with the token
+    rows drawn first and visible."""
+    import matplotlib.pyplot as plt
+    from priorlib.metrics.placement import hdr_threshold
+    ref, _ = _reference_and_far()
+    g = ref.fit()
+    gen = torch.Generator().manual_seed(1)
+    L = g.cholesky.float()
+    wide = lambda n, c: (torch.randn(n, ref.dim, generator=gen) * c ** 0.5) @ L.T + g.mean.float()  # noqa: E731
+    draws = {"vocabulary": g.mahalanobis(ref.vectors).numpy(), "fitted-gaussian": g.mahalanobis(wide(500, 1.0)).numpy(),
+             "exclusion": g.mahalanobis(wide(500, 5.0)).numpy()}
+    panels = [("exclusion lr=0.05 seed=0", wide(6, 5.0), wide(6, 6.0)),
+              ("fitted-gaussian lr=0.05 seed=0", wide(6, 1.0), wide(6, 1.0))]
+    proj = pp.Projection(ref.vectors, points=torch.cat([torch.cat([s, t]) for _, s, t in panels]))
+    radius = hdr_threshold(ref.dim)
+    fig, caption = pp.mahalanobis_strips(ref, panels, draws=draws, radius=radius, proj=proj)
+    strips, radial = fig.axes[:2]
+    labels = [t.get_text() for t in strips.get_yticklabels()][::-1]  # top to bottom
+    assert labels == ["token embeddings (all 1,500)", "fitted-gaussian prior draws (n=500)",
+                      "exclusion prior draws (n=500)", "exclusion lr=0.05 seed=0, sampled",
+                      "exclusion lr=0.05 seed=0, trained", "fitted-gaussian lr=0.05 seed=0, sampled",
+                      "fitted-gaussian lr=0.05 seed=0, trained"]
+    med = {lab: float(np.median(np.asarray(c.get_offsets())[:, 0])) for lab, c in zip(labels, strips.collections)}
+    assert med["exclusion prior draws (n=500)"] > 1.8 * radius > 1.8 * med["fitted-gaussian prior draws (n=500)"]
+    assert med["exclusion lr=0.05 seed=0, sampled"] > radius
+    assert [round(x, 6) for x in strips.lines[-1].get_xdata()] == [round(radius, 6)] * 2  # the 95% radius
+    # radial map: the token rows first (under everything), visible, each point at its exact distance
+    tok = radial.collections[0]
+    assert tok.get_zorder() < min(c.get_zorder() for c in radial.collections[1:])
+    assert tok.get_alpha() >= 0.3 and tok.get_sizes()[0] >= 3 and len(tok.get_offsets()) == 1500
+    r_tok = np.hypot(*np.asarray(tok.get_offsets()).T)
+    assert np.allclose(np.sort(r_tok), np.sort(draws["vocabulary"]), rtol=1e-4)
+    exc_sampled = np.hypot(*np.asarray(radial.collections[1].get_offsets()).T)
+    assert np.allclose(exc_sampled, g.mahalanobis(panels[0][1]).numpy(), rtol=1e-4)
+    assert f"r = {radius:.1f}" in caption and f"exclusion prior draws {np.median(draws['exclusion']):.1f}" in caption
+    plt.close(fig)
+    fig, caption = pp.mahalanobis_strips(ref, panels)  # no draws, no map: one panel, the radius computed
+    assert len(fig.axes) == 1 and "Right:" not in caption and f"r = {radius:.1f}" in caption
+    plt.close(fig)

@@ -11,6 +11,8 @@ import seaborn as sns
 import torch
 from sklearn.decomposition import PCA
 
+from priorlib.compendium.plots.styles import series_styles, split_title
+
 
 class Projection:
     """One 2-D map fitted once, so every picture of a notebook shares the same axes.
@@ -121,18 +123,24 @@ def tsne_map(proj, reference_vectors: torch.Tensor, panels, *, n_cloud: int = 15
     x = torch.cat([cloud] + [torch.cat([s, e]) for _, s, e in blocks]).numpy()
     xy = tsne(x, perplexity=30, seed=seed, max_iter=max_iter, name="tsne-prompts")
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
-    ax.scatter(*xy[:n_cloud].T, s=3, c="0.6", alpha=0.3, linewidths=0, label=reference_name)
-    colours = sns.color_palette("tab10", len(blocks))
+    ax.scatter(*xy[:n_cloud].T, s=3, c="0.6", alpha=0.3, linewidths=0, label=reference_name, zorder=1)
+    groups, settings = zip(*(split_title(t) for t, _, _ in blocks))
+    if len(set(zip(groups, settings))) < len(blocks):  # titles that do not split into prior + settings
+        groups, settings = [t for t, _, _ in blocks], [""] * len(blocks)
+    looks = series_styles(list(groups), list(settings))
     i = n_cloud
-    for (t, s, e), c in zip(blocks, colours):
+    for (t, s, e), look in zip(blocks, looks):
         a, b = xy[i:i + len(s)], xy[i + len(s):i + len(s) + len(e)]
         i += len(s) + len(e)
-        ax.scatter(*a.T, s=22, facecolors="none", edgecolors=[c])
-        ax.scatter(*b.T, s=14, color=c, label=t)
+        ax.scatter(*a.T, s=24, marker=look["marker"], facecolors="none", edgecolors=[look["color"]], zorder=2)
+        ax.scatter(*b.T, s=16, marker=look["marker"], color=look["color"], label=t, zorder=3)
     ax.set_xlabel("t-SNE 1 (arbitrary units)")
     ax.set_ylabel("t-SNE 2 (arbitrary units)")
     ax.set_title("t-SNE, qualitative only (distances not preserved): hollow sampled, filled trained", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    varying = [k for k in dict.fromkeys(w.split("=")[0] for x in settings for w in x.split())
+               if len({w for x in settings for w in x.split() if w.startswith(k + "=")}) > 1]
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              title=f"colour: prior; marker: {', '.join(varying)}" if varying else None, title_fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -172,6 +180,122 @@ def prior_posterior(proj, panels: list[tuple[str, torch.Tensor, torch.Tensor]], 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def mahalanobis_strips(reference, panels, *, draws: dict | None = None, radius: float | None = None, proj=None,
+                       reference_name: str = "token embeddings", n_points: int = 3000, seed: int = 0,
+                       title: str = ""):
+    """``(fig, caption)``: where every group sits in the one quantity a placement claim is about, the
+    Mahalanobis distance to the Gaussian fitted to ``reference`` (exact, not projected), so no 2-D map
+    can put a far group in the middle of a near one.
+
+    Left: one strip per group, x = Mahalanobis distance (each dot one vector, vertical jitter only; black
+    tick: the median; at the right: the median and the share inside the fit's 95% region), top to
+    bottom: the reference rows (all of them, ``n_points`` drawn), each prior's draws in ``draws``
+    (``{prior: distances}``, e.g. ``exclusion_density(...)["distances"]``; a ``"vocabulary"`` entry is
+    taken as the reference rows' distances), then per panel ``(title, sampled [n, d], trained [n, d])``
+    its sampled (hollow) and trained (filled) prompt vectors. Dashed: the 95% region's radius ``radius``
+    (default ``sqrt(chi2_d^-1(0.95))``). Colour = prior (the part of a panel title without ``=``).
+
+    With ``proj`` (the joint projection, :class:`Projection`): a second panel, a radial map whose radius
+    is each vector's exact Mahalanobis distance and whose direction is the vector's direction on
+    ``proj`` from the fit's mean; the reference rows are drawn first, under everything else."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle
+
+    from priorlib.compendium.plots.styles import colours, split_title
+    from priorlib.metrics.placement import hdr_threshold
+    g = reference.fit()
+    radius = float(hdr_threshold(reference.dim) if radius is None else radius)
+    rng = np.random.default_rng(seed)
+    sub = rng.choice(len(reference.vectors), min(n_points, len(reference.vectors)), replace=False)
+    tok_vec = reference.vectors[torch.as_tensor(np.sort(sub))].float()
+    tok_m = g.mahalanobis(tok_vec).double().numpy()
+    draws = dict(draws or {})
+    all_tok = np.asarray(draws.pop("vocabulary", tok_m), float)
+
+    def maha(v):
+        return g.mahalanobis(torch.as_tensor(v).detach().float().reshape(-1, reference.dim)).double().numpy()
+
+    priors = list(dict.fromkeys(list(draws) + [split_title(t)[0] for t, _, _ in panels]))
+    colour = dict(zip(priors, colours(len(priors))))
+    rows = [(f"{reference_name} (all {len(all_tok):,})", all_tok, "0.35", "full")]
+    rows += [(f"{name} prior draws (n={len(v):,})", np.asarray(v, float), colour[name], "full")
+             for name, v in draws.items()]
+    vecs = []
+    for t, sampled, trained in panels:
+        c = colour[split_title(t)[0]]
+        for when, v in (("sampled", sampled), ("trained", trained)):
+            m = maha(v)
+            rows.append((f"{t}, {when}", m, c, "none" if when == "sampled" else "full"))
+            vecs.append((torch.as_tensor(v).detach().float().reshape(-1, reference.dim), m, c, when))
+
+    n = len(rows)
+    width = 11.5 if proj is not None else 7.6
+    fig = plt.figure(figsize=(width, max(3.2, 0.36 * n + 1.4)))
+    if proj is not None:
+        ax, mp = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.45, 1]})
+    else:
+        ax, mp = fig.subplots(1, 1), None
+    for k, (name, m, c, fill) in enumerate(rows):
+        y = n - 1 - k
+        shown = m if len(m) <= n_points else m[rng.choice(len(m), n_points, replace=False)]
+        jitter = y + rng.uniform(-0.3, 0.3, len(shown))
+        big = len(shown) > 200
+        if fill == "none":
+            ax.scatter(shown, jitter, s=16, facecolors="none", edgecolors=[c], linewidths=0.8, zorder=3)
+        else:
+            ax.scatter(shown, jitter, s=3 if big else 12, color=c, alpha=0.35 if big else 0.9, linewidths=0,
+                       zorder=2 if big else 3)
+        med = float(np.median(m))
+        ax.plot([med, med], [y - 0.4, y + 0.4], c="k", lw=1.6, zorder=4)
+        ax.text(1.01, y, f"median {med:.1f}, {100 * np.mean(m <= radius):.0f}% inside",
+                transform=ax.get_yaxis_transform(), va="center", fontsize=7)
+    ax.axvline(radius, c="k", ls="--", lw=0.9, zorder=1)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([r[0] for r in rows][::-1], fontsize=7)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"Mahalanobis distance to the Gaussian fit of the {reference_name} (sd units, exact, d={reference.dim})",
+                  fontsize=8)
+    ax.set_title(f"dashed: the fit's 95% region (r = {radius:.1f}); black tick: median", fontsize=9)
+    if mp is not None:
+        centre = proj(g.mean.float().reshape(1, -1))[0]
+
+        def radial(v, m):
+            xy = proj(v) - centre
+            ang = np.arctan2(xy[:, 1], xy[:, 0])
+            return np.stack([m * np.cos(ang), m * np.sin(ang)], axis=1)
+
+        tok_xy = radial(tok_vec, tok_m)
+        mp.scatter(*tok_xy.T, s=3, c="0.35", alpha=0.35, linewidths=0, zorder=1)  # under every prompt
+        for v, m, c, when in vecs:
+            xy = radial(v, m)
+            if when == "sampled":
+                mp.scatter(*xy.T, s=20, facecolors="none", edgecolors=[c], linewidths=0.8, zorder=3)
+            else:
+                mp.scatter(*xy.T, s=12, color=c, zorder=4)
+        mp.add_patch(Circle((0, 0), radius, fill=False, ls="--", lw=0.9, ec="k", zorder=2))
+        mp.set_aspect("equal", adjustable="datalim")
+        mp.set_xlabel("distance × cos(direction on the joint map)", fontsize=8)
+        mp.set_ylabel("distance × sin(direction on the joint map)", fontsize=8)
+        mp.set_title("radius: exact Mahalanobis distance; angle: from the joint map", fontsize=9)
+        handles = ([Line2D([], [], ls="", marker="o", ms=4, color="0.35", label=reference_name)]
+                   + [Line2D([], [], ls="", marker="o", ms=5, color=colour[p], label=p) for p in priors]
+                   + [Line2D([], [], ls="", marker="o", ms=5, mfc="none", mec="k", label="sampled (prior)"),
+                      Line2D([], [], ls="", marker="o", ms=5, color="k", label="trained (posterior)"),
+                      Line2D([], [], ls="--", c="k", label=f"95% region, r = {radius:.1f}")])
+        mp.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    meds = "; ".join(f"{name.split(' (')[0]} {float(np.median(m)):.1f}" for name, m, _, _ in rows)
+    caption = (f"Mahalanobis distance to the Gaussian fitted to the {reference_name} (d = {reference.dim}), exact: one "
+               f"strip per group, each dot one vector; dashed: the fit's 95% region (r = {radius:.1f}). Medians: {meds}."
+               + (" Right: each vector at its exact distance from the fit's mean, in its direction on the joint map "
+                  "(only the distance from the centre is measured; distances between points are not)." if mp is not None
+                  else ""))
+    return fig, caption
 
 
 def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, *,
@@ -215,12 +339,21 @@ def metric_bars(rows, x: str, y: str, hue: str | None = None, *, ylabel: str, ti
 
 
 def loss_curves(runs, *, label_fn, title: str, smooth: int = 5):
+    """Training loss (``smooth``-step running mean) per run: colour per prior (run group), line style per
+    learning rate / seed (:func:`~priorlib.compendium.plots.styles.run_factors`), markers too past 6 of those."""
+    from priorlib.compendium.plots.styles import LINESTYLES, run_factors, series_styles
+    groups, variants, legend_title = run_factors([r.config for r in runs], label_fn)
+    many = len(set(variants)) > len(LINESTYLES)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for r in runs:
+    for r, look in zip(runs, series_styles(groups, variants)):
         h = r.history()
-        ax.plot(h["step"], h["loss"].rolling(smooth, min_periods=1).mean(), lw=1, label=label_fn(r.config))
+        if not many:
+            look = {**look, "marker": None}
+        ax.plot(h["step"], h["loss"].rolling(smooth, min_periods=1).mean(), lw=1, ms=3,
+                markevery=max(1, len(h) // 8), label=label_fn(r.config), **look)
     ax.set_xlabel("training step"); ax.set_ylabel(f"answer loss, {smooth}-step mean (nats/token)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,  # off the curves
+              title=legend_title or None, title_fontsize=7, handlelength=3)
     fig.tight_layout()
     return fig

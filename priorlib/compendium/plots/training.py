@@ -24,19 +24,33 @@ def movement_vs_lr(placement, *, title: str):
     return fig
 
 
+def curve_questions(configs) -> str:
+    """How many held-out questions the learning curve (``plateau_loss``) averages over, from the runs'
+    configs: the first ``min(plateau_eval_size, eval_size)`` of the held-out set (``"64"``, or ``"32–64"``
+    when the runs differ)."""
+    ks = sorted({min(int(c.plateau_eval_size), int(c.eval_size)) for c in configs})
+    return f"{ks[0]}" if len(ks) == 1 else f"{ks[0]}–{ks[-1]}"
+
+
 def val_curves(runs, *, label_fn, title: str, target: float | None = None):
     """The learning curve (``plateau_loss``: validation loss on the held-out set's first questions, the
-    series the plateau rule reads) at every evaluation step, one line per run."""
+    series the plateau rule reads) at every evaluation step, one line per run: colour per prior (run
+    group), line style and marker per learning rate / seed (:func:`~.styles.run_factors`)."""
+    from priorlib.compendium.plots.styles import run_factors, series_styles
+    configs = [r.config for r in runs]
+    groups, variants, legend_title = run_factors(configs, label_fn)
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
-    for r in runs:
+    for r, look in zip(runs, series_styles(groups, variants)):
         e = r.evals().sort_values("step")
-        ax.plot(e["step"], e["plateau_loss"], marker=".", lw=1, label=label_fn(r.config))
+        ax.plot(e["step"], e["plateau_loss"], lw=1, ms=4, label=label_fn(r.config), **look)
     if target is not None:
         ax.axhline(target, c="0.4", ls="--", lw=0.8, label=f"target {target:.3f}")
     ax.set_xlabel("training step")
-    ax.set_ylabel("held-out answer loss, curve subset\n(nats/token)")
+    ax.set_ylabel(f"held-out answer loss (nats per answer token),\nfirst {curve_questions(configs)} held-out questions",
+                  fontsize=9)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # off the curves
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,  # off the curves
+              title=legend_title or None, title_fontsize=7)
     fig.tight_layout()
     return fig
 
