@@ -3,6 +3,7 @@ inconclusive and by-construction guards."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -253,3 +254,26 @@ def test_the_quality_verdict_names_the_prior_it_compares_against():
     out, _ = C02.verdicts(rows, place, {"median_nn_l2": 0.5, "share_in_hdr": 0.97}, s, dim=576)
     quality = out[2].measured
     assert f"against {order[0]} (TOST" in quality and f"{order[0]}: " not in quality.split("(TOST")[1]
+
+
+# ------------------------------------------------------------------------------------------- captions
+def test_captions_carry_the_numbers_the_figures_answer():
+    place = pd.DataFrame([dict(prior=p, lr=lr, seed=0, when="trained", moved_l2=m)
+                          for p in ("a", "b") for lr, m in ((1e-3, 0.5), (5e-2, 12.3))])
+    cap = C02.movement_caption(place, 2.05)
+    assert "0.5 at lr 0.001 (0.2× the gap), 12.3 at lr 0.05 (6.0× the gap)" in cap and "2.05" in cap
+    at = pd.DataFrame([dict(prior=p, seed=s, final_f1=f + s) for p, f in (("x", 50.0), ("y", 46.0)) for s in range(3)])
+    cap = C02.f1_caption(at, 0.05)
+    assert "over 3 seeds" in cap and "from 47.0 (y) to 51.0 (x), a spread of 4.0 points" in cap
+
+    class Run:
+        def __init__(self, prior, seed, losses, plateau):
+            self.config = SimpleNamespace(prior=prior, seed=seed)
+            self.metrics = {"plateaued": plateau}
+            self._h = pd.DataFrame({"step": range(len(losses)), "loss": losses})
+
+        def history(self):
+            return self._h
+    runs = [Run("a", 0, [3.0] * 5 + [1.0] * 5, False), Run("b", 0, [2.0] * 10, True)]
+    cap = C02.loss_caption(runs, 0.05)
+    assert "end between 1.000 and 2.000" in cap and "1 of 2 runs stopped at the step cap" in cap

@@ -353,3 +353,44 @@ def plan(profile: str = "cpu") -> list[TrainConfig]:
     from priorlib.compendium.experiments import unique
     from priorlib.compendium.setup import setup
     return unique(configs(setup(STEM, profile)))
+
+
+# --------------------------------------------------------------------------------------------- captions
+def movement_caption(place: pd.DataFrame, gap: float) -> str:
+    """Figure "movement against lr": what it shows and how far the prompts moved at each rate, against the
+    token embeddings' neighbour gap ``gap``.
+
+        movement_caption(place, 2.05)  # "... at lr 0.05 the median is 12.3, 6.0× the gap ..."
+    """
+    t = place[place["when"] == "trained"]
+    moved = t.groupby("lr")["moved_l2"].median().sort_index()
+    per = ", ".join(f"{v:.3g} at lr {k:g} ({v / gap:.1f}× the gap)" for k, v in moved.items())
+    return (f"Median L2 distance a prompt vector moved between its prior sample and the trained prompt "
+            f"(embedding units, y) against the peak learning rate (x, log scale); one line per prior, mean ± sd "
+            f"over seeds where a rate has several. All priors pooled, the median movement is {per}, against a "
+            f"typical neighbour gap of {gap:.3g} between token embeddings.")
+
+
+def f1_caption(at: pd.DataFrame, lr: float, metric: str = "final_f1") -> str:
+    """Figure "final F1 per prior": bars, seeds, and the spread of the means that the quality claim is about."""
+    means = at.groupby("prior")[metric].mean()
+    seeds = at.groupby("prior")["seed"].nunique()
+    n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    return (f"Final held-out SQuAD F1 (%) per prior at lr {lr:g}: bars are the mean and sd over {n} seeds, dots "
+            f"single seeds. The means run from {means.min():.1f} ({means.idxmin()}) to {means.max():.1f} "
+            f"({means.idxmax()}), a spread of {means.max() - means.min():.1f} points; the verdicts below decide "
+            f"on the validation loss.")
+
+
+def loss_caption(runs, lr: float, smooth: int = 5) -> str:
+    """Figure "training loss at lr": the curves, where they end, and how many runs stopped at the cap."""
+    finals = {}
+    for r in runs:
+        h = r.history()
+        finals[(r.config.prior, r.config.seed)] = float(h["loss"].rolling(smooth, min_periods=1).mean().iloc[-1])
+    from priorlib.compendium.decide import plateaued
+    capped = sum(not plateaued(r.metrics) for r in runs)
+    lo, hi = min(finals.values()), max(finals.values())
+    return (f"Training answer loss ({smooth}-step running mean, nats per answer token) against the step, one "
+            f"curve per prior (colour) and seed (line style) at lr {lr:g}. The curves end between {lo:.3f} and "
+            f"{hi:.3f}; {capped} of {len(runs)} runs stopped at the step cap without reaching the plateau rule.")
