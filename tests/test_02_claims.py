@@ -275,5 +275,7 @@ def test_captions_carry_the_numbers_the_figures_answer():
         def history(self):
             return self._h
     runs = [Run("a", 0, [3.0] * 5 + [1.0] * 5, False), Run("b", 0, [2.0] * 10, True)]
-    cap = C02.loss_caption(runs, 0.05)
+    from priorlib.compendium import captions
+    cap = captions.training_loss(runs, "at lr 0.05")
     assert "end between 1.000 and 2.000" in cap and "1 of 2 runs stopped at the step cap" in cap
+    assert "one curve per run at lr 0.05" in cap

@@ -113,3 +113,14 @@ def test_deep_lr_scale_is_the_largest_recorded_multiplier():
             SimpleNamespace(metrics={"deep_lr_scale": {"27": 180.0}}), SimpleNamespace(metrics={})]
     assert C04.deep_lr_scale(runs) == 227.0
     assert C04.deep_lr_scale([SimpleNamespace(metrics={})]) == 1.0 and C04.deep_lr_scale([]) == 1.0
+
+
+def test_clouds_caption_gives_the_map_share_and_the_full_dimensional_separation():
+    from types import SimpleNamespace
+    import numpy as np
+    from priorlib.protocol import Outcome
+    sep = SimpleNamespace(estimate=0.0061, ci_low=0.005, ci_high=0.007, null_upper=0.001, outcome=Outcome.CONTRADICTS)
+    proj = SimpleNamespace(explained=np.array([0.2, 0.1, 0.05]))
+    cap = chapter("04_activation_spaces").clouds_caption("layers.0.resid_post", sep, proj, 1200, 3400, 34)
+    assert "hold 30.0% of their variance" in cap and "1,200 rows" in cap and "the 34 SQuAD rows" in cap
+    assert "silhouette of the two is 0.006 (95% CI [0.005, 0.007])" in cap and "0.001: contradicts" in cap

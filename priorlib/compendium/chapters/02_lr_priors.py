@@ -380,17 +380,3 @@ def f1_caption(at: pd.DataFrame, lr: float, metric: str = "final_f1") -> str:
             f"single seeds. The means run from {means.min():.1f} ({means.idxmin()}) to {means.max():.1f} "
             f"({means.idxmax()}), a spread of {means.max() - means.min():.1f} points; the verdicts below decide "
             f"on the validation loss.")
-
-
-def loss_caption(runs, lr: float, smooth: int = 5) -> str:
-    """Figure "training loss at lr": the curves, where they end, and how many runs stopped at the cap."""
-    finals = {}
-    for r in runs:
-        h = r.history()
-        finals[(r.config.prior, r.config.seed)] = float(h["loss"].rolling(smooth, min_periods=1).mean().iloc[-1])
-    from priorlib.compendium.decide import plateaued
-    capped = sum(not plateaued(r.metrics) for r in runs)
-    lo, hi = min(finals.values()), max(finals.values())
-    return (f"Training answer loss ({smooth}-step running mean, nats per answer token) against the step, one "
-            f"curve per prior (colour) and seed (line style) at lr {lr:g}. The curves end between {lo:.3f} and "
-            f"{hi:.3f}; {capped} of {len(runs)} runs stopped at the step cap without reaching the plateau rule.")

@@ -346,3 +346,15 @@ def plan(profile: str = "cpu") -> list[TrainConfig]:
     in the configs, so their keys need no layer count), nothing trains."""
     from priorlib.compendium.setup import setup
     return ex.unique(configs(setup(STEM, profile)))
+
+
+def clouds_caption(point: str, sep, proj, n_web: int, n_squad: int, dropped: int) -> str:
+    """Caption of the web-text / SQuAD activation map at ``point``: what the two axes are, and the separation
+    measured in every dimension (``sep``: a ``protocol.Separation``), which the map's two cannot show."""
+    share = 100 * float(proj.explained[:2].sum())
+    return (f"Token activations at `{point}`: web text (C4 stand-in, {n_web:,} rows) and SQuAD ({n_squad:,} rows) "
+            f"on the first two principal components of the SQuAD rows, which hold {share:.1f}% of their variance; "
+            f"the {dropped:,} SQuAD rows of largest norm (top 1%) are left out of the picture only. Measured in all "
+            f"dimensions, the silhouette of the two is {sep.estimate:.3f} (95% CI [{sep.ci_low:.3f}, "
+            f"{sep.ci_high:.3f}]) against a random-split null's 95% quantile of {sep.null_upper:.3f}: "
+            f"{sep.outcome.value} with the one-cluster rule of the verdicts below.")
