@@ -167,6 +167,79 @@ def test_sharpening_decision_rule_and_verdict():
     assert numbers["math_sharpening"]["outcome"] == "contradicts"
 
 
+# ------------------------------------------------------------------------------------------- captions
+def _scores():
+    """Four layers with known medians: MATH vs NLP 0.45 (0.65 over layers 2-3), SQuAD vs web 0.10."""
+    return pd.DataFrame({"layer": [0, 1, 2, 3], "silhouette_math_vs_nlp": [0.1, 0.3, 0.6, 0.7],
+                         "silhouette_squad_vs_web": [0.0, 0.1, 0.1, 0.8], "probe_math_vs_nlp": [0.9] * 4,
+                         "probe_squad_vs_web": [0.6] * 4})
+
+
+def test_cluster_and_scatter_captions_known_answers():
+    cap = S5.cluster_caption(_scores(), [2, 3], 200)
+    assert "(200 texts per domain" in cap and "grey bands: the deep-prompt layers 2, 3." in cap
+    assert ("median silhouette of 0.45 over the 4 layers (0.65 over the deep-prompt layers; a weak structure in "
+            "Kaufman & Rousseeuw's terms) against 0.10 for SQuAD against web text, and is the better-separated "
+            "pair at 3 of 4 layers.") in cap
+    means = {"domains": ["web", "squad", "math"], "domain": torch.tensor([0] * 3 + [1] * 2 + [2] * 4)}
+    cap = S5.scatter_caption(means, _scores(), [0, 3])
+    assert cap.startswith("Per-text mean activations of 4 MATH (orange), 2 SQuAD (green), 3 web-text (blue) texts")
+    assert "at the inputs of layers 0, 3 (one panel each)" in cap
+    assert cap.endswith("MATH against SQuAD + web / SQuAD against web: layer 0 0.10 / 0.00; layer 3 0.70 / 0.80.")
+
+
+def _caption_rows(lrs=(0.01,)):
+    """Three seeds per arm: accuracy 12.0 ± 2.0 / 8.0 ± 0.0 / 2.0 ± 1.0 %, val loss 0.410 ± 0.010 / 0.440 / 1.000."""
+    vals = {"interp-0.5": ([10, 12, 14], [0.40, 0.41, 0.42]), "fitted-gaussian": ([8, 8, 8], [0.44] * 3),
+            "xavier": ([1, 2, 3], [1.0] * 3)}
+    return pd.DataFrame([dict(arm=a, lr=lr, seed=k, final_accuracy=float(acc[k]), final_val_loss=loss[k])
+                         for a, (acc, loss) in vals.items() for lr in lrs for k in range(3)])
+
+
+def test_arm_bar_captions_known_answers():
+    cap = S5.accuracy_caption(_caption_rows(), 40)
+    assert "after 40 steps per prior arm: bars are the mean and sd over 3 seeds, dots single runs." in cap
+    assert cap.endswith("Per arm: fitted-gaussian 8.0 ± 0.0%; interp-0.5 12.0 ± 2.0%; xavier 2.0 ± 1.0%; "
+                        "highest: interp-0.5, +4.0 points against fitted-gaussian.")
+    cap = S5.val_loss_caption(_caption_rows(), 40)
+    assert cap.endswith("Lowest: interp-0.5 0.410 ± 0.010; against fitted-gaussian's 0.440: interp-0.5 -0.030, "
+                        "xavier +0.560.")
+    assert "over 3 seeds × 2 learning rates (pooled)" in S5.val_loss_caption(_caption_rows((0.01, 0.1)), 40)
+    one = _caption_rows()[lambda d: d.seed == 0].assign(final_accuracy=0.0)  # one run per arm, all at 0%
+    assert S5.accuracy_caption(one, 4).endswith("bars are the one run of each arm (1 seed, no sd). Per arm: "
+                                                "fitted-gaussian 0.0%; interp-0.5 0.0%; xavier 0.0%; every arm "
+                                                "scores 0.0%.")
+    assert "Lowest: interp-0.5 0.400; against" in S5.val_loss_caption(one, 4)
+    two = one.assign(final_accuracy=[5.0, 5.0, 1.0])
+    assert S5.accuracy_caption(two, 4).endswith("highest: fitted-gaussian, interp-0.5 (tied).")
+
+
+def test_training_loss_and_placement_captions_known_answers(tmp_path):
+    configs = setup("05_math_interpolation", "smoke", seeds=[0, 1], out_dir=tmp_path).configs
+    arm = S5.arm_of(configs[0])
+
+    class Run:
+        def __init__(self, config, losses, plateau):
+            self.config, self.metrics = config, {"plateaued": plateau}
+            self._h = pd.DataFrame({"step": range(len(losses)), "loss": losses})
+
+        def history(self):
+            return self._h
+    runs = [Run(configs[0], [3.0] * 5 + [1.0] * 5, True), Run(configs[1], [3.0] * 5 + [2.0] * 5, False)]
+    cap = S5.training_loss_caption(runs)
+    assert "one curve per run (2 runs" in cap
+    assert f"mean per arm: {arm} 1.500; 1 of 2 runs stopped at the step cap" in cap
+    place = pd.DataFrame([dict(arm=a, lr=0.01, seed=k, when=w, maha_math=m + k, maha_web=m * 2)
+                          for a, m in (("interp-0.5", 10.0), ("xavier", 300.0)) for k in range(2)
+                          for w in ("sampled", "trained")])
+    yard = pd.DataFrame([{"rows of": "math", "maha_math": 5.0, "maha_web": 40.0},
+                         {"rows of": "web", "maha_math": 60.0, "maha_web": 6.0}])
+    cap = S5.placement_caption(place, yard, 3)
+    assert "deep block at the input of layer 3" in cap and "one arrow per run (4 runs)" in cap
+    assert cap.endswith("Trained, MATH / web distance (mean over runs): interp-0.5 10.5 / 20; xavier 300 / 600; "
+                        "against MATH rows 5 / 40; web-text rows 60 / 6.")
+
+
 # ------------------------------------------------------------------------------------ notebooks
 @pytest.mark.slow
 def test_notebook_05_smoke(smoke_notebook):

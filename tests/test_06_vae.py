@@ -101,6 +101,34 @@ def test_setup_is_recorded_in_results_json(tmp_path):
     assert got["b"] == 2.0
 
 
+# ------------------------------------------------------------------------------------------- captions
+def test_sweep_and_kl_captions_known_answers():
+    sweep = pd.DataFrame([dict(beta=b, var_match=g, active_units=a, latent_dim=16, variance_ratio=r,
+                               collapsed=S6.is_collapsed(a, 16, r)) for b, g, a, r in
+                          ((1.0, 0.0, 3, 0.05), (4.0, 0.0, 0, 0.02), (1.0, 10.0, 16, 0.51), (4.0, 10.0, 12, 1.09))])
+    cap = S6.sweep_caption(sweep, n_rows=400, layer=3, dim=64, epochs=30)
+    assert "of 4 VAEs trained for 30 epochs on 400 MATH activation rows (input of layer 3, d = 64)" in cap
+    assert "active latent units (KL > 0.01 nats)" in cap
+    assert cap.endswith("2 of 4 (β, γ) settings collapse; the plain VAE (β = 1, γ = 0) keeps 3 of 16 latent units "
+                        "active and 0.05 of the data's variance; at γ = 10, 0 of 2 collapse, variance ratio 0.51–1.09.")
+    cap = S6.sweep_caption(sweep[sweep["var_match"] == 0.0].iloc[1:], n_rows=400, layer=3, dim=64, epochs=30)
+    assert cap.endswith("1 of 1 (β, γ) settings collapse.")  # no plain VAE, no penalty: nothing more to say
+    kls = {"β=1, γ=0": torch.tensor([0.5, 0.02, 0.005, 0.0]), "β=4, γ=0": torch.full((4,), 0.001)}
+    cap = S6.kl_caption(kls)
+    assert "of 2 VAEs (one bar colour each)" in cap and "dashed: the 0.01-nat activity threshold" in cap
+    assert cap.endswith("Units above it: β=1, γ=0: 2 of 4; β=4, γ=0: 0 of 4.")
+
+
+def test_arm_captions_are_chapter_05s_on_the_vae_arms():
+    df = pd.DataFrame([dict(arm=a, lr=0.01, seed=k, final_accuracy=acc + k, final_val_loss=loss)
+                       for a, acc, loss in (("vae", 4.0, 0.52), ("fitted-gaussian", 6.0, 0.50)) for k in range(3)])
+    assert S6.accuracy_caption(df, 40).endswith("Per arm: fitted-gaussian 7.0 ± 1.0%; vae 5.0 ± 1.0%; highest: "
+                                                "fitted-gaussian.")
+    assert S6.val_loss_caption(df, 40).endswith("Lowest: fitted-gaussian 0.500 ± 0.000; against fitted-gaussian's "
+                                                "0.500: vae +0.020.")
+    assert S6.val_loss_caption(df, 40) == S5.val_loss_caption(df, 40)
+
+
 @pytest.mark.slow
 def test_notebook_06_smoke(smoke_notebook):
     res = smoke_notebook("06_vae")

@@ -10,7 +10,8 @@ how many runs stopped at the step cap rather than at the plateau rule (:func:`pr
 from __future__ import annotations
 
 
-def _capped(runs) -> str:
+def capped(runs) -> str:
+    """``"2 of 3 runs stopped at the step cap without reaching the plateau rule"``."""
     from priorlib.compendium.decide import plateaued
     capped = sum(not plateaued(r.metrics) for r in runs)
     return f"{capped} of {len(runs)} runs stopped at the step cap without reaching the plateau rule"
@@ -24,7 +25,7 @@ def training_loss(runs, where: str = "", smooth: int = 5) -> str:
     where = f" {where}" if where else ""
     return (f"Training answer loss ({smooth}-step running mean, nats per answer token) against the training step, "
             f"one curve per run{where} (colour: prior; line style: the other factor). The curves end between "
-            f"{min(finals):.3f} and {max(finals):.3f}; {_capped(runs)}.")
+            f"{min(finals):.3f} and {max(finals):.3f}; {capped(runs)}.")
 
 
 def learning_curve(runs, target: float | None = None, where: str = "") -> str:
@@ -36,7 +37,7 @@ def learning_curve(runs, target: float | None = None, where: str = "") -> str:
     where = f" {where}" if where else ""
     text = (f"Held-out answer loss (nats per answer token) on the first {curve_questions([r.config for r in runs])} "
             f"held-out questions at every evaluation, one line per run{where}; the plateau rule reads this curve. "
-            f"The last evaluations lie between {min(ends):.3f} and {max(ends):.3f}; {_capped(runs)}.")
+            f"The last evaluations lie between {min(ends):.3f} and {max(ends):.3f}; {capped(runs)}.")
     if target is not None:
         reached = sum(min(r.evals()["plateau_loss"]) <= target for r in runs)
         text += f" Dashed: the validation-loss target {target:.3f}, reached by {reached} of {len(runs)} runs."

@@ -360,3 +360,138 @@ def plan(profile: str = "cpu") -> list[TrainConfig]:
     settings (arm x learning rate x seed, :func:`priorlib.compendium.arms.plan`), which ``train_runs`` trains."""
     from priorlib.compendium import arms
     return arms.plan(STEM, profile)
+
+
+# --------------------------------------------------------------------------------------------- captions
+# One builder per figure of notebook 05, fed what the figure is fed; chapter 06 reuses the three on the arms.
+def _structure_word(silhouette: float) -> str:
+    """Kaufman & Rousseeuw's reading of a silhouette, in the words of the figure's two guide lines."""
+    return ("a reasonable structure" if silhouette > SILHOUETTE_REASONABLE else
+            "a weak structure" if silhouette > SILHOUETTE_NO_STRUCTURE else "no substantial structure")
+
+
+def _runs_phrase(df: pd.DataFrame) -> str:
+    """How many runs stand behind each arm: ``"3 seeds"``, ``"2-3 seeds"``, ``"3 seeds × 2 learning rates (pooled)"``."""
+    per = df.groupby("arm")
+    seeds = per["seed"].nunique()
+    n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    text = f"{n} seed{'s' if seeds.max() != 1 else ''}"
+    if "lr" in df and df["lr"].nunique() > 1:
+        text += f" × {df['lr'].nunique()} learning rates (pooled)"
+    return text
+
+
+def cluster_caption(scores: pd.DataFrame, deep_layers, n_texts: int) -> str:
+    """Figure "cluster curves" (:func:`~priorlib.compendium.plots.domains.cluster_curves` of ``scores``):
+    what the two panels show, and the median silhouettes that answer "does MATH form its own cluster?".
+
+        cluster_caption(scores, [1, 2, 3], 200)  # "... median silhouette of 0.31 over the 4 layers ..."
+    """
+    summ = cluster_summary(scores, list(deep_layers))
+    m = summ["silhouette_math_vs_nlp_all"]
+    return (f"Per-text mean activations ({n_texts} texts per domain, position 0 left out, features z-scored) at "
+            f"the input of each layer (x; 0 = token embeddings): left, the silhouette coefficient (−1 to 1) of MATH "
+            f"against SQuAD + web text (orange) and of SQuAD against web text (green); right, 5-fold cross-validated "
+            f"linear-probe accuracy (%; dotted: majority-class rate); grey bands: the deep-prompt layers "
+            f"{', '.join(str(v) for v in deep_layers)}. MATH against SQuAD + web has a median silhouette of "
+            f"{m:.2f} over the {summ['n_layers']} layers ({summ['silhouette_math_vs_nlp_deep']:.2f} over the "
+            f"deep-prompt layers; {_structure_word(m)} in Kaufman & Rousseeuw's terms) against "
+            f"{summ['silhouette_squad_vs_web_all']:.2f} for SQuAD against web text, and is the better-separated "
+            f"pair at {summ['layers_math_more_separated']} of {summ['n_layers']} layers.")
+
+
+def scatter_caption(means: dict, scores: pd.DataFrame, layers) -> str:
+    """Figure "domain scatter" (:func:`~priorlib.compendium.plots.domains.domain_scatter` of ``means`` at
+    ``layers``): what a point and a panel are, and the silhouettes of the layers drawn."""
+    names = np.asarray(means["domains"])[means["domain"].numpy()]
+    counts = ", ".join(f"{int((names == d).sum())} {label}" for d, label in
+                       (("math", "MATH (orange)"), ("squad", "SQuAD (green)"), ("web", "web-text (blue)"))
+                       if d in means["domains"])
+    sil = "; ".join(f"layer {layer} {scores.loc[scores.layer == layer, 'silhouette_math_vs_nlp'].item():.2f} / "
+                    f"{scores.loc[scores.layer == layer, 'silhouette_squad_vs_web'].item():.2f}" for layer in layers)
+    return (f"Per-text mean activations of {counts} texts, one point per text, at the inputs of layers "
+            f"{', '.join(str(v) for v in layers)} (one panel each), on that panel's first two principal components "
+            f"of the z-scored features (z-units; variance shares on the axes; rows of massive norm dropped). "
+            f"Silhouette in the full feature space, MATH against SQuAD + web / SQuAD against web: {sil}.")
+
+
+def _bars_phrase(df: pd.DataFrame) -> str:
+    """What a bar is: the mean and sd over an arm's runs (the one run, when each arm has one)."""
+    if df.groupby("arm").size().max() == 1:
+        return "bars are the one run of each arm (1 seed, no sd)"
+    return f"bars are the mean and sd over {_runs_phrase(df)}, dots single runs"
+
+
+def _value(mean_sd: tuple[float, float], digits: int, single: bool, unit: str = "") -> str:
+    m, sd = mean_sd
+    return f"{m:.{digits}f}{unit}" if single else f"{m:.{digits}f} ± {sd:.{digits}f}{unit}"
+
+
+def _extreme(means: dict, pick, digits: int) -> list[str]:
+    """The arms whose mean, at the ``digits`` the caption prints, is the ``pick`` (max / min) of all."""
+    shown = {a: round(v[0], digits) for a, v in means.items()}
+    top = pick(shown.values())
+    return [a for a, v in shown.items() if v == top]
+
+
+def accuracy_caption(df: pd.DataFrame, steps: int, baseline: str = BASELINE) -> str:
+    """Figure "held-out MATH accuracy" (:func:`~priorlib.compendium.plots.posterior.metric_bars` of ``df``'s
+    ``final_accuracy`` per arm): bars, dots, and every arm's mean ± sd, the highest against ``baseline``'s."""
+    acc = arm_means(df, "final_accuracy")
+    single = df.groupby("arm").size().max() == 1
+    per = "; ".join(f"{a} {_value(v, 1, single, '%')}" for a, v in acc.items())
+    top = _extreme(acc, max, 1)
+    out = (f"Held-out MATH accuracy (exact match of the greedy answer, %) after {steps} steps per prior arm: "
+           f"{_bars_phrase(df)}. Per arm: {per}; ")
+    if len(top) == len(acc) > 1:
+        return out + f"every arm scores {acc[top[0]][0]:.1f}%."
+    out += f"highest: {', '.join(top)}" + (" (tied)" if len(top) > 1 else "")
+    if baseline in acc and baseline not in top:
+        out += f", {acc[top[0]][0] - acc[baseline][0]:+.1f} points against {baseline}"
+    return out + "."
+
+
+def val_loss_caption(df: pd.DataFrame, steps: int, baseline: str = BASELINE) -> str:
+    """Figure "held-out MATH loss" (``final_val_loss`` per arm): bars, dots, the lowest arm and every arm's
+    difference to ``baseline`` (what the verdicts decide on)."""
+    loss = arm_means(df, "final_val_loss")
+    single = df.groupby("arm").size().max() == 1
+    low = _extreme(loss, min, 3)
+    out = (f"Validation answer loss on held-out MATH (nats per answer token) after {steps} steps per prior arm: "
+           f"{_bars_phrase(df)}. Lowest: {', '.join(low)}{' (tied)' if len(low) > 1 else ''} "
+           f"{_value(loss[low[0]], 3, single)}")
+    if baseline in loss and len(loss) > 1:
+        out += f"; against {baseline}'s {loss[baseline][0]:.3f}: " + ", ".join(
+            f"{a} {m - loss[baseline][0]:+.3f}" for a, (m, _) in loss.items() if a != baseline)
+    return out + "."
+
+
+def training_loss_caption(runs, smooth: int = 5, arm=arm_of) -> str:
+    """Figure "training loss on MATH" (:func:`~priorlib.compendium.plots.posterior.loss_curves` of ``runs``):
+    the curves, where each arm's end (``smooth``-step running mean, averaged over its runs), and how many runs
+    stopped at the step cap (``arm``: a config's arm name)."""
+    from priorlib.compendium.captions import capped
+    finals: dict[str, list[float]] = {}
+    for r in runs:
+        h = r.history()
+        finals.setdefault(arm(r.config), []).append(float(h["loss"].rolling(smooth, min_periods=1).mean().iloc[-1]))
+    ends = "; ".join(f"{a} {np.mean(v):.3f}" for a, v in finals.items())
+    return (f"Training answer loss on MATH ({smooth}-step running mean, nats per answer token) against the training "
+            f"step, one curve per run ({len(runs)} runs, named by arm and seed in the legend). Where the curves end, mean "
+            f"per arm: {ends}; {capped(runs)}.")
+
+
+def placement_caption(place: pd.DataFrame, yardstick: pd.DataFrame, layer: int) -> str:
+    """Figure "sampled → trained" (:func:`~priorlib.compendium.plots.domains.placement_arrows`): the axes, an
+    arrow, the crosses, and where the trained blocks end against each domain's own rows."""
+    tr = place[place["when"] == "trained"].groupby("arm", sort=False)[["maha_math", "maha_web"]].mean()
+    ends = "; ".join(f"{a} {r.maha_math:.3g} / {r.maha_web:.3g}" for a, r in tr.iterrows())
+    names = {"math": "MATH", "web": "web-text", "squad": "SQuAD"}
+    own = "; ".join(f"{names.get(r['rows of'], r['rows of'])} rows {r['maha_math']:.3g} / {r['maha_web']:.3g}"
+                    for _, r in yardstick.iterrows())
+    runs_ = place.groupby(["arm", "lr", "seed"]).ngroups
+    return (f"Median Mahalanobis distance (σ units, symlog axes) of the vectors of the deep block at the input of "
+            f"layer {layer} to the Gaussian fitted to MATH activations (x) and to the one fitted to web-text "
+            f"activations (y): one arrow per run ({runs_} runs) from the sampled (hollow) to the trained (filled) "
+            f"block; crosses: each domain's own rows; above the dashed diagonal a block is closer to MATH. Trained, "
+            f"MATH / web distance (mean over runs): {ends}; against {own}.")

@@ -195,3 +195,65 @@ def plan(profile: str = "cpu") -> list[TrainConfig]:
     settings (arm x learning rate x seed, :func:`priorlib.compendium.arms.plan`), which ``train_runs`` trains."""
     from priorlib.compendium import arms
     return arms.plan(STEM, profile)
+
+
+# --------------------------------------------------------------------------------------------- captions
+def _active_threshold() -> float:
+    """The KL (nats) above which :func:`priorlib.priors.vae.vae_diagnostics` counts a latent unit active."""
+    import inspect
+    from priorlib.priors.vae import vae_diagnostics
+    return float(inspect.signature(vae_diagnostics).parameters["active_threshold"].default)
+
+
+def sweep_caption(sweep: pd.DataFrame, *, n_rows: int, layer: int, dim: int, epochs: int | str) -> str:
+    """Figure "VAE sweep" (:func:`~priorlib.compendium.plots.domains.vae_sweep_heatmaps` of ``sweep``): the three
+    heatmaps, and how many settings collapse, the plain VAE's numbers and the largest penalty's variance ratio.
+
+        sweep_caption(sweep, n_rows=400, layer=3, dim=64, epochs=30)  # "... 2 of 4 (β, γ) settings collapse ..."
+    """
+    f = collapse_findings(sweep)
+    out = (f"Three heatmaps over the KL weight β (rows) and the variance-matching penalty weight γ (columns) of "
+           f"{f['n_settings']} VAEs trained for {epochs} epochs on {n_rows} MATH activation rows (input of layer "
+           f"{layer}, d = {dim}): active latent units (KL > {_active_threshold():g} nats), decoded-sample variance / "
+           f"data variance, and reconstruction MSE (standardised units²); a collapsed cell names its kind. "
+           f"{f['n_collapsed']} of {f['n_settings']} (β, γ) settings collapse")
+    plain = f["plain"]
+    if plain is not None:
+        out += (f"; the plain VAE (β = 1, γ = 0) keeps {int(plain['active_units'])} of {int(plain['latent_dim'])} "
+                f"latent units active and {plain['variance_ratio']:.2f} of the data's variance")
+    pen = f["penalised"]
+    if pen is not None:
+        lo, hi = pen["variance_ratio"]
+        out += (f"; at γ = {pen['var_match']:g}, {pen['n_collapsed']} of {pen['n']} collapse, variance ratio "
+                + (f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}–{hi:.2f}"))
+    return out + "."
+
+
+def kl_caption(kls: dict) -> str:
+    """Figure "KL per latent unit" (:func:`~priorlib.compendium.plots.domains.kl_per_unit` of ``kls``, as
+    :func:`kl_profiles` returns it): the bars, the threshold line, and how many units each VAE keeps active."""
+    thr = _active_threshold()
+    active = "; ".join(f"{lab}: {int((np.asarray(v, dtype=float) > thr).sum())} of {len(v)}" for lab, v in kls.items())
+    return (f"Mean KL to the prior per latent unit (nats, symlog axis) of {len(kls)} VAEs (one bar colour each), "
+            f"units sorted by KL within each VAE; dashed: the {thr:g}-nat activity threshold. Units above it: "
+            f"{active}.")
+
+
+def _c05():
+    from priorlib.compendium import chapter
+    return chapter("05_math_interpolation")
+
+
+def accuracy_caption(df: pd.DataFrame, steps: int, baseline: str = "fitted-gaussian") -> str:
+    """Figure "held-out MATH accuracy": chapter 05's caption of the same bars (the arms here are VAE ones)."""
+    return _c05().accuracy_caption(df, steps, baseline)
+
+
+def val_loss_caption(df: pd.DataFrame, steps: int, baseline: str = "fitted-gaussian") -> str:
+    """Figure "held-out MATH loss": chapter 05's caption of the same bars, differences to ``baseline``."""
+    return _c05().val_loss_caption(df, steps, baseline)
+
+
+def training_loss_caption(runs, smooth: int = 5, arm=arm_of) -> str:
+    """Figure "training loss on MATH": chapter 05's caption of the same curves."""
+    return _c05().training_loss_caption(runs, smooth, arm)
