@@ -174,6 +174,40 @@ def test_figures_draw_from_synthetic_tables():
     plt.close(fig)
 
 
+def test_divergence_caption_states_each_regulariser_at_its_largest_weight():
+    t = _table(val_shift=0.5)
+    cap = s07.divergence_caption(t, s07.curve_summary(t))
+    assert "against its weight (x, log scale)" in cap and "the regularised runs (seeds 0, 1, 2)" in cap
+    assert "the range of the 3 unregularised seeds" in cap
+    # baseline mean 4.1 moved; the largest weight halves it three times (mean over seeds 1.01x): 0.505
+    assert "L2 to prior sample (w=100) takes the distance moved from 4.1 to 0.505 embedding units (agrees)" in cap
+    assert "nearest token (w=100) takes the nearest-token L2 from 4.55 to 0.568 embedding units (agrees)" in cap
+    assert "weight decay (w=100) takes the row norm from 5.1 to 0.631 embedding units (agrees)" in cap
+    assert "Mahalanobis hinge (w=100) takes the Mahalanobis distance from 56 to 55.6 whitened units (" in cap
+    assert cap.count("(agrees)") == 4 and cap.endswith("4 of 4 pull-type regularisers move their measure towards its anchor.")
+
+
+def test_tradeoff_caption_counts_points_outside_the_seed_band():
+    t = _table(val_shift=0.5)
+    c = s07.curves(t)
+    cap = s07.tradeoff_caption(c, t, "final_val_loss", ("median_mahalanobis", "median_nn_l2"))
+    assert cap.startswith("Final validation loss (nats/token, y) against the median Mahalanobis distance to the "
+                          "token-embedding Gaussian (whitened units) and median L2 to the nearest token embedding "
+                          "(embedding units) of the trained prompt")
+    assert "each point a mean over 3 seeds" in cap and "crosses the 3 unregularised seeds" in cap
+    assert "grey band their range (1.000–1.020)" in cap
+    # the runs span Mahalanobis 55/8 = 6.88 to 57 and nearest-token L2 4.5/8 = 0.562 to 4.6; every largest
+    # weight sits +0.5 nats above the baseline mean (the first, prior L2, is named)
+    assert "While the runs span Mahalanobis distance 6.88–57 and nearest-token L2 0.562–4.6, 5 of 15 regulariser × " \
+           "weight points leave that band, the furthest L2 to prior sample at w=100 (+0.500 nats from the " \
+           "unregularised mean)." in cap
+    cap = s07.tradeoff_caption(s07.curves(_table()), _table(), "final_f1", ("moved_l2",))
+    assert cap.startswith("Final F1 (%, y) against the median L2 moved from the prior sample (embedding units)")
+    assert "grey band their range (40.0–40.0)" in cap and cap.endswith("0 of 15 regulariser × weight points leave that band.")
+    one = _table(reg_seeds=1)
+    assert "(labelled; each point one run)" in s07.tradeoff_caption(s07.curves(one), one, "final_val_loss", ("moved_l2",))
+
+
 # ----------------------------------------------------------------------------------------------- notebook
 @pytest.mark.slow
 def test_notebook_07_smoke(smoke_notebook):

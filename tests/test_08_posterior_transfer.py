@@ -198,6 +198,52 @@ def test_plots_have_labelled_axes():
     assert [a.get_ylabel() for a in fig.axes] == ["steps", "loss"]
 
 
+FAST = {"posterior-gaussian": [3, 4, 5], "posterior-vae": [4, 4, 4], "posterior-copy": [2, 2, 3],
+        "fitted-gaussian": [12, 13, 14], "vocab-sample": [10, 12, 14], "isotropic": [15, 15, 16]}
+
+
+def _curves(rows, value="loss"):
+    return pd.DataFrame([{"arm": r.arm, "seed": r.seed, "step": k, value: 3.0 - 0.1 * k}
+                         for r in rows.itertuples() for k in range(4)])
+
+
+def test_curves_caption_names_the_fastest_arm_against_the_source_prior():
+    loss = {**{a: [1.0, 1.01, 1.02] for a in FAST}, "posterior-vae": [0.9, 0.92, 0.94]}
+    rows = _rows(FAST, loss)
+    cap = S.curves_caption(_curves(rows), rows, 1.5)
+    assert cap.startswith(f"MATH training answer loss (nats/token, y; a {S.SMOOTH}-step running mean) against the "
+                          "training step (x): one line per prior arm, the mean over seeds (3 seeds each)")
+    assert "the dashed line is the training-loss target 1.500" in cap
+    assert cap.endswith("Fewest steps to it on average: posterior-copy, 2.33 ± 0.58 steps (mean ± sd over seeds), "
+                        "against 13 ± 1 for the source's own prior, fitted-gaussian.")
+    cap = S.curves_caption(_curves(rows, "val_loss"), rows, 1.6, kind="validation")
+    assert "validation-loss target 1.600" in cap and "posterior-copy, 2.33 ± 0.58 steps" in cap
+    assert cap.endswith("; lowest final validation loss: posterior-vae, 0.920 ± 0.020 nats/token.")
+    # the source's own prior fastest, and unequal seed counts
+    slow = _rows({"fitted-gaussian": [2, 2, 2], "isotropic": [9, 10]}, {"fitted-gaussian": [1, 1, 1], "isotropic": [1, 1]})
+    cap = S.curves_caption(_curves(slow), slow, 1.5)
+    assert "(2–3 seeds per arm)" in cap
+    assert cap.endswith("fitted-gaussian, the source's own prior, 2 ± 0 steps (mean ± sd over seeds).")
+    with pytest.raises(ValueError, match="kind"):
+        S.curves_caption(_curves(rows), rows, 1.5, kind="test")
+
+
+def test_seed_dots_caption_reports_the_verdicts_steps_measure():
+    rows = _rows(FAST, {a: [1.0, 1.01, 1.02] for a in FAST})
+    panels = [("steps_to_target", "steps to the training-loss target"), ("final_val_loss", "final validation loss"),
+              ("final_accuracy", "final MATH accuracy, exact match (%)")]
+    cap = S.seed_dots_caption(rows, panels)
+    assert "one dot per run, its marker the seed (3 seeds: 0, 1, 2), the black bar the arm's mean over seeds" in cap
+    assert ("On steps to the training-loss target, the measure the speed verdicts use, the fewest on average: "
+            "posterior-copy, 2.33 ± 0.58 steps (mean ± sd over seeds), against 13 ± 1") in cap
+    assert "the lowest mean final validation loss is posterior-gaussian's, 1.010 ± 0.010 nats/token" in cap
+    assert cap.endswith("exact-match accuracy runs 0.0–0.0% over all 18 runs.")
+    # training steps tied everywhere: the verdicts (and the caption) fall back to the validation steps
+    tied = _rows({"a": [1, 1, 1], "b": [1, 1, 1]}, {"a": [1, 1, 1], "b": [2, 2, 2]})
+    cap = S.seed_dots_caption(tied, [("val_steps_to_target", "steps to the validation-loss target")], ref="b")
+    assert "On steps to the validation-loss target, the measure the speed verdicts use" in cap
+
+
 # ------------------------------------------------------------------------------------------ notebook
 @pytest.mark.slow
 def test_notebook_08_smoke(smoke_notebook, tmp_path, monkeypatch):

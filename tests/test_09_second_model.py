@@ -81,6 +81,32 @@ def test_claim_table_and_verdict_rows():
         s09.claim_table(bad)
 
 
+def test_quality_caption_gives_each_models_spread_of_prior_means():
+    q = pd.DataFrame([{"model": m, "prior": p, "seed": s, "final_val_loss": 1 + 0.1 * k + 0.01 * s + 0.5 * (m == "B"),
+                       "final_f1": 40.0 + k + s} for m in "AB" for k, p in enumerate("xyz") for s in range(3)])
+    assert s09.quality_caption(q, "final_val_loss") == (
+        "Final held-out SQuAD validation answer loss (nats/token, y) per prior (x), one panel per model: bars are "
+        "the mean ± sd over 3 seeds, dots single seeds. The prior means run on A from 1.010 (x) to 1.210 (z), a "
+        "spread of 0.200 nats; on B from 1.510 (x) to 1.710 (z), a spread of 0.200 nats (equivalence margin ±0.05 nats).")
+    cap = s09.quality_caption(q[q["seed"] < 2], "final_f1")
+    assert cap.startswith("Final held-out SQuAD F1 (%, y)") and "over 2 seeds" in cap
+    assert "on A from 40.5 (x) to 42.5 (z), a spread of 2.0 points" in cap and "(equivalence margin ±3 points)" in cap
+    one = q[q["seed"] == 0].assign(final_f1=0.0)
+    cap = s09.quality_caption(one, "final_f1")
+    assert "bars are the single seed's value (one seed: no sd)" in cap and "run on A all at 0.0; on B all at 0.0 (" in cap
+
+
+def test_clusters_caption_reads_the_last_layer_and_the_share_of_depths():
+    cl = pd.DataFrame([{"model": m, "depth": d, "relative_depth": d / 4, "silhouette_math_vs_nlp": 0.1 * d + 0.06 * (m == "B"),
+                        "silhouette_squad_vs_web": 0.15} for m in "AB" for d in range(5)])
+    cap = s09.clusters_caption(cl)
+    assert "against depth as a share of each model's layers (x: 0 = token embeddings, 1 = last layer)" in cap
+    # A: 0.4 at the last of 5 depths, above 0.15 at depths 2-4 (60%); B: 0.46, above at depths 1-4 (80%)
+    assert cap.endswith("At the last layer: A MATH vs NLP 0.40 and SQuAD vs web 0.15, MATH the more separated pair "
+                        "at 60% of its 5 depths; B MATH vs NLP 0.46 and SQuAD vs web 0.15, MATH the more separated "
+                        "pair at 80% of its 5 depths.")
+
+
 @pytest.mark.slow
 def test_notebook_09_smoke(smoke_notebook):
     res = smoke_notebook("09_second_model")

@@ -309,6 +309,78 @@ def inside_cloud(table: pd.DataFrame, hdr_radius: float, vocab_gap: float) -> pd
     return (table["median_mahalanobis"] <= hdr_radius) | (table["median_nn_l2"] <= vocab_gap)
 
 
+# --------------------------------------------------------------------------------------------- captions
+# What each measure is, in words (the figures' axis labels carry the same units, ``UNITS``), and a short
+# name for it inside a sentence.
+MEASURE_NAMES = {"median_mahalanobis": "median Mahalanobis distance to the token-embedding Gaussian",
+                 "median_nn_l2": "median L2 to the nearest token embedding",
+                 "median_nn_cos": "median cosine distance to the nearest token",
+                 "moved_l2": "median L2 moved from the prior sample", "share_in_hdr": "share of vectors inside the "
+                 "Gaussian's 95% region", "median_norm": "median row norm", "final_val_loss": "final validation loss",
+                 "final_f1": "final F1", "final_exact_match": "final exact match"}
+SHORT_NAMES = {"median_mahalanobis": "Mahalanobis distance", "median_nn_l2": "nearest-token L2",
+               "median_nn_cos": "nearest-token cosine distance", "moved_l2": "distance moved",
+               "share_in_hdr": "share inside the 95% region", "median_norm": "row norm",
+               "final_val_loss": "validation loss", "final_f1": "F1", "final_exact_match": "exact match"}
+_DELTA = {"final_val_loss": ("nats", ".3f"), "final_f1": ("points", ".1f"), "final_exact_match": ("points", ".1f")}
+
+
+def _seed_list(seeds) -> str:
+    s = sorted({int(x) for x in seeds})
+    return f"seed {s[0]}" if len(s) == 1 else "seeds " + ", ".join(map(str, s))
+
+
+def _count(ns, what: str = "seed") -> str:
+    lo, hi = int(min(ns)), int(max(ns))
+    n = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    return f"{n} {what}{'s' if hi != 1 else ''}"
+
+
+def divergence_caption(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """Caption of the figure "each regulariser's own measure against its weight"
+    (``plots.regularisation.divergence_vs_weight(table, summary)``): what a panel, dot, band and line are, and
+    how far each regulariser moved its measure at its largest weight (:func:`curve_summary`)."""
+    n_base = int((table["regulariser"] == BASELINE).sum())
+    reg = table[table["regulariser"] != BASELINE]
+    parts = [f"{REGULARISERS[r.regulariser].short} (w={r.largest_weight:g}) takes the {SHORT_NAMES[r.target]} from "
+             f"{r.target_baseline:.3g} to {r.target_at_largest:.3g} {UNITS[r.target]} ({r.moves})"
+             for r in summary.itertuples()]
+    pull = summary[summary["direction"] < 0]
+    n_moves = int((pull["moves"] == Outcome.AGREES.value).sum())
+    return (f"One panel per regulariser: the measure it acts on, for the trained prompt (y: median over its vectors, "
+            f"units on the axis), against its weight (x, log scale); dots are the regularised runs "
+            f"({_seed_list(reg['seed'])}), the grey band the range of the {n_base} unregularised seeds (line: their "
+            f"mean), the dotted line the prior sample's median. At the largest weight, against the unregularised mean "
+            f"(in brackets: the protocol's outcome for a move in its intended direction, 95% interval): " + "; ".join(parts)
+            + f"; {n_moves} of {len(pull)} pull-type regularisers move their measure towards its anchor.")
+
+
+def tradeoff_caption(curves: pd.DataFrame, table: pd.DataFrame, quality: str, measures) -> str:
+    """Caption of one trade-off figure (``plots.regularisation.tradeoff_figures`` yields ``(fig, quality,
+    measures)``; ``curves``: :func:`curves`, ``table``: :func:`sweep_rows`): what is plotted, how far the trained
+    prompts spread along each x measure, and how many regulariser x weight points leave the unregularised seeds'
+    band of ``quality``, with the furthest one."""
+    unit, f = _DELTA.get(quality, (UNITS.get(quality, ""), ".3g"))
+    b = table.loc[table["regulariser"] == BASELINE, quality].astype(float)
+    lo, hi, mean = float(b.min()), float(b.max()), float(b.mean())
+    pts = curves[curves["weight"] > 0].reset_index(drop=True)
+    q = pts[quality].astype(float)
+    outside = int(((q < lo) | (q > hi)).sum())
+    dist = (q - mean).abs()
+    far = pts.loc[dist.idxmax()] if dist.notna().any() and dist.max() > 0 else None
+    xs = " and ".join(f"{MEASURE_NAMES[m]} ({UNITS[m]})" for m in measures)
+    spans = " and ".join(f"{SHORT_NAMES[m]} {table[m].min():.3g}–{table[m].max():.3g}" for m in measures)
+    name = MEASURE_NAMES[quality]
+    furthest = ("" if far is None else f", the furthest {REGULARISERS[far['regulariser']].short} at w={far['weight']:g} "
+                f"({far[quality] - mean:+{f}} {unit} from the unregularised mean)")
+    return (f"{name[0].upper() + name[1:]} ({UNITS[quality]}, y) against the {xs} of the trained prompt "
+            f"(x, one panel per measure): one line per regulariser from the unregularised mean (weight 0) through its weights "
+            f"(labelled; each point {'one run' if pts['n'].max() == 1 else 'a mean over ' + _count(pts['n'])}), crosses the {len(b)} unregularised seeds and the "
+            f"grey band their range ({lo:{f}}–{hi:{f}}); vertical lines are the reference distances in the legend. "
+            f"While the runs span {spans}, {outside} of {len(pts)} regulariser × weight points leave that band"
+            f"{furthest}.")
+
+
 # --------------------------------------------------------------------------------------------- verdicts
 def _run_name(name: str, w: float) -> str:
     return f"{name} w={w:g}"

@@ -325,7 +325,10 @@ def arm_summary(rows: pd.DataFrame, metrics=SUMMARY_METRICS) -> pd.DataFrame:
     return result_table(pd.DataFrame(list(table.values())))
 
 
-def train_curves(runs, smooth: int = 5) -> pd.DataFrame:
+SMOOTH = 5  # training-loss curves: a running mean over SMOOTH steps (the smoothing of the steps to target)
+
+
+def train_curves(runs, smooth: int = SMOOTH) -> pd.DataFrame:
     """Long table ``arm, seed, step, loss`` of the ``smooth``-step mean training loss (nats/token)."""
     out = []
     for r in runs:
@@ -385,6 +388,71 @@ def copy_sources(runs, bank: str) -> dict[int, int | None]:
         hit = [k for k in range(b.n_prompts) if torch.equal(b.prompt(k)[: len(x0)], x0)]
         out[r.config.seed] = hit[0] if hit else None
     return out
+
+
+# ------------------------------------------------------------------------------------------ captions
+def _seeds_per_arm(counts) -> str:
+    lo, hi = int(min(counts)), int(max(counts))
+    return f"{hi} seed{'s' * (hi != 1)} each" if lo == hi else f"{lo}–{hi} seeds per arm"
+
+
+def _fastest_vs_ref(st: dict, ref: str) -> str:
+    """``fastest arm m ± sd steps, against ref's m ± sd`` from :func:`arm_stats` of a steps measure."""
+    fast = min(st, key=lambda a: st[a]["mean"])
+    steps = f"{_ms(st[fast])} steps (mean ± sd over seeds)"
+    if fast == ref:
+        return f"{fast}, the source's own prior, {steps}"
+    return f"{fast}, {steps}" + (f", against {_ms(st[ref])} for the source's own prior, {ref}" if ref in st
+                                 else f" ({ref} not run)")
+
+
+def curves_caption(curves: pd.DataFrame, rows: pd.DataFrame, target: float, *, kind: str = "training",
+                   ref: str = "fitted-gaussian") -> str:
+    """Caption of a loss-curve figure (``plots.transfer.arm_curves``): ``curves`` is :func:`train_curves`
+    (``kind="training"``) or :func:`val_curves` (``kind="validation"``), ``rows`` :func:`transfer_rows`' rows
+    and ``target`` the dashed line (``targets["train_loss_target"]`` or ``["val_loss_target"]``). The number:
+    which arm reaches the target in the fewest steps on average, against the source's own prior ``ref``
+    (and, for validation, which arm ends lowest)."""
+    if kind not in ("training", "validation"):
+        raise ValueError(f"kind must be 'training' or 'validation', got {kind!r}")
+    val = kind == "validation"
+    what = ("MATH validation answer loss (nats/token, y) on the fixed held-out problems at each evaluation" if val
+            else f"MATH training answer loss (nats/token, y; a {SMOOTH}-step running mean)")
+    st = arm_stats(rows, "val_steps_to_target" if val else "steps_to_target")
+    txt = (f"{what} against the training step (x): one line per prior arm, the mean over seeds "
+           f"({_seeds_per_arm(curves.groupby('arm')['seed'].nunique())}), and a band from the lowest to the highest seed; "
+           f"the dashed line is the {kind}-loss target {target:.3f}, the worst final value over all runs, so every "
+           f"run reaches it. Fewest steps to it on average: {_fastest_vs_ref(st, ref)}")
+    if val:
+        fin = arm_stats(rows, "final_val_loss")
+        best = min(fin, key=lambda a: fin[a]["mean"])
+        txt += f"; lowest final validation loss: {best}, {_ms(fin[best], True)} nats/token"
+    return txt + "."
+
+
+def seed_dots_caption(rows: pd.DataFrame, panels, ref: str = "fitted-gaussian") -> str:
+    """Caption of the per-seed figure (``plots.transfer.seed_dots(rows, panels)``; ``panels``: its
+    ``(column, axis label)`` pairs): what a panel, dot and bar are, the steps measure the speed verdicts use
+    (:func:`steps_metric`) with the fastest arm against ``ref``, the best final validation loss and the range
+    of exact-match accuracy over all runs."""
+    labels = dict(panels)
+    metric = steps_metric(rows)
+    seeds = sorted(int(s) for s in rows["seed"].unique())
+    txt = (f"One panel per measure (y, named with its units on the axis) against the prior arm (x): one dot per run, its "
+           f"marker the seed ({len(seeds)} seed{'s' * (len(seeds) != 1)}: {', '.join(map(str, seeds))}), the black bar the "
+           f"arm's mean over seeds. ")
+    found = []
+    if metric in labels:
+        found.append(f"on {labels[metric]}, the measure the speed verdicts use, the fewest on average: "
+                     f"{_fastest_vs_ref(arm_stats(rows, metric), ref)}")
+    if "final_val_loss" in labels:
+        fin = arm_stats(rows, "final_val_loss")
+        best = min(fin, key=lambda a: fin[a]["mean"])
+        found.append(f"the lowest mean final validation loss is {best}'s, {_ms(fin[best], True)} nats/token")
+    if "final_accuracy" in labels:
+        acc = rows["final_accuracy"].astype(float)
+        found.append(f"exact-match accuracy runs {acc.min():.1f}–{acc.max():.1f}% over all {len(rows)} runs")
+    return txt + ("; ".join(found)[:1].upper() + "; ".join(found)[1:] + "." if found else "")
 
 
 # ------------------------------------------------------------------------------------------ verdicts

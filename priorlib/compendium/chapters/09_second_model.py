@@ -212,6 +212,53 @@ def cluster_rows(results: list[dict]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+# ------------------------------------------------------------------------------------------ captions
+QUALITY_TEXT = {  # metric -> (what, unit, unit of a difference, format)
+    "final_val_loss": ("final held-out SQuAD validation answer loss", "nats/token", "nats", ".3f"),
+    "final_f1": ("final held-out SQuAD F1", "%", "points", ".1f"),
+}
+
+
+def quality_caption(qrows: pd.DataFrame, metric: str) -> str:
+    """Caption of a quality-per-prior figure (``plots.models.quality_by_prior(qrows, metric=...)``; ``qrows``:
+    :func:`quality_rows`): what a bar and a dot are, and per model the range of the prior means against the
+    book's equivalence margin for ``metric``."""
+    from priorlib.compendium.margins import MARGINS
+    what, unit, dunit, f = QUALITY_TEXT[metric]
+    seeds = qrows.groupby(["model", "prior"])["seed"].nunique()
+    lo, hi = int(seeds.min()), int(seeds.max())
+    n = f"{hi}" if lo == hi else f"{lo}–{hi}"
+    parts = []
+    for m, d in qrows.groupby("model", sort=False):
+        means = d.groupby("prior")[metric].mean()
+        spread = means.max() - means.min()
+        parts.append(f"on {m} all at {means.min():{f}}" if f"{spread:{f}}" == f"{0:{f}}" else
+                     f"on {m} from {means.min():{f}} ({means.idxmin()}) to {means.max():{f}} ({means.idxmax()}), "
+                     f"a spread of {spread:{f}} {dunit}")
+    margin = f" (equivalence margin ±{MARGINS[metric].margin:g} {dunit})" if metric in MARGINS else ""
+    bars = ("bars are the single seed's value (one seed: no sd)" if hi == 1 else
+            f"bars are the mean ± sd over {n} seeds, dots single seeds")
+    return (f"{what[0].upper() + what[1:]} ({unit}, y) per prior (x), one panel per model: {bars}. The prior means "
+            f"run " + "; ".join(parts) + margin + ".")
+
+
+def clusters_caption(cl: pd.DataFrame) -> str:
+    """Caption of the task-separation figure (``plots.models.clusters_over_depth(cl)``; ``cl``:
+    :func:`cluster_rows`): what is plotted, and per model the silhouettes at the last layer and the share of
+    depths at which MATH vs NLP is the more separated pair (``question5``'s ``share_layers_math_further``)."""
+    parts = []
+    for m, d in cl.groupby("model", sort=False):
+        last = d.loc[d["relative_depth"].idxmax()]
+        share = float((d["silhouette_math_vs_nlp"] > d["silhouette_squad_vs_web"]).mean())
+        parts.append(f"{m} MATH vs NLP {last['silhouette_math_vs_nlp']:.2f} and SQuAD vs web "
+                     f"{last['silhouette_squad_vs_web']:.2f}, MATH the more separated pair at {100 * share:.0f}% of its "
+                     f"{len(d)} depths")
+    return ("Silhouette (unitless, y; 1: separate clusters, 0: none) of MATH against NLP text (web + SQuAD, left) and "
+            "of SQuAD against web text (right), on each sample's z-scored mean activation, against depth as a share of "
+            "each model's layers (x: 0 = token embeddings, 1 = last layer); one line per model. At the last layer: "
+            + "; ".join(parts) + ".")
+
+
 def verdicts_09(results: list[dict]) -> list[Verdict]:
     """One verdict per claim across both models: both measurements, each model's outcome (``by_model``),
     and the claim's outcome on both (see :meth:`Verdict.across`)."""
