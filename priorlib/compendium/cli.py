@@ -36,7 +36,7 @@ COMMANDS = {
     "train": ("priorlib.train_cli", "train a soft or deep prompt from a prior"),
     "book": ("priorlib.compendium.book", "execute the notebooks with papermill and build the jupyter-book"),
     "sweep": ("priorlib.compendium.sweep", "run one notebook over a grid of parameters"),
-    "evidence": ("priorlib.compendium.evidence", "compute the book's runs into the evidence bank, or report its status"),
+    "evidence": ("priorlib.compendium.evidence_cli", "compute the book's runs into the evidence bank, or report its status"),
     "bench": ("priorlib.compendium.bench", "benchmark priorlib against PEFT prompt tuning in one process"),
     "models": ("priorlib.models_cli", "list the model registry"),
 }
