@@ -31,6 +31,9 @@ def test_exclusion_density_on_a_gaussian_reference():
     assert sm["exclusion"]["median"] > 2 * sm["vocabulary"]["median"]
     assert sm["exclusion"]["share_in_hdr"] < 0.05 and 0.9 < sm["vocabulary"]["share_in_hdr"] < 1.0
     assert sm["exclusion"]["median"] == pytest.approx(d["expected_exclusion_median"], rel=0.1)
+    # the vocabulary here is Gaussian: about 5% of it on each side beyond the fit draws' 5-95% range
+    assert sm["vocab_below_fit_p05"] == pytest.approx(0.05, abs=0.03)
+    assert sm["vocab_above_fit_p95"] == pytest.approx(0.05, abs=0.03)
 
 
 def _quality_rows(gap, n_seeds=3, plateaued=True):
@@ -54,11 +57,21 @@ def test_verdicts_03_decide_quality_with_the_protocol():
     arm = {"median": 10.0, "sd": 0.1, "cv": 0.01, "share_in_hdr": 0.0}
     dens = {"summary": {"exclusion": arm, "vocabulary": {**arm, "cv": 0.2, "share_in_hdr": 0.95},
                         "fitted-gaussian": {**arm, "share_in_hdr": 0.95}},
-            "acceptance_rate": 0.1, "acceptance_rate_analytic": 0.1, "hdr_radius": 5.0}
+            "acceptance_rate": 0.1, "acceptance_rate_analytic": 0.1, "hdr_radius": 5.0, "c": 5.0, "dim": 576}
     place = pd.DataFrame([dict(prior=p, when="trained", median_mahalanobis=m) for p, m in
                           (("exclusion", 9.0), ("fitted-gaussian", 3.0))])
     out, num = C03.verdicts(dens, _quality_rows(0.0), place)
-    assert [v.outcome for v in out] == [V.Outcome.AGREES] * 4 and "margin ±0.05" in out[2].measured
+    assert "control); 95% radius 5.0. The fitted-Gaussian prompts end inside" in out[3].measured
+    assert "sd/mean 0.200), draws from the fit 10.0 ± 0.10 (sd/mean 0.010): the vocabulary spreads relative to its " \
+           "mean 20.0× as much" in out[0].measured
+    # the verdict takes the placement table's statistic: the mean of the seeds' medians (16), not their median (9)
+    seeds = _trained({"exclusion": (9.0, 9.0, 30.0), "fitted-gaussian": (6.0, 6.0, 6.0)})
+    o2, n2 = C03.verdicts(dens, _quality_rows(0.0), seeds)
+    assert n2["trained_median_mahalanobis_exclusion"] == 16.0 and n2["trained_median_mahalanobis_fitted"] == 6.0
+    assert o2[3].outcome is V.Outcome.AGREES and "mean over 3 seeds): 16.0 (exclusion) vs 6.0" in o2[3].measured
+    assert "end outside too at lr 0.05, so it is not the prior that keeps them out" in o2[3].measured
+    A = V.Outcome.AGREES
+    assert [v.outcome for v in out] == [A, V.Outcome.HOLDS_BY_CONSTRUCTION, A, A] and "margin ±0.05" in out[2].measured
     assert num["val_loss"]["outcome"] == "agrees"
     assert C03.verdicts(dens, _quality_rows(0.1), place)[0][2].outcome is V.Outcome.CONTRADICTS
     assert [v.claim_id for v in out] == ["token-embeddings-peaked", "exclusion-outside", "exclusion-same-quality",
@@ -68,8 +81,66 @@ def test_verdicts_03_decide_quality_with_the_protocol():
     assert C03.verdicts(flat, _quality_rows(0.0), place)[0][0].outcome is V.Outcome.CONTRADICTS
 
 
+def test_exclusion_outside_holds_by_construction_only_when_the_definition_bounds_it():
+    """c = 5 in 576 dims: at most chi2_d.cdf(chi2_d^-1(0.95)/5) ~ 4e-94 of the proposals can land inside, so
+    the claim is not evidence; c = 1.2 leaves 7.3% to the measurement; a bad sampler still contradicts."""
+    from scipy import stats
+    measured, outcome = C03.outside_by_construction(0.0, 5.0, 576, 0.98, 0.95)
+    assert outcome is V.Outcome.HOLDS_BY_CONSTRUCTION and "not counted as support" in measured
+    assert "0.0% of draws inside the fit's 95% region (vocabulary: 98.0%, fitted Gaussian: 95.0%)" in measured
+    assert f"= {stats.chi2.cdf(stats.chi2.ppf(0.95, 576) / 5, 576):.2g} inside (c = 5, d = 576)" in measured
+    assert C03.outside_by_construction(0.02, 1.2, 576)[1] is V.Outcome.AGREES
+    assert C03.outside_by_construction(0.06, 1.2, 576)[1] is V.Outcome.CONTRADICTS
+    assert C03.outside_by_construction(0.05, 5.0, 576)[1] is V.Outcome.CONTRADICTS  # at the threshold: not under
+
+
 def test_vocabulary_peaked_known_answers():
     assert C03.vocabulary_peaked(0.137, 0.03) and not C03.vocabulary_peaked(0.05, 0.03)
+    assert C03.PEAKED_FACTOR == 2.0 and not C03.vocabulary_peaked(0.06, 0.03)  # twice is not "above twice"
+
+
+_CONVERGED_SUMMARY = {"vocabulary": dict(median=22.889, sd=3.252, cv=0.137), "exclusion": dict(median=53.614, sd=1.532, cv=0.029),
+                      "fitted-gaussian": dict(median=23.973, sd=0.713, cv=0.030),
+                      "vocab_below_fit_p05": 0.31, "vocab_above_fit_p95": 0.30}
+
+
+def test_peaked_reason_says_what_peaked_means_and_the_rule():
+    from priorlib.compendium.margins import RULES
+    txt = C03.peaked_reason(_CONVERGED_SUMMARY)
+    assert "relative to a Gaussian of the same mean and covariance, more mass near the centre and in the tails" in txt
+    assert "median ± sd: vocabulary 22.9 ± 3.25 (sd/mean 0.137), draws from the fit 24.0 ± 0.71 (sd/mean 0.030)" in txt
+    assert "4.6× as much as the fit's own draws, and its median is below theirs" in txt  # 0.137 / 0.030
+    assert "31% of the vocabulary lies closer than the draws' 5th percentile and 30% farther than their 95th" in txt
+    rule = next(r.rule for r in RULES if r.claim_id == "token-embeddings-peaked")
+    assert f"Rule (sd/mean): {rule} (threshold 2×)" in txt
+    above = {**_CONVERGED_SUMMARY, "vocabulary": {**_CONVERGED_SUMMARY["vocabulary"], "median": 30.0}}
+    assert "its median is not below theirs" in C03.peaked_reason(above)
+
+
+def test_outside_reason_says_whether_the_control_ends_outside_too():
+    stat = "median over a prompt's vectors, mean over 3 seeds"
+    out = C03.outside_reason("exclusion", 165.04, 154.0, 25.2, [0.05], stat)
+    assert out == ("trained Mahalanobis distance (median over a prompt's vectors, mean over 3 seeds): 165.0 (exclusion) "
+                   "vs 154.0 (fitted Gaussian, the control); 95% radius 25.2. The fitted-Gaussian prompts end outside "
+                   "too at lr 0.05, so it is not the prior that keeps them out: this check cannot tell the priors apart")
+    assert C03.outside_reason("exclusion", 165.0, 20.0, 25.2).endswith("The fitted-Gaussian prompts end inside: here "
+                                                                       "the priors end apart")
+
+
+def _trained(medians: dict, lrs=(0.05,)) -> "pd.DataFrame":
+    import pandas as pd
+    return pd.DataFrame([dict(prior=p, lr=lr, seed=k, when="trained", median_mahalanobis=m)
+                         for p, ms in medians.items() for lr in lrs for k, m in enumerate(ms)])
+
+
+def test_statistic_and_placement_sentence_name_the_tables_statistic():
+    place = _trained({"exclusion": (9.0, 9.0, 30.0), "fitted-gaussian": (3.0, 3.0, 3.0)})
+    assert C03.statistic(place) == "median over a prompt's vectors, mean over 3 seeds"
+    assert C03.placement_sentence(place, 5.0) == ("Trained prompts' Mahalanobis distance (median over a prompt's "
+                                                  "vectors, mean over 3 seeds): exclusion 16.0, fitted-gaussian 3.0 "
+                                                  "(95% radius 5.0).")
+    two = _trained({"exclusion": (9.0,), "fitted-gaussian": (3.0,)}, lrs=(1e-3, 5e-2))
+    assert C03.statistic(two) == "median over a prompt's vectors, mean over 2 runs (2 learning rates pooled)"
 
 
 def test_radius_variant_verdicts_known_answers():
@@ -86,6 +157,9 @@ def test_radius_variant_verdicts_known_answers():
                             (("exclusion", 9.0), ("exclusion-radius", 2.0), ("fitted-gaussian", 3.0))])
     out = C03.radius_verdicts(dens, rows, trained)
     assert [v.outcome for v in out] == [V.Outcome.AGREES, V.Outcome.AGREES, V.Outcome.CONTRADICTS]
+    assert "2.0 (exclusion-radius) vs 3.0 (fitted Gaussian, the control)" in out[2].measured
+    far = C03.radius_verdicts(dens, rows, _trained({"exclusion-radius": (150.0,) * 3, "fitted-gaussian": (152.0,) * 3}))
+    assert far[2].outcome is V.Outcome.AGREES and "cannot tell the priors apart" in far[2].measured
     assert [v.claim_id for v in out] == ["radius-rejection-rate", "radius-same-quality", "radius-posterior-outside"]
     off = {**dens, "radius_variant": {**rad, "rejection_rate": rad["rejection_rate_predicted"] - 0.05}}
     assert C03.radius_verdicts(off, rows, trained)[0].outcome is V.Outcome.CONTRADICTS  # 0.90 observed: wrong

@@ -18,8 +18,8 @@ Steps (each can be used on its own from Python, the tests do):
    :mod:`priorlib.compendium.provenance`), then ``jupyter-book build <root>`` into ``<root>/_build/html``.
 
 The kernel starts with :data:`KERNEL_ENV` in its environment (tqdm and Hugging Face progress bars off: a
-bar is a widget that stays frozen in the static book), and its own log kept to errors
-(:data:`KERNEL_LOG_FLAG`).
+bar is a widget that stays frozen in the static book; a figure shown without a caption is an error), and its
+own log kept to errors (:data:`KERNEL_LOG_FLAG`).
 """
 from __future__ import annotations
 
@@ -61,7 +61,8 @@ class NotebookError(ValueError):
 KERNEL_LOG_FLAG = "--IPKernelApp.log_level=ERROR"
 # What the kernel inherits on top of the runner's environment: no progress bars in the notebooks (tqdm reads
 # TQDM_DISABLE, huggingface_hub its own switch); papermill's own bar in the runner is enabled explicitly.
-KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+# PRIORLIB_REQUIRE_CAPTIONS: a figure the book shows without a caption is an error (priorlib.compendium.figures)
+KERNEL_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "PRIORLIB_REQUIRE_CAPTIONS": "1"}
 
 # Run by the kernel before the first cell (an IPython startup file in a private IPYTHONDIR): tqdm's notebook
 # bar ignores TQDM_DISABLE (it passes disable=False itself), so it is switched off here; transformers' bars

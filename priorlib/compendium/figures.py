@@ -60,8 +60,9 @@ def missing_captions() -> list[ShownFigure]:
 
 def require_captions() -> bool:
     """Whether :func:`show` refuses a figure without a caption: on when the environment variable
-    ``PRIORLIB_REQUIRE_CAPTIONS`` is set to anything but ``""``/``0`` (off by default while some chapters
-    still show uncaptioned figures; :func:`missing_captions` and :func:`uncaptioned_calls` list them)."""
+    ``PRIORLIB_REQUIRE_CAPTIONS`` is set to anything but ``""``/``0``. The book's executor sets it for every
+    kernel (:data:`priorlib.compendium.book.KERNEL_ENV`); in a reader's own session it is off, and
+    :func:`missing_captions` and :func:`uncaptioned_calls` list the figures without one."""
     return os.environ.get("PRIORLIB_REQUIRE_CAPTIONS", "") not in ("", "0")
 
 

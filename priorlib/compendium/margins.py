@@ -109,7 +109,10 @@ RULES: tuple[Rule, ...] = (
              "contradicts; every prior without gain → agrees; else inconclusive (an arm not known to have "
              "plateaued, or < 3 seeds, → inconclusive)"),
     rule_for("03", "token-embeddings-peaked", "above twice the fitted Gaussian draws' → agrees; else contradicts"),
-    rule_for("03", "exclusion-outside", "< 5%"),
+    rule_for("03", "exclusion-outside",
+             "a share at or above 5% → contradicts; under 5% → holds by construction when the prior's definition "
+             "already bounds it below 5% (at most chi2_d.cdf(chi2_d⁻¹(0.95)/c) of N(μ, cΣ) proposals fall "
+             "inside), else agrees"),
     rule_for("03", "exclusion-same-quality", _SAME),
     rule_for("03", "exclusion-posterior-outside", "above the 95% radius"),
     rule_for("03", "radius-rejection-rate", "within 3 binomial standard errors of chi2_d.cdf(r²)"),

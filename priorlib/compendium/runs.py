@@ -131,15 +131,51 @@ def model_sentence(s: Settings) -> str:
 
 
 def lr_sentence(s: Settings) -> str:
+    """``lr_sentence(setup("03_exclusion", "converged"))`` -> "Learning rate: 0.05, not from the paper's set ...":
+    the rates of ``s``, which of them are the paper's, and why any others are added (every case reads right:
+    only the paper's, only added ones, or a mix)."""
     paper = [lr for lr in s.learning_rates if any(math.isclose(lr, q) for q in PAPER_LRS)]
     extra = [lr for lr in s.learning_rates if lr not in paper]
-    out = f"Learning rates: {', '.join(f'{lr:g}' for lr in s.learning_rates)}."
-    if paper:
-        out += f" From the paper's set (5e-4, 1e-3, 5e-3): {', '.join(f'{lr:g}' for lr in paper)}."
-    if extra:
-        out += (f" Added here: {', '.join(f'{lr:g}' for lr in extra)}, because {s.steps}-step runs move "
-                "prompts too little at the paper's rates to see where they head.")
-    return out
+    listed = ", ".join(f"{lr:g}" for lr in s.learning_rates)
+    out = f"Learning rate{'s' if len(s.learning_rates) > 1 else ''}: {listed}"
+    paper_set = "the paper's set (5e-4, 1e-3, 5e-3)"
+    length = f"runs of {'up to ' if getattr(s.base(), 'stop_at_plateau', False) else ''}{s.steps} steps"
+    why = f"{length} move prompts too little at the paper's rates to see where they head"
+    if not extra:
+        return out + f", {'all ' if len(paper) > 1 else ''}from {paper_set}."
+    if not paper:
+        return out + f", {'none' if len(extra) > 1 else 'not'} from {paper_set}: {why}."
+    return (out + f". From {paper_set}: {', '.join(f'{lr:g}' for lr in paper)}. "
+            f"Added here: {', '.join(f'{lr:g}' for lr in extra)}, because {why}.")
+
+
+def steps_phrase(cfg) -> str:
+    """``steps_phrase(S.base())`` -> "up to 300 steps of batch 8 (the cap; a run stops earlier at its plateau)"
+    when the plateau rule stops runs, else "300 steps of batch 8"."""
+    if getattr(cfg, "stop_at_plateau", False):
+        return f"up to {cfg.steps} steps of batch {cfg.batch_size} (the cap; a run stops earlier at its plateau)"
+    return f"{cfg.steps} steps of batch {cfg.batch_size}"
+
+
+def plateau_sentence(rows: pd.DataFrame, cap: int | None = None, rule: bool = True) -> str:
+    """``plateau_sentence(rows, cap=300)`` -> "1 of the 9 runs reached the plateau rule and 8 stopped at the
+    300-step cap; ...": from the rows' ``plateaued`` column (:func:`quality`), how many runs are known to
+    have plateaued, and that a quality comparison of runs not known to have plateaued reads inconclusive.
+    ``rule=False``: the runs trained a fixed number of steps, without the plateau rule."""
+    n = len(rows)
+    k = int(rows["plateaued"].fillna(False).astype(bool).sum()) if "plateaued" in rows else 0
+    cap_txt = f"the {cap}-step cap" if cap else "the step cap"
+    verdict = "a quality comparison of runs not known to have plateaued reads inconclusive"
+    runs_txt = f"{n} run{'s' if n != 1 else ''}"
+    if not rule:
+        return (f"The {runs_txt} trained a fixed {cap or 'number of'} steps without the plateau rule: none is "
+                f"known to have plateaued, so a quality comparison between them reads inconclusive.")
+    if k == n:
+        return f"{'The' if n == 1 else 'All'} {runs_txt} reached the plateau rule before {cap_txt}."
+    if k == 0:
+        return f"None of the {runs_txt} reached the plateau rule: all stopped at {cap_txt}, and {verdict}."
+    return (f"{k} of the {runs_txt} reached the plateau rule and {n - k} stopped at {cap_txt}; "
+            f"{verdict}.")
 
 
 def load(s: Settings):
@@ -165,7 +201,9 @@ def quality(runs, fields=("prior", "lr", "seed"), by=("prior", "lr"), with_varia
             ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """``(rows, table, target)``: one row per run, mean ± sd over seeds per group, and the training-loss
     target that every run reaches (the worst smoothed final loss) with the steps each run needed.
-    ``with_variant`` adds a ``variant`` column (see :func:`variant`) usable in ``by``."""
+    ``with_variant`` adds a ``variant`` column (see :func:`variant`) usable in ``by``. Both targets are
+    relative to ``runs`` (so to the chapter that passes them): ``rows.attrs`` and ``table.attrs`` hold them
+    as ``train_target`` and ``val_target``; :func:`target_sentence` says what they are."""
     rows = ex.run_rows(runs, fields=fields)
     if with_variant:
         rows.insert(0, "variant", [variant(r.config) for r in runs])
@@ -176,8 +214,19 @@ def quality(runs, fields=("prior", "lr", "seed"), by=("prior", "lr"), with_varia
     table = ex.quality_table(rows, by=list(by), metrics=("final_val_loss", "final_f1", "final_exact_match",
                                                          "final_precision", "final_recall", "initial_val_loss",
                                                          "steps_to_target", "val_steps_to_target"))
-    rows.attrs["val_target"] = vtarget
+    for frame in (rows, table):
+        frame.attrs.update(train_target=float(target), val_target=float(vtarget))
     return rows, table, target
+
+
+def target_sentence(train_target: float, val_target: float, unit: str = "nats/token") -> str:
+    """``target_sentence(rows.attrs["train_target"], rows.attrs["val_target"])`` -> "Steps to target: ...":
+    what the two steps-to-target columns of :func:`quality` count, with the targets they used. Each target
+    is the worst final value of the runs passed, so the columns compare runs of one table, not chapters."""
+    return (f"*Steps to target*: training steps until the 5-step running mean of the training loss first reaches "
+            f"{train_target:.3f} {unit}; *validation steps to target*: steps until the held-out curve first "
+            f"reaches {val_target:.3f} {unit}. Each target is the worst final value of this chapter's runs, so "
+            f"these columns compare the runs of this table only, not across chapters.")
 
 
 def val_steps_to_target(runs, target: float | None = None) -> tuple[float, list[float]]:
@@ -202,17 +251,47 @@ def placement(runs, reference, key: str = "soft", fields=("prior", "lr", "seed")
     return ex.placement_rows(runs, reference, key=key, fields=fields)
 
 
+def number(x) -> str:
+    """``number(-0.0)`` -> "0", ``number(0.0134)`` -> "0.0134": three significant figures
+    (:func:`~priorlib.compendium.tables.sig`), never a negative zero."""
+    from priorlib.compendium.tables import sig
+    x = float(x)
+    return sig(0.0 if x == 0 else x)
+
+
+PLACEMENT_STATISTIC = "median over a prompt's vectors, mean over seeds"
+
+
 def placement_summary(rows: pd.DataFrame, by=("prior", "lr")) -> pd.DataFrame:
-    """Per group: sampled -> trained medians (averaged over seeds) side by side."""
+    """Per group: sampled -> trained values side by side; each run's median over its prompt's vectors (the
+    share in the HDR: each run's share), averaged over the group's seeds (:data:`PLACEMENT_STATISTIC`, which
+    the displayed headers name; :func:`trained_mahalanobis` gives the same numbers unrounded).
+
+        placement_summary(place).loc[0, "median_mahalanobis"]   # "53.2 → 165"
+    """
     cols = ["median_nn_l2", "median_nn_cos", "median_mahalanobis", "share_in_hdr"]
-    g = rows.groupby(list(by) + ["when"])[cols + ["moved_l2"]].mean().round(3)
+    grouped = rows.groupby(list(by) + ["when"])
+    g = grouped[cols + ["moved_l2"]].mean().round(3)
     wide = g.unstack("when")
     out = pd.DataFrame(index=wide.index)
     for c in cols:
-        out[c] = [f"{a:.3g} → {b:.3g}" for a, b in zip(wide[(c, "sampled")], wide[(c, "trained")])]
+        out[c] = [f"{number(a)} → {number(b)}" for a, b in zip(wide[(c, "sampled")], wide[(c, "trained")])]
     out["moved_l2"] = wide[("moved_l2", "trained")]
+    out["seeds"] = grouped.size().unstack("when")["trained"]
+    out = out.reset_index()
     from priorlib.compendium.tables import result_table
-    return result_table(out.reset_index())
+    words = {"median_nn_l2": "Nearest-token L2", "median_nn_cos": "Nearest-token cosine",
+             "median_mahalanobis": "Mahalanobis", "moved_l2": "Moved (L2)"}
+    shown = {c: f"{w}, {PLACEMENT_STATISTIC}" for c, w in words.items()}
+    shown["share_in_hdr"] = "Share in HDR, mean over seeds"
+    return result_table(out, display=out.rename(columns=shown))
+
+
+def trained_mahalanobis(rows: pd.DataFrame, by="prior") -> pd.Series:
+    """``trained_mahalanobis(place)["exclusion"]``: per ``by`` group, the trained prompts' Mahalanobis distance
+    as :func:`placement_summary` states it (each run's median over its prompt's vectors, mean over seeds)."""
+    t = rows[rows["when"] == "trained"]
+    return t.groupby(by)["median_mahalanobis"].mean()
 
 
 def reference_baseline(reference) -> dict:
@@ -243,24 +322,65 @@ def joint_projection(reference, panel_list, rows=None):
 def distance_figure(run_list, reference, *, key: str = "soft", by="prior",
                     reference_name: str = "token embeddings"):
     """``(fig, caption)``: the distance panels (:func:`~priorlib.compendium.plots.posterior.distance_panels`)
-    for the sampled and the trained prompts of ``run_list``, grouped by ``by`` (a config field, or a function of the config), and a
-    caption with the share of trained prompt vectors farther (Mahalanobis) than every sampled token row."""
+    for the sampled and the trained prompts of ``run_list``, grouped by ``by`` (a config field, or a function of
+    the config), and a caption (:func:`beyond_caption`) with each group's share of prompt vectors farther
+    (Mahalanobis) than every row of the reference's seeded subsample."""
     from priorlib.compendium.plots import posterior as pp
     groups: dict = {}
+    members: dict = {}
     for when, i in (("sampled", 0), ("trained", -1)):
         for r in run_list:
-            name = f"{by(r.config) if callable(by) else getattr(r.config, by)}, {when}"
-            groups.setdefault(name, []).append(r.checkpoints()[i][1][key].reshape(-1, reference.dim).float())
+            g = by(r.config) if callable(by) else getattr(r.config, by)
+            groups.setdefault(f"{g}, {when}", []).append(r.checkpoints()[i][1][key].reshape(-1, reference.dim).float())
+            if when == "sampled":
+                members.setdefault(g, []).append(r.config)
     groups = {k: torch.cat(v) for k, v in groups.items()}
     tokens = pp.token_distances(reference)
     prompts = pp.prompt_distances(reference, groups)
     far = pp.beyond_tokens(tokens, prompts)
-    q99 = float(np.quantile(tokens["mahalanobis"], 0.99))
     fig = pp.distance_panels(tokens, prompts, reference_name=reference_name,
                              title="Where the prompts are, in the quantities the placement claims use")
-    caption = (f"Mahalanobis distance of the {reference_name} themselves: 99th percentile {q99:.3g}. Share of "
-               f"prompt vectors farther than every sampled row: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in far.items()) + ".")
+    shares = {g: (far[f"{g}, sampled"], far[f"{g}, trained"]) for g in members}
+    caption = beyond_caption(shares, {g: pooled(c) for g, c in members.items()},
+                             q99=float(np.quantile(tokens["mahalanobis"], 0.99)), n_rows=len(tokens["mahalanobis"]),
+                             n_total=len(reference), reference_name=reference_name)
     return fig, caption
+
+
+def pooled(cfgs) -> str:
+    """``pooled([cfg_lr_1e-3, cfg_lr_5e-2])`` -> "2 runs (learning rates 0.001, 0.05)": what one group of
+    :func:`distance_figure` pools ("" for a single run)."""
+    if len(cfgs) <= 1:
+        return ""
+    parts = []
+    lrs = sorted({c.lr for c in cfgs})
+    seeds = sorted({c.seed for c in cfgs})
+    if len(lrs) > 1:
+        parts.append("learning rates " + ", ".join(f"{x:g}" for x in lrs))
+    if len(seeds) > 1:
+        parts.append("seeds " + ", ".join(str(x) for x in seeds))
+    return f"{len(cfgs)} runs" + (f" ({'; '.join(parts)})" if parts else "")
+
+
+def beyond_caption(shares: dict, pools: dict, *, q99: float, n_rows: int, n_total: int,
+                   reference_name: str = "token embeddings") -> str:
+    """The caption of :func:`distance_figure`: ``shares`` maps a group to its (sampled, trained) share of
+    prompt vectors beyond every subsampled reference row, ``pools`` a group to :func:`pooled`'s phrase.
+
+        beyond_caption({"isotropic": (0.0, 0.667)}, {"isotropic": ""}, q99=31.8, n_rows=1024, n_total=49152)
+    """
+    def group(g):
+        a, b = shares[g]
+        return f"{g} {100 * a:.0f}% → {100 * b:.0f}%"
+    same = len(set(pools.values())) == 1
+    items = [group(g) + ("" if same or not pools[g] else f", pooled over {pools[g]}") for g in shares]
+    out = (f"The black curves: {n_rows:,} rows drawn at random (seed 0) from the {n_total:,} {reference_name}; their "
+           f"Mahalanobis distance has 99th percentile {q99:.3g}. Share of prompt vectors farther than every one of "
+           f"those rows, sampled (the prior's draw) → trained (the last checkpoint): " + "; ".join(items) + ".")
+    shared = next(iter(pools.values()), "")
+    if same and shared:
+        out += f" Each share is pooled over {shared}."
+    return out
 
 
 def scrubber(run, proj, *, reference_name: str, key: str = "soft", title: str | None = None):
