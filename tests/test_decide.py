@@ -84,6 +84,19 @@ def test_movement_and_staying_within():
     assert far.testable
     assert D.stays_within([0.1, 0.2], 1.0, far)[0] is Outcome.AGREES
     assert D.stays_within([0.1, 2.0], 1.0, far)[0] is Outcome.CONTRADICTS
+    # a universal claim: agreeing needs 3 seeds per arm, one counterexample contradicts with any number
+    outcome, why = D.stays_within([0.1, 0.2], 1.0, far, seeds=1)
+    assert outcome is Outcome.INCONCLUSIVE and why.endswith("an arm has 1 seed (at least 3 are needed)")
+    assert D.stays_within([0.1, 0.2], 1.0, far, seeds=3)[0] is Outcome.AGREES
+    assert D.stays_within([0.1, 2.0], 1.0, far, seeds=1)[0] is Outcome.CONTRADICTS
+
+
+def test_fewest_seeds_per_prior_and_rate():
+    rows = pd.DataFrame({"prior": ["a", "a", "a", "b", "a"], "lr": [1e-3, 1e-3, 1e-3, 1e-3, 5e-2],
+                         "seed": [0, 1, 2, 0, 0]})
+    assert D.fewest_seeds(rows) == 1                      # b at 1e-3, and a at 5e-2
+    assert D.fewest_seeds(rows[rows["prior"] == "a"], by=("prior",)) == 3
+    assert D.fewest_seeds(rows.drop(columns="seed")) is None and D.fewest_seeds(rows.iloc[:0]) == 0
 
 
 def test_cluster_uses_the_protocols_separation():

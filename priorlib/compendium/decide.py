@@ -19,10 +19,10 @@ import pandas as pd
 
 from priorlib import protocol
 from priorlib.compendium.margins import margin
-from priorlib.protocol import Outcome
+from priorlib.protocol import MIN_SEEDS, Outcome
 
 __all__ = ["plateaued", "Arm", "arm", "same_quality", "not_worse", "faster", "every", "some", "opposite",
-           "movement", "stays_within", "cluster"]
+           "movement", "fewest_seeds", "stays_within", "cluster"]
 
 
 def plateaued(metrics: dict) -> bool:
@@ -134,17 +134,40 @@ def movement(configs, dim: int, yardstick: float, *, scale: float = 1.0) -> prot
     return protocol.movement_testable(max(bounds), yardstick)
 
 
-def stays_within(moved: Iterable[float], yardstick: float, bound: protocol.Movement) -> tuple[Outcome, str]:
+def fewest_seeds(rows: pd.DataFrame, by=("prior", "lr")) -> int | None:
+    """The fewest distinct seeds any ``by`` group of ``rows`` has (``by``: those of its columns present);
+    ``None`` without a ``seed`` column, 0 for no rows.
+
+        fewest_seeds(trained_rows)   # 1 when a prior ran one seed at some rate
+    """
+    if "seed" not in rows:
+        return None
+    if not len(rows):
+        return 0
+    keys = [c for c in by if c in rows]
+    n = rows.groupby(keys)["seed"].nunique() if keys else pd.Series([rows["seed"].nunique()])
+    return int(n.min())
+
+
+def stays_within(moved: Iterable[float], yardstick: float, bound: protocol.Movement,
+                 seeds: int | None = None) -> tuple[Outcome, str]:
     """"Stays near its prior": not testable when ``bound`` says it could not move ``yardstick``; else
-    agrees when every run moved less than ``yardstick``, contradicts otherwise."""
+    contradicts when a run moved ``yardstick`` or more (one run is a counterexample), and agrees when every
+    run moved less, given at least :data:`~priorlib.protocol.MIN_SEEDS` seeds per arm (``seeds``: the fewest any arm has; fewer
+    → inconclusive, as for every claim the protocol decides)."""
     moved = np.asarray(list(moved), float)
     if bound.outcome is Outcome.NOT_TESTABLE:
         return bound.outcome, bound.reason
     if not len(moved):
         return Outcome.INCONCLUSIVE, "no runs"
     share = float((moved < yardstick).mean())
-    return (Outcome.AGREES if share == 1.0 else Outcome.CONTRADICTS,
-            f"{100 * share:.0f}% of {len(moved)} runs moved less than {yardstick:.3g}; {bound.reason}")
+    why = f"{100 * share:.0f}% of {len(moved)} runs moved less than {yardstick:.3g}; {bound.reason}"
+    if share < 1.0:
+        return Outcome.CONTRADICTS, why
+    if seeds is not None and seeds < MIN_SEEDS:
+        return Outcome.INCONCLUSIVE, (why + f"; an arm has {seeds} seed{'s' if seeds != 1 else ''} (at least "
+                                      f"{MIN_SEEDS} are needed)")
+    return Outcome.AGREES, why
 
 
 def cluster(x, y, *, seed: int = 0, n: int = 400) -> protocol.Separation:

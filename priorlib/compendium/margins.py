@@ -70,7 +70,9 @@ _SAME = "`equivalent` (TOST, 90% CI inside ±margin) → agrees; CI outside → 
 _FASTER = "`better` (fewer steps; 95% Welch CI of the difference on one side of 0)"
 _CLUSTER = "`separation`: bootstrap CI of the silhouette above the random-split null's 95% quantile"
 _ONE_CLUSTER = _CLUSTER + " → contradicts; CI at or below the null → agrees"
-_MOVES = "`movement_bound` beside the yardstick: below it → not testable at this learning rate; else every run moved less than the yardstick"
+_MOVES = ("`movement_bound` beside the yardstick: below it → not testable at this learning rate; else a run that "
+          "moved the yardstick or more → contradicts; every run moved less, with ≥ 3 seeds per prior and rate → "
+          "agrees; fewer seeds → inconclusive")
 _USABLE = ("not worse than the fitted-Gaussian arm: `equivalent` or `better` (lower loss) agrees → agrees; "
            "`equivalent` contradicts with a higher loss → contradicts; and every seed's loss falls")
 _COLLAPSED = "collapsed when either is < 0.25 → agrees; else contradicts"

@@ -46,6 +46,7 @@ class Settings:
     eval_size: int
     out_dir: Path
     replicate_lr: float | None = None  # seeds beyond the first run only at this lr (None: at every lr)
+    replicate_also: list = field(default_factory=list)  # further rates whose runs get every seed too
     run_overrides: dict = field(default_factory=dict)  # further TrainConfig fields (eval cadence, n_train, ...)
 
     def base(self, **kw) -> "ex.TrainConfig":
@@ -75,6 +76,7 @@ def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, lear
     d = profiles.chapter_defaults(stem, profile)
     if learning_rates is not None:
         d.pop("replicate_lr", None)  # the caller chose the rates: every seed at every rate
+        d.pop("replicate_also", None)
     # further TrainConfig fields a chapter's profile may fix (a converged design: the plateau rule and its cadence)
     run_keys = ("checkpoint_every", "n_train", "reference_texts", "max_new_tokens", "eval_every", "warmup_steps",
                 "schedule", "stop_at_plateau", "plateau_window", "plateau_tol", "plateau_eval_size", "eval_max_length")
@@ -94,9 +96,10 @@ def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, lear
         max_length=int(pick(max_length, "max_length", p.max_length)),
         eval_size=int(pick(eval_size, "eval_size", p.eval_size)),
         out_dir=results_dir(stem, out_dir), run_overrides=run_overrides,
-        replicate_lr=d.get("replicate_lr"))
+        replicate_lr=d.get("replicate_lr"), replicate_also=[float(x) for x in d.get("replicate_also", [])])
     if s.replicate_lr is not None and not any(math.isclose(s.replicate_lr, lr) for lr in s.learning_rates):
         s.replicate_lr = s.learning_rates[-1] if len(s.learning_rates) == 1 else None
+    s.replicate_also = [x for x in s.replicate_also if any(math.isclose(x, lr) for lr in s.learning_rates)]
     if not s.priors or not s.learning_rates or not s.seeds:
         raise ValueError("priors, learning_rates and seeds must not be empty")
     n_train = s.run_overrides.get("n_train", p.n_train)
@@ -109,11 +112,14 @@ def settings(stem: str, profile: str = "smoke", *, model=None, priors=None, lear
 
 def lr_seed_grid(s: Settings, base, **fixed) -> list:
     """Configs for every prior x learning rate with the first seed, plus the other seeds at
-    ``s.replicate_lr`` (or at every rate when it is None). ``fixed``: further fields for all."""
+    ``s.replicate_lr`` and at the rates of ``s.replicate_also`` (every seed at every rate when
+    ``replicate_lr`` is None). ``fixed``: further fields for all."""
     cells = []
+    replicated = [] if s.replicate_lr is None else [s.replicate_lr, *s.replicate_also]
     for prior in s.priors:
         for lr in s.learning_rates:
-            seeds = s.seeds if s.replicate_lr is None or math.isclose(lr, s.replicate_lr) else s.seeds[:1]
+            every = s.replicate_lr is None or any(math.isclose(lr, x) for x in replicated)
+            seeds = s.seeds if every else s.seeds[:1]
             for seed in seeds:
                 cells.append(dict(prior=prior, lr=lr, seed=seed, **fixed))
     d = base.to_dict()

@@ -235,7 +235,8 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
        distance to the nearest token embedding within each learning rate, pooled (:func:`posterior_follows_prior`).
     2. *Prompts stay near their prior at the paper's learning rates*: the most Adam could move a
        ``dim``-vector at those rates (:func:`decide.movement`) beside the token embeddings' typical
-       neighbour gap; not testable when below it, else agrees when every run moved less than the gap.
+       neighbour gap; not testable when below it, else contradicts when a run moved the gap or more and
+       agrees when every run moved less, with at least 3 seeds per prior and rate (:func:`decide.stays_within`).
     3. *Final quality is the same across priors*: at the replicated learning rate, every prior's final
        validation loss is equivalent (TOST, ``margins.MARGINS``) to the first prior's.
     4. *Trained prompts do not all collapse into the token cloud*: at the replicated rate, each prior's share
@@ -273,7 +274,9 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
     else:
         bound = decide.movement(paper_cfgs, dim, gap)
         num["movement_bound_paper_lrs"] = bound.bound
-        stay_outcome, stay_why = decide.stays_within(paper["moved_l2"], gap, bound)
+        seeds = decide.fewest_seeds(paper)
+        num["fewest_seeds_paper_lrs"] = seeds
+        stay_outcome, stay_why = decide.stays_within(paper["moved_l2"], gap, bound, seeds=seeds)
     lr_q = s.replicate_lr if s.replicate_lr is not None else s.learning_rates[-1]
     same, tests = same_quality_across_priors(rows, lr_q)
     at = rows[np.isclose(rows["lr"].astype(float), lr_q)]
