@@ -111,3 +111,10 @@ def test_notebook_02_refuses_a_bad_list_in_its_setup_cell(tmp_path, monkeypatch)
     assert err.ename == "ValueError" and err.evalue == "parameter learning_rates: expected a number, got 'abc'"
     assert "S = setup(" in err.source and "load" not in err.source  # the failing cell is the setup cell
     assert not (tmp_path / "runs").exists() and not (tmp_path / "o").exists()
+
+
+def test_paper_rates_phrase_names_the_rates_used():
+    C = chapter("02_lr_priors")
+    assert C.paper_rates_phrase([1e-3, 1e-3, 5e-2]) == "at the paper's rate 0.001 (of 0.0005, 0.001, 0.005)"
+    assert C.paper_rates_phrase([5e-4, 5e-3]) == "at the paper's rates 0.0005, 0.005 (of 0.0005, 0.001, 0.005)"
+    assert C.paper_rates_phrase([5e-2]) == "at none of the paper's rates (0.0005, 0.001, 0.005)"

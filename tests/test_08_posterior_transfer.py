@@ -285,3 +285,27 @@ def test_early_loss_names_only_arms_clearly_below_the_reference():
     assert e["val_loss"]["fast"]["mean"] == pytest.approx(1.55)
     assert e["lower_than_ref"] == ["fast"]
     assert "not a test" in S.early_loss_sentence(e) and S.early_loss_sentence(e).endswith("below 0): fast.")
+
+
+def test_plan_holds_the_posterior_arms_once_the_source_runs_are_in_the_evidence_bank(tmp_path, monkeypatch):
+    """Without the source runs in the evidence bank the plan leaves the posterior arms out (their configs name
+    a bank of trained prompts); with them there, it makes that bank from them, as the notebook will, and
+    plans every run: the same list as ``plan(bank=...)`` given the notebook's hash."""
+    from priorlib.compendium import evidence
+    from priorlib.compendium.setup import setup
+    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(evidence, "lookup", lambda c, banks=None: None)
+    partial = S.plan("smoke")
+    assert not any(c.prior == "posterior" for c in partial)
+    s = setup(S.NOTEBOOK, "smoke")
+    source = s.source_configs()
+    g = torch.Generator().manual_seed(0)
+    fake = {c.key(): SimpleNamespace(config=c, checkpoints=lambda t=torch.randn(s.source.n_tokens, 64, generator=g):
+                                     [(0, {"soft": t * 0}), (4, {"soft": t})]) for c in source}
+    monkeypatch.setattr(evidence, "lookup", lambda c, banks=None: fake.get(c.key()))
+    full = S.plan("smoke")
+    sha = S.make_bank(setup(S.NOTEBOOK, "smoke"), [fake[c.key()] for c in source])
+    assert [c.key() for c in full] == [c.key() for c in S.plan("smoke", bank=sha)]
+    assert [(S.arm_of(c), c.seed) for c in full if c.prior == "posterior"] == S.deferred("smoke")
+    assert [c.key() for c in full if c.prior != "posterior"] == [c.key() for c in partial]
+    assert (tmp_path / "cache" / "posteriors" / f"{sha}.safetensors").exists()

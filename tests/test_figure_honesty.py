@@ -94,3 +94,44 @@ def test_mahalanobis_strips_show_the_gap_the_projection_hides():
     fig, caption = pp.mahalanobis_strips(ref, panels)  # no draws, no map: one panel, the radius computed
     assert len(fig.axes) == 1 and "Right:" not in caption and f"r = {radius:.1f}" in caption
     plt.close(fig)
+
+
+def test_the_scrubber_draws_far_prompts_outside_the_token_region():
+    """The scrubber's map (:class:`RadialMap` around the joint projection): an exclusion-like prompt, far
+    by Mahalanobis distance, is drawn beyond the 95% circle and beyond almost every token row, at exactly
+    its distance; a prompt drawn from the fit stays inside (whatever a linear map makes of them: with few
+    prompts in many dimensions it can fold the far ones into the cloud's middle)."""
+    import matplotlib.pyplot as plt
+    from types import SimpleNamespace as NS
+    import pandas as pd
+    from priorlib.compendium import runs as sec
+    from priorlib.metrics.placement import hdr_threshold
+    ref, _ = _reference_and_far()
+    g = ref.fit()
+    gen = torch.Generator().manual_seed(2)
+    L = g.cholesky.float()
+    wide = lambda n, c: (torch.randn(n, ref.dim, generator=gen) * c ** 0.5) @ L.T + g.mean.float()  # noqa: E731
+    far, near = wide(20, 5.0), wide(20, 1.0)
+    proj = sec.joint_projection(ref, [("exclusion", far, far), ("fitted-gaussian", near, near)])
+    rm = pp.RadialMap(proj, g)
+    r = hdr_threshold(ref.dim)
+    assert rm.radius == r and np.allclose(np.hypot(*rm(far).T), g.mahalanobis(far).numpy(), rtol=1e-5)
+    tok_r = np.hypot(*rm.cloud_points().T)
+    assert np.median(np.hypot(*rm(far).T)) > max(r, np.quantile(tok_r, 0.99))
+    assert np.median(np.hypot(*rm(near).T)) < r
+    # the scrubber uses it: the frame's last scatter (the prompts at this step) sits at the exact distances
+    run = NS(config=NS(), checkpoints=lambda: [(0, {"soft": far}), (5, {"soft": far * 1.01})],
+             history=lambda: pd.DataFrame({"step": [1, 5], "loss": [2.0, 1.5]}))
+    captured = {}
+    import priorlib.compendium.widgets as w
+    orig = w.checkpoint_scrubber
+    w.checkpoint_scrubber = lambda frames, labels: captured.update(frames=frames, labels=labels) or "widget"
+    try:
+        assert sec.scrubber(run, proj, reference_name="tokens", title="t") == "widget"
+    finally:
+        w.checkpoint_scrubber = orig
+    a = captured["frames"][1].axes[0]
+    pts = np.asarray(a.collections[-1].get_offsets())
+    assert np.allclose(np.hypot(*pts.T), g.mahalanobis(far * 1.01).numpy(), rtol=1e-4)
+    assert captured["labels"] == ["step 0", "step 5"] and "Mahalanobis distance" in a.get_xlabel()
+    plt.close("all")

@@ -322,7 +322,9 @@ def joint_projection(reference, panel_list, rows=None):
     from priorlib.compendium.plots.posterior import Projection
     pts = torch.cat([torch.cat([s.reshape(-1, reference.dim), t.reshape(-1, reference.dim)]).float()
                      for _, s, t in panel_list])
-    return Projection(reference.vectors if rows is None else rows, points=pts)
+    proj = Projection(reference.vectors if rows is None else rows, points=pts)
+    proj.reference = reference  # the scrubber's radial map measures distance under this reference's fit
+    return proj
 
 
 def distance_figure(run_list, reference, *, key: str = "soft", by="prior",
@@ -389,11 +391,17 @@ def beyond_caption(shares: dict, pools: dict, *, q99: float, n_rows: int, n_tota
     return out
 
 
-def scrubber(run, proj, *, reference_name: str, key: str = "soft", title: str | None = None):
-    """Slider + play over the run's checkpoints (works in the static book)."""
-    from priorlib.compendium.plots.posterior import scrubber_frames
+def scrubber(run, proj, *, reference_name: str, key: str = "soft", title: str | None = None,
+             radial: bool = True):
+    """Slider + play over the run's checkpoints (works in the static book). With ``radial`` and a ``proj`` from
+    :func:`joint_projection`, the prompts are drawn on its :class:`~priorlib.compendium.plots.posterior.RadialMap`:
+    each at its exact Mahalanobis distance under the reference's fit, so a prompt outside the token region is
+    drawn outside it (a linear map can fold it into the cloud's middle)."""
+    from priorlib.compendium.plots.posterior import RadialMap, scrubber_frames
     from priorlib.compendium.widgets import checkpoint_scrubber
     ck = run.checkpoints()
+    if radial and getattr(proj, "reference", None) is not None:
+        proj = RadialMap(proj, proj.reference.fit())
     frames = scrubber_frames(proj, [(s, t[key]) for s, t in ck], run.history(), reference_name=reference_name,
                              title=title or ex.label(run.config))
     return checkpoint_scrubber(frames, labels=[f"step {s}" for s, _ in ck])

@@ -104,7 +104,7 @@ def no_collapse(shares: dict, level: float, movable: bool | None) -> tuple[Outco
         share0 = k0 / n0 if n0 else math.nan
         share1 = k1 / n1 if n1 else math.nan
         parts.append(f"{p} {100 * share0:.0f}% → {100 * share1:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%"
-                     + (f", {d.get('seeds', 0)} seeds < {protocol.MIN_SEEDS}" if few else "") + f"): {c1}")
+                     + (f", {d.get('seeds', 0)} seed{'' if d.get('seeds', 0) == 1 else 's'} < {protocol.MIN_SEEDS}" if few else "") + f"): {c1}")
 
     def fixed(p):
         c0, c1 = cls[p]
@@ -227,6 +227,17 @@ def no_prior_improves(rows: pd.DataFrame, lr: float, reference: str = REFERENCE_
     return (Outcome.INCONCLUSIVE if not outcome.is_evidence else outcome), tests
 
 
+def paper_rates_phrase(lrs) -> str:
+    """``paper_rates_phrase([1e-3, 1e-3])`` -> "at the paper's rate 0.001 (of 0.0005, 0.001, 0.005)": which of
+    the paper's learning rates the runs used, singular when one."""
+    used = sorted({float(q) for q in PAPER_LRS if any(math.isclose(float(x), q) for x in lrs)})
+    paper = ", ".join(f"{q:g}" for q in PAPER_LRS)
+    if not used:
+        return f"at none of the paper's rates ({paper})"
+    many = len(used) > 1
+    return f"at the paper's rate{'s' if many else ''} {', '.join(f'{q:g}' for q in used)} (of {paper})"
+
+
 def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Settings, *,
              dim: int | None = None) -> tuple[list[Verdict], dict]:
     """The closing verdicts of notebook 02 and the numbers behind them (rules: ``margins.RULES``).
@@ -311,7 +322,7 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
                 f"embedding, within each learning rate: {follows_why}; over all {len(t)} runs, rates mixed: "
                 f"ρ = {fmt(rho, 2)}", follows, claim_id="prior-decides-posterior"),
         Verdict("Prompts stay near where their prior put them at the paper's learning rates",
-                f"at the paper's rates ({', '.join(f'{q:g}' for q in PAPER_LRS)}; runs: {len(paper)}): {stay_why} (the "
+                f"{paper_rates_phrase(paper['lr'])}; runs: {len(paper)}): {stay_why} (the "
                 f"yardstick: the token embeddings' typical neighbour gap); median movement by lr: {moved_txt}",
                 stay_outcome, claim_id="prompts-stay-near-prior"),
         Verdict("Final quality is the same whichever prior starts the prompt",

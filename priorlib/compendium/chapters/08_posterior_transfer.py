@@ -170,17 +170,31 @@ def plan(profile: str = "cpu", bank: str | None = None) -> list[TrainConfig]:
     plan holds the source runs and the control arms' target runs (:data:`CONTROL_ARMS`) and leaves out the
     posterior arms' runs, which :func:`deferred` lists (same sizes as every target run). Given ``bank`` (the
     hash :func:`make_bank` returned, with the bank in the cache), it is every run, exactly as the notebook
-    asks for them. Nothing loads a model, nothing trains.
+    asks for them; so it is once every source run is in the evidence bank (:func:`bank_from_evidence` makes
+    the posterior bank from those, as the notebook will). Nothing loads a model, nothing trains.
     """
     from priorlib.compendium.setup import setup
     s = setup(NOTEBOOK, profile)
     source = s.source_configs()
+    if bank is None:
+        bank = bank_from_evidence(s, source)
     if bank is None:
         target = [target_config(s, a, seed) for a in s.arms if a in CONTROL_ARMS for seed in s.seeds]
     else:
         s.bank, s.n_source_prompts = bank, len(source)  # make_bank stacks one prompt per source run
         target = target_configs(s)
     return ex.unique(source + target)
+
+
+def bank_from_evidence(s: Setup, source) -> str | None:
+    """The posterior bank's hash when every source run of ``source`` is in the evidence bank: made from
+    those runs by :func:`make_bank`, exactly as the notebook makes it when it executes against the bank
+    (so the posterior arms' configs, which name it, get the keys the notebook will ask for); else ``None``."""
+    from priorlib.compendium import evidence
+    found = [evidence.lookup(c) for c in source]
+    if not found or any(r is None for r in found):
+        return None
+    return make_bank(s, found)
 
 
 def deferred(profile: str = "cpu") -> list[tuple[str, int]]:

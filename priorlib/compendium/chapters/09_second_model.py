@@ -135,6 +135,7 @@ def run_model(name: str, su: Setup, *, log=print) -> dict:
     baseline = s02.reference_baseline(ref)
     from priorlib.compendium.plots.posterior import Projection
     proj = Projection(ref.vectors)  # for the scrubber: a PCA of the prompt space, fitted on a row sample
+    proj.reference = ref  # the scrubber draws each prompt at its exact Mahalanobis distance under this fit
     runs = ex.run_all(model_configs(su, name), model=model, tokenizer=tok, progress=True)
     train_seconds = time.perf_counter() - t0
     place = s02.placement(runs, ref)

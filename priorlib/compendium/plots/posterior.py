@@ -58,6 +58,53 @@ class Projection:
         return self.cloud
 
 
+class RadialMap:
+    """A 2-D map whose one measured quantity is exact: each vector sits at its Mahalanobis distance from
+    ``gaussian``'s mean (the radius), in its direction on ``proj`` (the angle). A prompt far from the token
+    cloud by that distance is drawn far from its centre, which a linear projection cannot promise; distances
+    between points are not measured. Same interface as :class:`Projection` (the scrubber takes either).
+
+        rm = RadialMap(proj, reference.fit())        # proj: runs.joint_projection(reference, panels)
+        xy = rm(trained_prompt)                      # [n, 2]; np.hypot(*xy.T) == exact distances
+    """
+    equal_aspect = True
+
+    def __init__(self, proj: "Projection", gaussian, radius: float | None = None):
+        from priorlib.metrics.placement import hdr_threshold
+        self.proj, self.gaussian, self.dim = proj, gaussian, proj.dim
+        self.radius = float(hdr_threshold(self.dim) if radius is None else radius)
+        self.centre = proj(gaussian.mean.float().reshape(1, -1))[0]
+        self.explained = proj.explained
+        self.kind = f"radial map (radius: exact Mahalanobis distance; angle: direction on the {proj.kind})"
+        self.cloud = self(proj.fit_rows[: min(5000, len(proj.fit_rows))])
+
+    def distances(self, v) -> np.ndarray:
+        v = torch.as_tensor(v).detach().float().reshape(-1, self.dim)
+        return self.gaussian.mahalanobis(v).double().numpy()
+
+    def at(self, v, m) -> np.ndarray:
+        """``[n, 2]``: the vectors ``v`` at the given distances ``m``, in their directions on the map."""
+        xy = self.proj(v) - self.centre
+        ang = np.arctan2(xy[:, 1], xy[:, 0])
+        return np.stack([m * np.cos(ang), m * np.sin(ang)], axis=1)
+
+    def __call__(self, v) -> np.ndarray:
+        return self.at(v, self.distances(v))
+
+    def axes_labels(self, ax):
+        ax.set_xlabel("Mahalanobis distance × cos(direction on the 2-D map)", fontsize=8)
+        ax.set_ylabel("Mahalanobis distance × sin(direction)", fontsize=8)
+
+    def draw_clouds(self, ax, label: str):
+        from matplotlib.patches import Circle
+        ax.scatter(*self.cloud.T, s=2, c="tab:blue", alpha=0.15, linewidths=0, label=label)
+        ax.add_patch(Circle((0, 0), self.radius, fill=False, ls="--", lw=0.9, ec="k", zorder=2,
+                            label=f"95% region, r = {self.radius:.1f}"))
+
+    def cloud_points(self) -> np.ndarray:
+        return self.cloud
+
+
 def token_distances(reference, n: int = 1024, seed: int = 0) -> dict:
     """The reference rows' own distances, for comparison with prompts: Mahalanobis under the reference's
     Gaussian and L2 to the nearest *other* row, for ``n`` seeded rows (numpy arrays)."""
@@ -260,13 +307,7 @@ def mahalanobis_strips(reference, panels, *, draws: dict | None = None, radius: 
                   fontsize=8)
     ax.set_title(f"dashed: the fit's 95% region (r = {radius:.1f}); black tick: median", fontsize=9)
     if mp is not None:
-        centre = proj(g.mean.float().reshape(1, -1))[0]
-
-        def radial(v, m):
-            xy = proj(v) - centre
-            ang = np.arctan2(xy[:, 1], xy[:, 0])
-            return np.stack([m * np.cos(ang), m * np.sin(ang)], axis=1)
-
+        radial = RadialMap(proj, g, radius).at
         tok_xy = radial(tok_vec, tok_m)
         mp.scatter(*tok_xy.T, s=3, c="0.35", alpha=0.35, linewidths=0, zorder=1)  # under every prompt
         for v, m, c, when in vecs:
@@ -300,7 +341,8 @@ def mahalanobis_strips(reference, panels, *, draws: dict | None = None, radius: 
 
 def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, *,
                     reference_name: str = "", title: str):
-    """One figure per checkpoint: prompts on the projection (left) and the loss curve so far (right)."""
+    """One figure per checkpoint: prompts on ``proj`` (left: a :class:`Projection` or a :class:`RadialMap`)
+    and the loss curve so far (right)."""
     frames = []
     start = proj(checkpoints[0][1])
     allp = np.concatenate([proj(t) for _, t in checkpoints] + [proj.cloud_points()])
@@ -312,6 +354,8 @@ def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, 
         a.scatter(*start.T, s=22, facecolors="none", edgecolors="tab:red", label="step 0 (prior)")
         a.scatter(*proj(tensor).T, s=14, c="tab:red", label=f"step {step}")
         a.set_xlim(lo[0] - pad[0], hi[0] + pad[0]); a.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
+        if getattr(proj, "equal_aspect", False):
+            a.set_aspect("equal", adjustable="datalim")
         proj.axes_labels(a)
         a.legend(fontsize=7, loc="best", markerscale=2)
         a.set_title(f"{title}: prompts at step {step}", fontsize=9)
