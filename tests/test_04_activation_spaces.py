@@ -124,3 +124,15 @@ def test_clouds_caption_gives_the_map_share_and_the_full_dimensional_separation(
     cap = chapter("04_activation_spaces").clouds_caption("layers.0.resid_post", sep, proj, 1200, 3400, 34)
     assert "hold 30.0% of their variance" in cap and "1,200 rows" in cap and "the 34 SQuAD rows" in cap
     assert "silhouette of the two is 0.006 (95% CI [0.005, 0.007])" in cap and "0.001: contradicts" in cap
+
+
+def test_split_by_source_keeps_a_paragraphs_questions_on_one_side():
+    C = chapter("04_activation_spaces")
+    texts = ["A\nQuestion: 1", "B\nQuestion: 2", "A\nQuestion: 3", "C", "B\nQuestion: 4", "D"]
+    fit, held = C.split_by_source(texts)
+    assert fit == ["A\nQuestion: 1", "A\nQuestion: 3", "B\nQuestion: 2", "B\nQuestion: 4"] and held == ["C", "D"]
+    assert not {C.source_of(t) for t in fit} & {C.source_of(t) for t in held}
+    assert sorted(fit + held) == sorted(texts)
+    assert C.split_by_source(["x", "y", "z", "w"]) == (["x", "y"], ["z", "w"])  # no shared source: halves
+    with pytest.raises(ValueError, match="1 source"):
+        C.split_by_source(["A\nQuestion: 1", "A\nQuestion: 2"])

@@ -86,17 +86,44 @@ def held_out_fit(model, tok, s: Settings, point: str, domain: str = "squad"):
     """``(fit, held_out, n_fit)`` at ``point``: the Gaussian the book's activation prior fits
     (:func:`priorlib.initial.activation_reference`, its shrinkage rule included) on the first half of
     ``domain``'s reference texts, the activation rows of the other half (at most ``MAX_ROWS``), and how many
-    token rows the fit saw. Texts, not tokens, are split: tokens of one text are not independent."""
+    token rows the fit saw. Texts, not tokens, are split, and texts that share a source (SQuAD questions on
+    one paragraph) stay on one side (:func:`split_by_source`): a held-out row of a paragraph the fit saw is
+    not held out."""
     from priorlib.activations import _token_lengths
     from priorlib.initial import activation_reference
     from priorlib.tasks import domain_texts
-    texts = domain_texts(domain, s.base().reference_texts)
-    half = len(texts) // 2
+    fit_texts, held_texts = split_by_source(domain_texts(domain, s.base().reference_texts))
     with quiet_capture():
         fit, held = (activation_reference(model, tok, t, point, model_name=s.model, max_length=s.max_length,
                                           name=f"{domain} @ {point} ({part} half)")
-                     for t, part in ((texts[:half], "fit"), (texts[half:], "held-out")))
-    return fit.gaussian, held.vectors, int(_token_lengths(tok, texts[:half], s.max_length).sum())
+                     for t, part in ((fit_texts, "fit"), (held_texts, "held-out")))
+    return fit.gaussian, held.vectors, int(_token_lengths(tok, fit_texts, s.max_length).sum())
+
+
+def source_of(text: str) -> str:
+    """The passage a text was written about: a SQuAD prompt's context (what precedes its ``Question:``
+    line); any other text is its own source."""
+    head, sep, _ = text.partition("\nQuestion:")
+    return head if sep else text
+
+
+def split_by_source(texts: list[str]) -> tuple[list[str], list[str]]:
+    """``(fit, held_out)``: about half the texts each, no source (:func:`source_of`) on both sides. Sources
+    go to the fit side in the order they first appear until it holds half the texts; the rest are held out.
+
+        split_by_source(["A\nQuestion: 1", "B\nQuestion: 2", "A\nQuestion: 3", "C"])
+        # (["A\nQuestion: 1", "A\nQuestion: 3"], ["B\nQuestion: 2", "C"])
+    """
+    groups: dict[str, list[str]] = {}
+    for t in texts:
+        groups.setdefault(source_of(t), []).append(t)
+    fit: list[str] = []
+    held: list[str] = []
+    for members in groups.values():
+        (fit if len(fit) < len(texts) // 2 else held).extend(members)
+    if not fit or not held:
+        raise ValueError(f"held-out fit: {len(texts)} texts from {len(groups)} source(s) cannot be split in two")
+    return fit, held
 
 
 def prediction_radius2(dim: int, n: int, level: float) -> float:
