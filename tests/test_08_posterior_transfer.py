@@ -216,9 +216,10 @@ def test_curves_caption_names_the_fastest_arm_against_the_source_prior():
     assert "the dashed line is the training-loss target 1.500" in cap
     assert cap.endswith("Fewest steps to it on average: posterior-copy, 2.33 ± 0.58 steps (mean ± sd over seeds), "
                         "against 13 ± 1 for the source's own prior, fitted-gaussian.")
-    cap = S.curves_caption(_curves(rows, "val_loss"), rows, 1.6, kind="validation")
+    cap = S.curves_caption(_curves(rows, "val_loss"), rows, 1.6, kind="validation", questions="64")
     assert "validation-loss target 1.600" in cap and "posterior-copy, 2.33 ± 0.58 steps" in cap
-    assert cap.endswith("; lowest final validation loss: posterior-vae, 0.920 ± 0.020 nats/token.")
+    assert cap.startswith("MATH learning curve: validation answer loss (nats/token, y) on the first 64 held-out problems")
+    assert cap.endswith("; lowest final validation loss (the whole held-out set): posterior-vae, 0.920 ± 0.020 nats/token.")
     # the source's own prior fastest, and unequal seed counts
     slow = _rows({"fitted-gaussian": [2, 2, 2], "isotropic": [9, 10]}, {"fitted-gaussian": [1, 1, 1], "isotropic": [1, 1]})
     cap = S.curves_caption(_curves(slow), slow, 1.5)

@@ -129,3 +129,18 @@ def test_notebook_09_smoke(smoke_notebook):
     assert all(list(v.by_model) == titles for v in verdicts)
     assert [v.label for v in verdicts] == [row["holds on"] for row in res["claim_table"]]
     assert {v.label for v in verdicts} <= {"both", "neither", *(o.value for o in V.Outcome if not o.is_evidence), *(f"{t} only" for t in titles)}
+
+
+def test_position_answer_reports_each_models_verdict_not_the_pooled_rho():
+    """The answer under the position figure is the verdict (notebook 02's rule), never the descriptive ρ over
+    all runs: a model whose rates could not move a gap reads "holds by construction" whatever ρ is."""
+    v = lambda o, why: V.Verdict("The prior decides where trained soft prompts end up", why, o,  # noqa: E731
+                                 claim_id="prior-decides-posterior")
+    results = [{"title": "SmolLM2", "verdicts": [v(V.Outcome.INCONCLUSIVE, "pooled ρ 0.3, CI [-0.3, 0.8]")]},
+               {"title": "Gemma", "verdicts": [v(V.Outcome.HOLDS_BY_CONSTRUCTION, "could not move a token gap")]}]
+    pos = pd.DataFrame([dict(model=m, prior=p, seed=k, when="trained", nn_l2_in_gaps=base + 0.01 * k)
+                        for m in ("SmolLM2", "Gemma") for p, base in (("a", 1.0), ("b", 2.0)) for k in range(3)])
+    txt = s09.position_answer(results, pos)
+    assert "on SmolLM2, **inconclusive** (pooled ρ 0.3, CI [-0.3, 0.8])" in txt
+    assert "on Gemma, **holds by construction** (could not move a token gap)" in txt
+    assert "the spread between priors is 71× the spread between seeds" in txt  # sd(1, 2) / sd(0, .01, .02)

@@ -4,8 +4,8 @@ posteriors could serve as priors for new tasks; this tests it.
 Source
   SQuAD soft prompts from the ``fitted-gaussian`` prior at lr 5e-2, with notebook 02's sizes
   (``runs.settings("02_lr_priors", profile)``), so that seed 0 is the very run of notebook 02's grid (shared
-  through the run store). At 5e-2 the prompts move a lot in 20 steps (notebook 02: median L2 about 4
-  against an embedding row norm of about 3.2); at 5e-3 they barely move and the test would be vacuous.
+  through the run store). At the paper's rates the prompts barely move and the test would be vacuous;
+  :func:`bank_shift` measures how far they moved at 5e-2.
   The trained (last-checkpoint) prompts of every source seed form the *bank* (``priors.posterior``).
   :func:`bank_shift` says how far the bank moved from the prior it started from.
 
@@ -421,17 +421,19 @@ def _fastest_vs_ref(st: dict, ref: str) -> str:
 
 
 def curves_caption(curves: pd.DataFrame, rows: pd.DataFrame, target: float, *, kind: str = "training",
-                   ref: str = "fitted-gaussian") -> str:
+                   ref: str = "fitted-gaussian", questions: str = "") -> str:
     """Caption of a loss-curve figure (``plots.transfer.arm_curves``): ``curves`` is :func:`train_curves`
     (``kind="training"``) or :func:`val_curves` (``kind="validation"``), ``rows`` :func:`transfer_rows`' rows
     and ``target`` the dashed line (``targets["train_loss_target"]`` or ``["val_loss_target"]``). The number:
     which arm reaches the target in the fewest steps on average, against the source's own prior ``ref``
-    (and, for validation, which arm ends lowest)."""
+    (and, for validation, which arm ends lowest). ``questions``: how many held-out problems the learning
+    curve averages over (``plots.training.curve_questions``); the final loss is on the whole held-out set."""
     if kind not in ("training", "validation"):
         raise ValueError(f"kind must be 'training' or 'validation', got {kind!r}")
     val = kind == "validation"
-    what = ("MATH validation answer loss (nats/token, y) on the fixed held-out problems at each evaluation" if val
-            else f"MATH training answer loss (nats/token, y; a {SMOOTH}-step running mean)")
+    first = f"the first {questions} " if questions else "the fixed "
+    what = (f"MATH learning curve: validation answer loss (nats/token, y) on {first}held-out problems at each "
+            "evaluation" if val else f"MATH training answer loss (nats/token, y; a {SMOOTH}-step running mean)")
     st = arm_stats(rows, "val_steps_to_target" if val else "steps_to_target")
     txt = (f"{what} against the training step (x): one line per prior arm, the mean over seeds "
            f"({_seeds_per_arm(curves.groupby('arm')['seed'].nunique())}), and a band from the lowest to the highest seed; "
@@ -440,7 +442,7 @@ def curves_caption(curves: pd.DataFrame, rows: pd.DataFrame, target: float, *, k
     if val:
         fin = arm_stats(rows, "final_val_loss")
         best = min(fin, key=lambda a: fin[a]["mean"])
-        txt += f"; lowest final validation loss: {best}, {_ms(fin[best], True)} nats/token"
+        txt += f"; lowest final validation loss (the whole held-out set): {best}, {_ms(fin[best], True)} nats/token"
     return txt + "."
 
 

@@ -193,6 +193,22 @@ def prior_effect_ratio(pos: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def position_answer(results: list[dict], pos: pd.DataFrame) -> str:
+    """The answer under the posterior-position figure: per model, the verdict of *the prior decides where
+    trained prompts end* (notebook 02's rule: Spearman ρ within each learning rate, pooled, rates where the
+    optimiser could not move a token gap left out) with its reason, and the spread between priors against
+    the spread between seeds (:func:`prior_effect_ratio`, descriptive only)."""
+    ratio = prior_effect_ratio(pos)
+    parts = []
+    for r in results:
+        v = next(v for v in r["verdicts"] if v.claim_id == "prior-decides-posterior")
+        m = r["title"]
+        spread = (f"; the spread between priors is {ratio[m]:.0f}× the spread between seeds"
+                  if np.isfinite(ratio.get(m, float("nan"))) else "; one seed: no between-seed spread")
+        parts.append(f"on {m}, **{v.outcome.value}** ({v.measured}){spread}")
+    return "**Answer** (notebook 02's rule, on each model): " + "; ".join(parts) + "."
+
+
 def quality_rows(results: list[dict]) -> pd.DataFrame:
     out = []
     for r in results:
