@@ -91,6 +91,22 @@ def test_usable_known_answers():
     assert S5.usable(_arm_rows(1.0, n_seeds=2), "interp-0.5", "fitted-gaussian")[0] is I
     assert S5.usable(_arm_rows(1.0, plateaued=False), "interp-0.5", "fitted-gaussian")[0] is I
     assert S5.usable(_arm_rows(1.0, initial=0.5), "interp-0.5", "fitted-gaussian")[0] is C  # the loss rose
+    # runs at three learning rates with one seed each are not three seeds: compared per rate, each has one
+    one_seed = pd.concat([_arm_rows(1.0, n_seeds=1).assign(lr=lr) for lr in (5e-4, 1e-3, 5e-3)], ignore_index=True)
+    outcome, reason = S5.usable(one_seed, "interp-0.5", "fitted-gaussian")
+    assert outcome is I and reason.count("at lr") == 3 and "at lr 0.0005" in reason
+    three = pd.concat([_arm_rows(1.0).assign(lr=lr) for lr in (1e-3, 5e-3)], ignore_index=True)
+    assert S5.usable(three, "interp-0.5", "fitted-gaussian")[0] is A
+    worse_at_one = pd.concat([_arm_rows(1.0).assign(lr=1e-3), _arm_rows(1.5).assign(lr=5e-3)], ignore_index=True)
+    assert S5.usable(worse_at_one, "interp-0.5", "fitted-gaussian")[0] is C
+
+
+def test_same_as_compares_within_each_learning_rate():
+    from priorlib.compendium.arms import same_as
+    one_seed = pd.concat([_arm_rows(1.0, n_seeds=1).assign(lr=lr) for lr in (5e-4, 1e-3, 5e-3)], ignore_index=True)
+    t = same_as(one_seed, "interp-0.5", "fitted-gaussian")
+    assert t.outcome is V.Outcome.INCONCLUSIVE and t.reason.startswith("lr 0.0005: inconclusive")
+    assert same_as(_arm_rows(1.0), "interp-0.5", "fitted-gaussian").outcome is V.Outcome.AGREES  # no lr column
 
 
 def test_verdict_05_rules():

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -195,26 +196,56 @@ def arm_means(df: pd.DataFrame, metric: str) -> dict[str, tuple[float, float]]:
     return {a: (float(m), float(sd[a])) for a, m in g.mean().items()}
 
 
+def learning_rates(df: pd.DataFrame) -> list:
+    """The distinct learning rates of ``df`` (``[None]`` without an ``lr`` column)."""
+    return sorted({float(x) for x in df["lr"]}) if "lr" in df and len(df) else [None]
+
+
+def _at(df: pd.DataFrame, lr) -> pd.DataFrame:
+    return df if lr is None else df[np.isclose(df["lr"].astype(float), lr)]
+
+
 def usable(df: pd.DataFrame, arm: str, baseline: str, measure: str = "final_val_loss") -> tuple:
     """``(outcome, reason)``: is ``arm`` a usable prior? Every seed's ``measure`` falls during training
-    and the arm is not worse than ``baseline`` (:func:`priorlib.compendium.decide.not_worse`)."""
+    and the arm is not worse than ``baseline`` (:func:`priorlib.compendium.decide.not_worse`), at each
+    learning rate of ``df`` separately (runs at different rates are not seeds of one arm), all of which
+    must agree (:func:`priorlib.compendium.decide.every`)."""
     from priorlib.compendium import decide
     from priorlib.protocol import Outcome
-    part = df[df["arm"] == arm]
-    if "initial_" + measure.removeprefix("final_") in part:
-        falls = bool((part["initial_" + measure.removeprefix("final_")] > part[measure]).all())
-        if not falls:
-            return Outcome.CONTRADICTS, f"{arm}: the {measure} of some seed did not fall"
-    outcome, reason = decide.not_worse(decide.arm(df, measure, arm, arm=arm), decide.arm(df, measure, baseline, arm=baseline),
-                                       measure)
-    return outcome, f"{arm} minus {baseline}: {reason}"
+    lrs = learning_rates(df)
+    results = []
+    for lr in lrs:
+        d = _at(df, lr)
+        at = "" if len(lrs) == 1 else f" at lr {lr:g}"
+        part = d[d["arm"] == arm]
+        initial = "initial_" + measure.removeprefix("final_")
+        if initial in part and not bool((part[initial] > part[measure]).all()):
+            results.append((Outcome.CONTRADICTS, f"{arm}{at}: the {measure} of some seed did not fall"))
+            continue
+        outcome, reason = decide.not_worse(decide.arm(d, measure, arm, arm=arm),
+                                           decide.arm(d, measure, baseline, arm=baseline), measure)
+        results.append((outcome, f"{arm} minus {baseline}{at}: {reason}"))
+    if len(results) == 1:
+        return results[0]
+    return decide.every(o for o, _ in results), "; ".join(r for _, r in results)
 
 
 def same_as(df: pd.DataFrame, arm: str, baseline: str, measure: str = "final_val_loss"):
-    """:func:`priorlib.compendium.decide.same_quality` of ``arm`` against ``baseline`` on ``measure``."""
+    """:func:`priorlib.compendium.decide.same_quality` of ``arm`` against ``baseline`` on ``measure``, at
+    each learning rate of ``df`` separately; with several, the comparison whose outcome is the combined one
+    (:func:`priorlib.compendium.decide.every`), its reason listing every rate's."""
+    import dataclasses
+
     from priorlib.compendium import decide
-    return decide.same_quality(decide.arm(df, measure, arm, arm=arm), decide.arm(df, measure, baseline, arm=baseline),
-                               measure)
+    lrs = learning_rates(df)
+    tests = [decide.same_quality(decide.arm(_at(df, lr), measure, arm, arm=arm),
+                                 decide.arm(_at(df, lr), measure, baseline, arm=baseline), measure) for lr in lrs]
+    if len(tests) == 1:
+        return tests[0]
+    outcome = decide.every(t.outcome for t in tests)
+    pick = next(t for t in tests if t.outcome is outcome)
+    return dataclasses.replace(pick, outcome=outcome, reason="; ".join(
+        f"lr {lr:g}: {t.outcome.value}, {t.reason}" for lr, t in zip(lrs, tests)))
 
 
 def domain_references(model, tok, config: TrainConfig, layer: int, domains=("math", "web")) -> dict:
