@@ -89,6 +89,26 @@ def test_movement_and_staying_within():
     assert outcome is Outcome.INCONCLUSIVE and why.endswith("an arm has 1 seed (at least 3 are needed)")
     assert D.stays_within([0.1, 0.2], 1.0, far, seeds=3)[0] is Outcome.AGREES
     assert D.stays_within([0.1, 2.0], 1.0, far, seeds=1)[0] is Outcome.CONTRADICTS
+    # the checkpoints' paths: ending within the yardstick is evidence only for vectors that travelled that far
+    outcome, why = D.stays_within([0.1, 0.2], 1.0, far, seeds=3, paths=[0.5, 3.0])
+    assert outcome is Outcome.INCONCLUSIVE and "1 of 2 runs travelled at least 1 over their checkpoints" in why
+    assert D.stays_within([0.1, 0.2], 1.0, far, seeds=3, paths=[1.0, 3.0])[0] is Outcome.AGREES
+    assert D.stays_within([0.1, 2.0], 1.0, far, seeds=3, paths=[0.5, 3.0])[0] is Outcome.CONTRADICTS
+
+
+def test_placement_rows_path_is_the_sum_of_checkpoint_steps():
+    import torch
+    from types import SimpleNamespace as NS
+    from priorlib.compendium import experiments as ex
+    from priorlib.priors import Reference
+    ref = Reference(torch.randn(300, 4, generator=torch.Generator().manual_seed(0)), "toy")
+    start = torch.zeros(3, 4)
+    there = start.clone(); there[:, 0] = 2.0       # out 2 along the first axis, then back 1: path 3, moved 1
+    back = start.clone(); back[:, 0] = 1.0
+    run = NS(config=NS(prior="p", lr=0.1, seed=0),
+             checkpoints=lambda: [(0, {"soft": start}), (5, {"soft": there}), (10, {"soft": back})])
+    rows = ex.placement_rows([run], ref)
+    assert list(rows["moved_l2"]) == [1.0, 1.0] and list(rows["path_l2"]) == [3.0, 3.0]
 
 
 def test_fewest_seeds_per_prior_and_rate():

@@ -150,11 +150,15 @@ def fewest_seeds(rows: pd.DataFrame, by=("prior", "lr")) -> int | None:
 
 
 def stays_within(moved: Iterable[float], yardstick: float, bound: protocol.Movement,
-                 seeds: int | None = None) -> tuple[Outcome, str]:
+                 seeds: int | None = None, paths: Iterable[float] | None = None) -> tuple[Outcome, str]:
     """"Stays near its prior": not testable when ``bound`` says it could not move ``yardstick``; else
-    contradicts when a run moved ``yardstick`` or more (one run is a counterexample), and agrees when every
-    run moved less, given at least :data:`~priorlib.protocol.MIN_SEEDS` seeds per arm (``seeds``: the fewest any arm has; fewer
-    → inconclusive, as for every claim the protocol decides)."""
+    contradicts when a run moved ``yardstick`` or more (one run is a counterexample). Agreeing needs
+    evidence that the prompts could have got farther: with ``paths`` (each run's ``path_l2``, the distance
+    its vectors travelled over the saved checkpoints, a lower bound), every run must have travelled at
+    least ``yardstick`` while ending within it; a run whose checkpoints show a shorter path leaves the claim
+    inconclusive (the optimiser's bound alone is a worst case no run comes near). It also needs at least
+    :data:`~priorlib.protocol.MIN_SEEDS` seeds per arm (``seeds``: the fewest any arm has; fewer →
+    inconclusive, as for every claim the protocol decides)."""
     moved = np.asarray(list(moved), float)
     if bound.outcome is Outcome.NOT_TESTABLE:
         return bound.outcome, bound.reason
@@ -164,6 +168,13 @@ def stays_within(moved: Iterable[float], yardstick: float, bound: protocol.Movem
     why = f"{100 * share:.0f}% of {len(moved)} runs moved less than {yardstick:.3g}; {bound.reason}"
     if share < 1.0:
         return Outcome.CONTRADICTS, why
+    if paths is not None:
+        paths = np.asarray(list(paths), float)
+        far = int((paths >= yardstick).sum())
+        why += (f"; {far} of {len(paths)} runs travelled at least {yardstick:.3g} over their checkpoints "
+                f"(path median {np.median(paths):.3g})")
+        if far < len(paths):
+            return Outcome.INCONCLUSIVE, why + ": a run that never travelled the yardstick could not have ended past it"
     if seeds is not None and seeds < MIN_SEEDS:
         return Outcome.INCONCLUSIVE, (why + f"; an arm has {seeds} seed{'s' if seeds != 1 else ''} (at least "
                                       f"{MIN_SEEDS} are needed)")

@@ -124,16 +124,23 @@ def add_steps_to_target(rows: pd.DataFrame, runs: list[runstore.Run], target: fl
 
 
 def placement_rows(runs: list[runstore.Run], reference, key: str = "soft", fields=("prior", "lr", "seed")) -> pd.DataFrame:
-    """Where the prior sample (step 0) and the trained prompt (last step) sit relative to ``reference``."""
+    """Where the prior sample (step 0) and the trained prompt (last step) sit relative to ``reference``.
+
+    ``moved_l2``: the median over the prompt's vectors of how far each ended from its start; ``path_l2``: the
+    median of each vector's path over the saved checkpoints (the sum of its steps from one checkpoint to the
+    next), a lower bound on the distance it travelled; ``moved_l2 <= path_l2`` always."""
     from priorlib.metrics.placement import placement_metrics
     rows = []
     for r in runs:
         ck = r.checkpoints()
+        frames = [t[key].float() for _, t in ck]
+        path = float(torch.stack([(b - a).norm(dim=-1) for a, b in zip(frames, frames[1:])]).sum(0).median()) \
+            if len(frames) > 1 else 0.0
         for when, (step, tensors) in (("sampled", ck[0]), ("trained", ck[-1])):
             m = placement_metrics(tensors[key], reference, baseline_size=256)
             row = {f: getattr(r.config, f) for f in fields}
             row.update(when=when, step=step, median_nn_l2=m["median_nn_l2"], median_nn_cos=m["median_nn_cos"],
                        median_mahalanobis=m["median_mahalanobis"], share_in_hdr=m["share_in_hdr"],
-                       moved_l2=float((ck[-1][1][key] - ck[0][1][key]).norm(dim=-1).median()))
+                       moved_l2=float((ck[-1][1][key] - ck[0][1][key]).norm(dim=-1).median()), path_l2=path)
             rows.append(row)
     return pd.DataFrame(rows)

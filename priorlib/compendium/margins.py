@@ -71,8 +71,9 @@ _FASTER = "`better` (fewer steps; 95% Welch CI of the difference on one side of 
 _CLUSTER = "`separation`: bootstrap CI of the silhouette above the random-split null's 95% quantile"
 _ONE_CLUSTER = _CLUSTER + " → contradicts; CI at or below the null → agrees"
 _MOVES = ("`movement_bound` beside the yardstick: below it → not testable at this learning rate; else a run that "
-          "moved the yardstick or more → contradicts; every run moved less, with ≥ 3 seeds per prior and rate → "
-          "agrees; fewer seeds → inconclusive")
+          "moved the yardstick or more → contradicts; every run moved less while its vectors travelled at least "
+          "the yardstick over its checkpoints (`path_l2`), with ≥ 3 seeds per prior and rate → agrees; a run that "
+          "never travelled that far, or fewer seeds → inconclusive")
 _USABLE = ("not worse than the fitted-Gaussian arm: `equivalent` or `better` (lower loss) agrees → agrees; "
            "`equivalent` contradicts with a higher loss → contradicts; and every seed's loss falls")
 _COLLAPSED = "collapsed when either is < 0.25 → agrees; else contradicts"

@@ -287,7 +287,8 @@ def verdicts(rows: pd.DataFrame, place: pd.DataFrame, baseline: dict, s: Setting
         num["movement_bound_paper_lrs"] = bound.bound
         seeds = decide.fewest_seeds(paper)
         num["fewest_seeds_paper_lrs"] = seeds
-        stay_outcome, stay_why = decide.stays_within(paper["moved_l2"], gap, bound, seeds=seeds)
+        stay_outcome, stay_why = decide.stays_within(paper["moved_l2"], gap, bound, seeds=seeds,
+                                                     paths=paper["path_l2"] if "path_l2" in paper else None)
     lr_q = s.replicate_lr if s.replicate_lr is not None else s.learning_rates[-1]
     same, tests = same_quality_across_priors(rows, lr_q)
     at = rows[np.isclose(rows["lr"].astype(float), lr_q)]
