@@ -136,3 +136,33 @@ def test_split_by_source_keeps_a_paragraphs_questions_on_one_side():
     assert C.split_by_source(["x", "y", "z", "w"]) == (["x", "y"], ["z", "w"])  # no shared source: halves
     with pytest.raises(ValueError, match="1 source"):
         C.split_by_source(["A\nQuestion: 1", "A\nQuestion: 2"])
+
+
+def _deep_run(root, prior, seed, losses, curve):
+    """A deep "cut" run on disk with known training losses (one per step) and held-out curve ``[(step, loss)]``."""
+    import json
+    from priorlib.runstore import Run
+    base = setup("04_activation_spaces", "smoke").base()
+    cfg = type(base).from_dict({**base.to_dict(), "method": "deep", "deep_mode": "cut", "prior": prior, "seed": seed})
+    d = root / f"{prior}-{seed}"
+    d.mkdir()
+    (d / "metrics.json").write_text(json.dumps({"initial": {"val_loss": curve[0][1]}, "final": {"val_loss": curve[-1][1]},
+                                                "median_s_per_step": 0.1, "plateaued": True}))
+    (d / "history.jsonl").write_text("".join(json.dumps({"step": i + 1, "loss": v}) + "\n" for i, v in enumerate(losses)))
+    (d / "evals.jsonl").write_text("".join(json.dumps({"step": s, "plateau_loss": v}) + "\n" for s, v in curve))
+    return Run(d, cfg)
+
+
+def test_speed_rows_take_their_targets_from_the_two_arms(tmp_path):
+    """A soft run that ends far above both deep arms would set a chapter-wide target they reach at once; the
+    speed rows use the two arms' own worst final loss, so the slower arm's extra steps show."""
+    C = chapter("04_activation_spaces")
+    fast = [_deep_run(tmp_path, "fitted-gaussian", k, [3.0] * 2 + [1.0] * 18, [(0, 3.0), (5, 1.0), (20, 1.0)])
+            for k in range(3)]
+    slow = [_deep_run(tmp_path, "xavier", k, [3.0] * 10 + [1.0] * 10, [(0, 3.0), (5, 2.0), (10, 1.0), (20, 1.0)])
+            for k in range(3)]
+    rows = C.speed_rows(fast + slow)
+    steps = rows.groupby("prior")["steps_to_target"].mean()
+    assert steps["fitted-gaussian"] == 7 and steps["xavier"] == 15  # the 5-step mean first reaches 1.0
+    assert rows.attrs["train_target"] == 1.0
+    assert set(C.speed_rows(fast)["prior"]) == {"fitted-gaussian"} and C.speed_rows([]).empty

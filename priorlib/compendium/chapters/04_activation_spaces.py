@@ -55,9 +55,22 @@ def cluster_separation(web, squad, *, seed: int = 0):
     return decide.cluster(web, squad, seed=seed)
 
 
+def speed_rows(run_list) -> pd.DataFrame:
+    """The rows of the speed comparison: the deep "cut" runs from the fitted Gaussian and from Xavier only,
+    with steps-to-target against targets of *their own* (the worst final value of these runs), so a slower
+    arm's extra steps show (a target from every run of the chapter can sit above both arms' curves, and
+    both reach it at once)."""
+    pick = [r for r in run_list
+            if runs.variant(r.config) == "deep cut" and r.config.prior in ("fitted-gaussian", "xavier")]
+    if not pick:
+        return pd.DataFrame(columns=["variant", "prior", "seed", "steps_to_target", "val_steps_to_target"])
+    return runs.quality(pick, fields=("prior", "lr", "seed"), by=("variant", "prior"), with_variant=True)[0]
+
+
 def converges_later(rows: pd.DataFrame):
     """``(result, measure)``: does deep "cut" from Xavier need more steps than from the fitted Gaussian?
-    :func:`decide.faster` of the fitted Gaussian against Xavier on :func:`runs.steps_metric`'s measure."""
+    :func:`decide.faster` of the fitted Gaussian against Xavier on :func:`runs.steps_metric`'s measure
+    (``rows``: best :func:`speed_rows`, whose targets are the two arms' own)."""
     cut = rows[rows["variant"] == "deep cut"]
     measure = steps_metric(cut)
     fit, xav = (decide.arm(cut, measure, p, prior=p) for p in ("fitted-gaussian", "xavier"))
@@ -242,8 +255,9 @@ def trained_concentration(deep, reference, key: str, *, act_gap: float, lr_scale
 
 def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: float, *, configs=None,
              dim: int | None = None, lr_scale: float = 1.0, coverage: dict | None = None,
-             concentrated: dict | None = None) -> tuple[list[Verdict], dict]:
-    """Closing verdicts of notebook 04 (rules: ``margins.RULES``).
+             concentrated: dict | None = None, speed: pd.DataFrame | None = None) -> tuple[list[Verdict], dict]:
+    """Closing verdicts of notebook 04 (rules: ``margins.RULES``); ``speed``: :func:`speed_rows` (default: the
+    speed comparison reads ``rows``, whose targets come from every run).
 
     1. *SQuAD does not diverge far from web text (one cluster)*: the opposite of the ``protocol.Separation``
        at the deepest point measured (``sep``: point -> :func:`cluster_separation`).
@@ -265,7 +279,7 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
        :func:`trained_concentration` of the fitted-Gaussian "cut" runs' last block; without it, inconclusive.
     """
     last = list(sep)[-1]
-    later, measure = converges_later(rows)
+    later, measure = converges_later(rows if speed is None else speed)
     same = cut_vs_carry(rows)
     f1 = cut_vs_carry(rows, "final_f1") if "final_f1" in rows else None
     t = deep_place[deep_place["when"] == "trained"]
@@ -282,7 +296,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
         conc_outcome, conc_why = Outcome.INCONCLUSIVE, "not measured (no trained deep blocks given)"
     else:
         conc_outcome, conc_why = Outcome(concentrated["outcome"]), concentrated["reason"]
-    cut = rows[rows["variant"] == "deep cut"]
+    cut = (rows if speed is None else speed)
+    cut = cut[cut["variant"] == "deep cut"]
     num = {"separation": {p: {"silhouette": s.estimate, "ci": [s.ci_low, s.ci_high], "null_upper": s.null_upper,
                               "outcome": s.outcome.value} for p, s in sep.items()},
            "steps_to_target_deep_cut": cut.groupby("prior")["steps_to_target"].mean().to_dict(),
