@@ -286,7 +286,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     stay = float((t["moved_l2"] < act_gap).mean()) if len(t) else float("nan")
     if configs and dim:
         bound = decide.movement(configs, dim, act_gap, scale=lr_scale)
-        stay_outcome, stay_why = decide.stays_within(t["moved_l2"], act_gap, bound, seeds=decide.fewest_seeds(t),
+        seeds = decide.fewest_seeds(t, by=("prior", "deep_mode", "lr"))  # cut and carry are separate arms
+        stay_outcome, stay_why = decide.stays_within(t["moved_l2"], act_gap, bound, seeds=seeds,
                                                      paths=t["path_l2"] if "path_l2" in t else None)
     else:
         bound, stay_outcome, stay_why = None, Outcome.INCONCLUSIVE, "no movement bound (needs the runs and the dimension)"
