@@ -150,3 +150,28 @@ def test_notebook_06_smoke(smoke_notebook):
     finite_columns(res["placement"], ["median_mahalanobis", "spread_vs_reference"])
     assert V.Verdict.from_dict(res["verdicts"][0]).claim == "The VAE prior collapsed"
     assert [v["claim_id"] for v in res["verdicts"]][:2] == ["vae-collapses", "variance-penalty-insufficient"]
+
+
+def test_linear_capacity_is_the_top_components_share():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 6, generator=g) * torch.tensor([3.0, 2.0, 1.0, 1.0, 1.0, 1.0])
+    assert S6.linear_capacity(x, 2) == pytest.approx(13 / 17, abs=0.02)  # (9 + 4) / (9 + 4 + 4)
+    assert S6.linear_capacity(x, 6) == pytest.approx(1.0)
+
+
+def test_collapse_verdict_is_inconclusive_when_the_threshold_is_out_of_reach():
+    """Collapsed by the samples' variance alone: agrees when a linear decoder of that width could keep more than
+    the threshold (here 0.99), inconclusive when it could not (0.2): the low variance is then the
+    architecture's, not a collapse."""
+    plain = dict(active_units=16, latent_dim=16, variance_ratio=0.05, collapsed=True, collapse="samples",
+                 linear_capacity=0.99)
+    f = {"plain": plain, "n_collapsed": 3, "n_settings": 6}
+    v = S6.collapse_verdict(f)
+    assert v.outcome is V.Outcome.AGREES and "its top 16 principal components hold 0.99" in v.measured
+    low = S6.collapse_verdict({**f, "plain": {**plain, "linear_capacity": 0.2}})
+    assert low.outcome is V.Outcome.INCONCLUSIVE and "could not reach the variance threshold" in low.measured
+    both = S6.collapse_verdict({**f, "plain": {**plain, "linear_capacity": 0.2, "active_units": 1, "collapse": "both"}})
+    assert both.outcome is V.Outcome.AGREES  # the latents carry nothing: collapsed whatever the width
+    kept = S6.collapse_verdict({**f, "plain": {**plain, "variance_ratio": 0.6, "collapsed": False, "collapse": "none"}})
+    assert kept.outcome is V.Outcome.CONTRADICTS
+    assert S6.collapse_verdict({**f, "plain": None}).outcome is V.Outcome.INCONCLUSIVE

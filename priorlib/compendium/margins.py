@@ -145,7 +145,9 @@ RULES: tuple[Rule, ...] = (
              "silhouette on the 2-D z-scored PCA (the chapter's picture, coordinates standardised over SQuAD + "
              "web), last deep layer: with minus without MATH, 95% percentile bootstrap CI (rows resampled per "
              "domain, both projections refitted) above 0 → agrees; below 0 → contradicts; else inconclusive"),
-    rule_for("06", "vae-collapses", _COLLAPSED + " (plain VAE: β = 1, no penalty)"),
+    rule_for("06", "vae-collapses", _COLLAPSED + " (plain VAE: β = 1, no penalty); collapsed by the variance "
+             "alone while its latent width's top principal components hold < 0.25 of the variance (out of reach "
+             "of a linear decoder) → inconclusive"),
     rule_for("06", "variance-penalty-insufficient",
              "every (β, γ) setting at the largest γ collapsed → agrees; one that did not → contradicts"),
     rule_for("06", "vae-same-quality", _SAME),
