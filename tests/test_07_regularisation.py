@@ -229,3 +229,18 @@ def test_notebook_07_smoke(smoke_notebook):
     assert len(res["summary"]) == len(s["weights"])
     v = [V.Verdict.from_dict(x) for x in res["verdicts"]]
     assert len(v) == 3 and all("Rule:" in x.measured for x in v)
+
+
+def test_converged_plan_runs_every_regulariser_at_three_seeds():
+    """An arm of one seed cannot pass the protocol's 3-seed guard: the converged design runs each
+    regulariser's weight at every seed, so its verdicts can come out either way."""
+    from collections import Counter
+    from priorlib.compendium import chapter
+    C = chapter("07_regularisation")
+    s = C.settings("converged")
+    assert s.arm_seeds == [0, 1, 2]
+    per_arm = Counter(tuple((f, getattr(c, f)) for f in sorted({r.field for r in C.REGULARISERS.values()})
+                            if getattr(c, f)) for c in C.plan("converged"))
+    assert per_arm[()] == 3 and len(per_arm) == 1 + len(s.weights) and set(per_arm.values()) == {3}
+    assert C.settings("converged", seeds=[0]).arm_seeds == [0]  # a caller's seeds win
+    assert C.settings("cpu").arm_seeds == [0]

@@ -77,7 +77,8 @@ UNITS = {"median_mahalanobis": "whitened units", "median_nn_l2": "embedding unit
 @dataclass
 class Settings(sec.Settings):
     """Notebook 02's settings (same model, sizes and run keys) plus the regulariser sweep."""
-    weights: dict = field(default_factory=dict)  # regulariser name -> weights (> 0), swept at seeds[0]
+    weights: dict = field(default_factory=dict)  # regulariser name -> weights (> 0)
+    sweep_seeds: list = field(default_factory=list)  # the seeds of each regulariser x weight run ([] : seeds[0])
 
     @property
     def prior(self) -> str:
@@ -87,12 +88,18 @@ class Settings(sec.Settings):
     def lr(self) -> float:
         return self.learning_rates[0]
 
+    @property
+    def arm_seeds(self) -> list:
+        """The seeds every regulariser x weight runs at."""
+        return list(self.sweep_seeds) or self.seeds[:1]
+
     def configs(self) -> list:
-        """The unregularised baseline at every seed, then each regulariser at each weight (first seed)."""
+        """The unregularised baseline at every seed, then each regulariser at each weight, at each of
+        ``sweep_seeds`` (default: the first seed only)."""
         base = self.base(prior=self.prior, lr=self.lr)
         cells = [dict(seed=seed) for seed in self.seeds]
         for name, ws in self.weights.items():
-            cells += [{"seed": self.seeds[0], REGULARISERS[name].field: float(w)} for w in ws]
+            cells += [{"seed": seed, REGULARISERS[name].field: float(w)} for w in ws for seed in self.arm_seeds]
         d = base.to_dict()
         return [ex.TrainConfig.from_dict({**d, **c}) for c in cells]
 
@@ -123,7 +130,9 @@ def settings(profile: str = "smoke", *, model=None, prior=None, lr=None, seeds=N
                       steps=steps, batch_size=batch_size, n_tokens=n_tokens, max_length=max_length,
                       eval_size=eval_size,
                       out_dir=results_dir(NOTEBOOK, out_dir))
-    s = Settings(**{f.name: getattr(s2, f.name) for f in dataclasses.fields(sec.Settings)}, weights=weights)
+    sweep_seeds = [x for x in (int(y) for y in d.get("sweep_seeds", [])) if x in seeds]  # a caller's seeds win
+    s = Settings(**{f.name: getattr(s2, f.name) for f in dataclasses.fields(sec.Settings)}, weights=weights,
+                 sweep_seeds=sweep_seeds)
     s.notebook = "07"
     s.base(prior=s.prior, lr=s.lr)  # an unknown prior or a bad size fails here, before the model loads
     return s
@@ -168,10 +177,10 @@ def shares_baseline_with_02(s: Settings) -> bool:
 
 
 def sweep_sentence(s: Settings) -> str:
-    n = len(s.seeds) + sum(len(w) for w in s.weights.values())
+    n = len(s.seeds) + len(s.arm_seeds) * sum(len(w) for w in s.weights.values())
     return (f"Prior `{s.prior}`, lr {s.lr:g}, {s.steps} steps of batch {s.batch_size}: the unregularised "
             f"baseline at seeds {s.seeds}, then each of {len(s.weights)} regularisers at "
-            f"{', '.join(str(len(w)) for w in s.weights.values())} weights (seed {s.seeds[0]}): {n} runs.")
+            f"{', '.join(str(len(w)) for w in s.weights.values())} weights ({_seed_list(s.arm_seeds)}): {n} runs.")
 
 
 # --------------------------------------------------------------------------------------------- per run
