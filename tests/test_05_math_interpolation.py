@@ -283,3 +283,15 @@ def test_notebook_05_smoke(smoke_notebook):
     sharp = V.Verdict.from_dict(res["verdicts"][3])
     assert sharp.claim_id == "math-sharpens-difference" and "bootstrap CI" in sharp.measured
     assert [V.Verdict.from_dict(v).claim for v in res["verdicts"]][0] == "MATH activations form their own cluster"
+
+
+def test_map_caption_points_to_the_exact_distances():
+    from types import SimpleNamespace as NS
+    proj = NS(description="PCA of MATH + web activations", explained=np.array([0.3, 0.2, 0.1]))
+    place = pd.DataFrame([dict(arm=a, seed=k, when=w, share_closer_to_math=v)
+                          for a, v in (("interp-0.5", 0.8), ("xavier", 0.1)) for k in range(2)
+                          for w in ("sampled", "trained")])
+    txt = S5.map_caption(proj, place, 2)
+    assert "the two axes hold 50.0% of the standardised variance" in txt
+    assert "is not its Mahalanobis distance, which the figure above gives exactly" in txt
+    assert txt.endswith(f"{S5.ARM_TITLES.get('interp-0.5', 'interp-0.5')} 80%; {S5.ARM_TITLES.get('xavier', 'xavier')} 10%.")

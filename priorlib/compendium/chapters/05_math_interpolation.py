@@ -481,6 +481,18 @@ def training_loss_caption(runs, smooth: int = 5, arm=arm_of) -> str:
             f"per arm: {ends}; {capped(runs)}.")
 
 
+def map_caption(proj, place: pd.DataFrame, n_runs: int) -> str:
+    """Caption of the PCA panels (``plots.domains.two_cloud_panels``): what the map is and holds, that its
+    distances are not the ones the placement claims use, and those claims' number from the exact figure:
+    per arm, the share of trained block vectors closer (Mahalanobis) to the MATH fit than to the web fit."""
+    tr = place[place["when"] == "trained"].groupby("arm", sort=False)["share_closer_to_math"].mean()
+    closer = "; ".join(f"{ARM_TITLES.get(a, a)} {100 * v:.0f}%" for a, v in tr.items())
+    return (f"{proj.description}; the two axes hold {100 * proj.explained[:2].sum():.1f}% of the standardised "
+            f"variance; one panel per arm ({n_runs} runs, first seed and rate). A linear map: how far a block sits "
+            "from a cloud here is not its Mahalanobis distance, which the figure above gives exactly. Share of "
+            f"trained block vectors closer to the MATH fit than to the web fit, mean over seeds: {closer}.")
+
+
 def placement_caption(place: pd.DataFrame, yardstick: pd.DataFrame, layer: int) -> str:
     """Figure "sampled → trained" (:func:`~priorlib.compendium.plots.domains.placement_arrows`): the axes, an
     arrow, the crosses, and where the trained blocks end against each domain's own rows."""
