@@ -161,3 +161,14 @@ def test_trained_concentration_reads_the_fitted_cut_runs_only():
     out, num = C04.verdicts(sep, rows, place, 1.0, concentrated=res)
     v = {x.claim_id: x for x in out}["squad-activations-concentrated"]
     assert v.outcome is A and "spread ratio" in v.measured and num["deep_block_concentration"]["outcome"] == "agrees"
+
+
+def test_represents_poorly_counts_texts_not_token_rows():
+    """88% of 1,000 rows inside is wholly below the 90-99% band on 1,000 independent rows; if those rows come
+    from 20 texts whose tokens move together, the interval over 20 units overlaps the band: inconclusive."""
+    assert C04.represents_poorly(880, 1, 1000, n_fit=20_000, dim=64)[0] is A
+    outcome, why = C04.represents_poorly(880, 1, 1000, n_fit=20_000, dim=64, n_units=20)
+    assert outcome is I and "88.0% of 1000 held-out rows inside the 95% region, intervals over 20 held-out texts" in why
+    cov = C04.fit_coverage(_fit(torch.randn(4000, 8, generator=torch.Generator().manual_seed(3))),
+                           torch.randn(500, 8, generator=torch.Generator().manual_seed(4)), 4000, 25)
+    assert cov["n_units"] == 25 and C04.fit_coverage(_fit(torch.randn(4000, 8)), torch.randn(30, 8), 4000, 99)["n_units"] == 30

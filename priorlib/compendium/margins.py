@@ -127,7 +127,8 @@ RULES: tuple[Rule, ...] = (
     rule_for("04", "cut-carry-same", _SAME + " (deep prompts, fitted-Gaussian prior)"),
     rule_for("04", "deep-prompts-stay", _MOVES),
     rule_for("04", "fit-misses-activations",
-             "fit on half the SQuAD texts, scored on the other half, at both hook points; 95% Wilson CIs: the "
+             "fit on half the SQuAD texts (no paragraph on both sides), scored on the other half, at both hook "
+             "points; 95% Wilson CIs over the held-out texts (their token rows are not independent): the "
              "inside share's wholly outside [0.90, 0.99] or the beyond share's wholly above 1% → agrees; the "
              "inside share's within [0.90, 0.99] and the beyond share's below 1% → contradicts; else, or with "
              "fewer than 10 fit rows per dimension (a shrunk covariance), inconclusive; agrees only when every point "

@@ -96,10 +96,10 @@ def activation_vs_token_gaussian(rows: pd.DataFrame, measure: str = "final_val_l
 
 
 def held_out_fit(model, tok, s: Settings, point: str, domain: str = "squad"):
-    """``(fit, held_out, n_fit)`` at ``point``: the Gaussian the book's activation prior fits
+    """``(fit, held_out, n_fit, n_texts)`` at ``point``: the Gaussian the book's activation prior fits
     (:func:`priorlib.initial.activation_reference`, its shrinkage rule included) on the first half of
     ``domain``'s reference texts, the activation rows of the other half (at most ``MAX_ROWS``), and how many
-    token rows the fit saw. Texts, not tokens, are split, and texts that share a source (SQuAD questions on
+    token rows the fit saw, and how many texts the held-out rows come from. Texts, not tokens, are split, and texts that share a source (SQuAD questions on
     one paragraph) stay on one side (:func:`split_by_source`): a held-out row of a paragraph the fit saw is
     not held out."""
     from priorlib.activations import _token_lengths
@@ -110,7 +110,7 @@ def held_out_fit(model, tok, s: Settings, point: str, domain: str = "squad"):
         fit, held = (activation_reference(model, tok, t, point, model_name=s.model, max_length=s.max_length,
                                           name=f"{domain} @ {point} ({part} half)")
                      for t, part in ((fit_texts, "fit"), (held_texts, "held-out")))
-    return fit.gaussian, held.vectors, int(_token_lengths(tok, fit_texts, s.max_length).sum())
+    return fit.gaussian, held.vectors, int(_token_lengths(tok, fit_texts, s.max_length).sum()), len(held_texts)
 
 
 def source_of(text: str) -> str:
@@ -154,8 +154,10 @@ def prediction_radius2(dim: int, n: int, level: float) -> float:
     return float((1 + 1 / n) * dim * (n - 1) / (n - dim) * f.ppf(level, dim, n - dim))
 
 
-def fit_coverage(fit, held_out: torch.Tensor, n_fit: int, *, seed: int = 0, n_draws: int = 4096) -> dict:
-    """How a Gaussian ``fit`` (fitted on ``n_fit`` rows) holds ``held_out`` rows it never saw.
+def fit_coverage(fit, held_out: torch.Tensor, n_fit: int, n_texts: int | None = None, *, seed: int = 0,
+                 n_draws: int = 4096) -> dict:
+    """How a Gaussian ``fit`` (fitted on ``n_fit`` rows) holds ``held_out`` rows it never saw, rows that come
+    from ``n_texts`` texts (``n_units``: the intervals' sample size, :func:`represents_poorly`).
 
     ``inside`` / ``share_inside``: rows within its 95% prediction region (:func:`prediction_radius2`; a
     faithful fit holds 95% whatever ``n_fit``); ``beyond`` / ``share_beyond``: rows outside its 99.9% one
@@ -175,15 +177,20 @@ def fit_coverage(fit, held_out: torch.Tensor, n_fit: int, *, seed: int = 0, n_dr
     inside, beyond = int((m2 <= r95).sum()), int((m2 > rtail).sum())
     share = (lambda k: k / n if n else float("nan"))
     return {"n_fit": int(n_fit), "n_held_out": n, "dim": d, "shrunk": n_fit < SHRINK_BELOW * d,
+            "n_units": int(min(n, n_texts)) if n_texts else n,
             "radius2_95": r95, "radius2_tail": rtail, "chi2_95": chi,
             "inside": inside, "share_inside": share(inside), "beyond": beyond, "share_beyond": share(beyond),
             "share_inside_chi2": share(int((m2 <= chi).sum())), "faithful_share_chi2": faithful,
             "draws_share_inside_chi2": float((draws <= chi).double().mean())}
 
 
-def represents_poorly(inside: int, beyond: int, n: int, *, n_fit: int, dim: int) -> tuple[Outcome, str]:
+def represents_poorly(inside: int, beyond: int, n: int, *, n_fit: int, dim: int,
+                      n_units: int | None = None) -> tuple[Outcome, str]:
     """Does a Gaussian fitted on ``n_fit`` rows represent ``n`` held-out rows poorly? ``inside`` of them lie in
-    its 95% prediction region, ``beyond`` outside its 99.9% one (:func:`fit_coverage`); 95% Wilson intervals.
+    its 95% prediction region, ``beyond`` outside its 99.9% one (:func:`fit_coverage`); 95% Wilson intervals
+    on ``n_units`` independent units (default ``n``): the token rows of one text are not independent, so the
+    chapter passes the number of held-out texts, the sample size if every text's rows moved together (the
+    shares stay the rows'; only the intervals widen).
 
     agrees: the inside share's interval lies wholly outside :data:`COVER_BAND` (0.90-0.99), or the tail
     share's wholly above :data:`TAIL_MAX` (1%); contradicts: the inside share's interval lies inside the band
@@ -206,9 +213,12 @@ def represents_poorly(inside: int, beyond: int, n: int, *, n_fit: int, dim: int)
     if n_fit < SHRINK_BELOW * dim:
         return Outcome.INCONCLUSIVE, (f"the fit saw {n_fit} rows for {dim} dimensions (under {SHRINK_BELOW} per "
                                       "dimension the prior shrinks its covariance; no exact region)")
-    (lo, hi), (tlo, thi) = (tuple(binomtest(k, n).proportion_ci(0.95, method="wilson")) for k in (inside, beyond))
+    units = n if not n_units else int(min(n, n_units))
+    (lo, hi), (tlo, thi) = (tuple(binomtest(int(round(k / n * units)), units).proportion_ci(0.95, method="wilson"))
+                            for k in (inside, beyond))
     lo_b, hi_b = COVER_BAND
-    why = (f"{inside / n:.1%} of {n} held-out rows inside the 95% region (CI [{lo:.1%}, {hi:.1%}]; faithful: "
+    per = "" if units == n else f", intervals over {units} held-out texts"
+    why = (f"{inside / n:.1%} of {n} held-out rows inside the 95% region{per} (CI [{lo:.1%}, {hi:.1%}]; faithful: "
            f"95%, band {lo_b:.0%}-{hi_b:.0%}), {beyond / n:.2%} beyond the 99.9% one (CI [{tlo:.2%}, {thi:.2%}]; "
            f"faithful: 0.1%, at most {TAIL_MAX:.0%})")
     if hi < lo_b or lo > hi_b or tlo > TAIL_MAX:
@@ -223,7 +233,8 @@ def misses_activations(coverage: dict | None) -> tuple[Outcome, str]:
     at each, combined by :func:`decide.every`; no points -> inconclusive."""
     if not coverage:
         return Outcome.INCONCLUSIVE, "not measured (no held-out activations)"
-    got = {p: represents_poorly(c["inside"], c["beyond"], c["n_held_out"], n_fit=c["n_fit"], dim=c["dim"])
+    got = {p: represents_poorly(c["inside"], c["beyond"], c["n_held_out"], n_fit=c["n_fit"], dim=c["dim"],
+                                n_units=c.get("n_units"))
            for p, c in coverage.items()}
     why = "; ".join(f"at `{p}` {w} (draws from the fit itself: {coverage[p]['draws_share_inside_chi2']:.1%} "
                     "inside its chi² region, by construction)" for p, (_, w) in got.items())
