@@ -74,7 +74,7 @@ def test_verdicts_04_on_synthetic_numbers():
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)
     # web text and SQuAD separated: the paper's "SQuAD does not diverge far from C4" is contradicted
     assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 3 + [V.Outcome.INCONCLUSIVE] * 3
-    assert [v.claim_id for v in out] == ["squad-near-web", "diverged-inits-slower", "cut-carry-same",
+    assert [v.claim_id for v in out] == ["squad-near-web", "diverged-inits-slower", "cut-carry-same-deep",
                                          "deep-prompts-stay", "fit-misses-activations", "squad-gaussian-same-quality",
                                          "squad-activations-concentrated"]
     one = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)))}

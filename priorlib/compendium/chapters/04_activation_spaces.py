@@ -334,11 +334,11 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                 "against the Gaussian fitted to them)",
                 f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome,
                 claim_id="diverged-inits-slower"),
-        Verdict("'cut' and 'carry' perform the same (the paper: prompts on the token embeddings only; "
-                "checked here on deep prompts)",
+        Verdict("On deep prompts, 'cut' and 'carry' perform the same (ours: the paper's claim is about the "
+                "token-level prompt alone)",
                 f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}; "
                 f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome,
-                claim_id="cut-carry-same"),
+                claim_id="cut-carry-same-deep"),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
                 f"{stay_why} (the activations' typical neighbour gap)", stay_outcome, claim_id="deep-prompts-stay"),
         Verdict("A Gaussian fitted to the activations represents them poorly (fitted on half the SQuAD texts, "
