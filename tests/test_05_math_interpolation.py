@@ -295,3 +295,11 @@ def test_map_caption_points_to_the_exact_distances():
     assert "the two axes hold 50.0% of the standardised variance" in txt
     assert "is not its Mahalanobis distance, which the figure above gives exactly" in txt
     assert txt.endswith(f"{S5.ARM_TITLES.get('interp-0.5', 'interp-0.5')} 80%; {S5.ARM_TITLES.get('xavier', 'xavier')} 10%.")
+
+
+def test_quality_sentence_says_what_the_mean_pools():
+    df = pd.concat([_arm_rows(1.0).assign(lr=lr, initial_accuracy=1.0) for lr in (1e-3, 5e-3)], ignore_index=True)
+    txt = S5.quality_sentence(df)
+    assert "over 6 runs: 3 seed(s) × 2 learning rates)" in txt and "Initial accuracy (untrained prompt): " in txt
+    one = _arm_rows(0.5).assign(lr=5e-2, initial_accuracy=0.0)
+    assert "Lowest final validation loss: **interp-0.5** (0.510 ± 0.010 nats/token over 3 seeds)" in S5.quality_sentence(one)

@@ -481,6 +481,22 @@ def training_loss_caption(runs, smooth: int = 5, arm=arm_of) -> str:
             f"per arm: {ends}; {capped(runs)}.")
 
 
+def quality_sentence(df: pd.DataFrame) -> str:
+    """The sentence under the quality figures: the arm with the lowest mean final validation loss, what that
+    mean pools (seeds, and learning rates when there are several), each arm's final and initial accuracy."""
+    loss, acc = arm_means(df, "final_val_loss"), arm_means(df, "final_accuracy")
+    best = min(loss, key=lambda a: loss[a][0])
+    part = df[df["arm"] == best]
+    n_lr = part["lr"].nunique() if "lr" in part else 1
+    pooled = (f"{len(part)} run{'s' if len(part) != 1 else ''}: {part['seed'].nunique()} seed(s) × {n_lr} learning "
+              "rates" if n_lr > 1 else f"{part['seed'].nunique()} seed{'s' if part['seed'].nunique() != 1 else ''}")
+    initial = df.groupby("arm")["initial_accuracy"].mean() if "initial_accuracy" in df else pd.Series(dtype=float)
+    return (f"Lowest final validation loss: **{best}** ({loss[best][0]:.3f} ± {loss[best][1]:.3f} nats/token over "
+            f"{pooled}). Final accuracy per arm: " + "; ".join(f"{a} {m:.1f} ± {sd:.1f}%" for a, (m, sd) in acc.items())
+            + (". Initial accuracy (untrained prompt): " + "; ".join(f"{a} {m:.1f}%" for a, m in initial.items())
+               if len(initial) else "") + ".")
+
+
 def map_caption(proj, place: pd.DataFrame, n_runs: int) -> str:
     """Caption of the PCA panels (``plots.domains.two_cloud_panels``): what the map is and holds, that its
     distances are not the ones the placement claims use, and those claims' number from the exact figure:
