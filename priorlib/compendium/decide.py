@@ -174,7 +174,8 @@ def stays_within(moved: Iterable[float], yardstick: float, bound: protocol.Movem
         why += (f"; {far} of {len(paths)} runs travelled at least {yardstick:.3g} over their checkpoints "
                 f"(path median {np.median(paths):.3g})")
         if far < len(paths):
-            return Outcome.INCONCLUSIVE, why + ": a run that never travelled the yardstick could not have ended past it"
+            return Outcome.INCONCLUSIVE, (why + ": a run whose checkpoints do not show it travelling the yardstick "
+                                          "gives no evidence that it could have ended past it")
     if seeds is not None and seeds < MIN_SEEDS:
         return Outcome.INCONCLUSIVE, (why + f"; an arm has {seeds} seed{'s' if seeds != 1 else ''} (at least "
                                       f"{MIN_SEEDS} are needed)")
