@@ -124,6 +124,51 @@ def test_08_plan_leaves_out_only_the_posterior_arms_and_is_whole_given_a_bank(tm
     assert [c.key() for c in full if c.prior != "posterior"] == [c.key() for c in part]
 
 
+def test_missing_remakes_a_planned_posterior_bank_the_cache_lost(tmp_path, monkeypatch):
+    """A plan written by ``evidence plan`` names 08's posterior bank, a file in the machine's cache made from
+    source runs in the evidence bank. On a fresh machine (the cache gone) ``missing`` has the chapter's own
+    ``plan`` remake it, then parses the same configs with the same keys; a bank nobody can remake, or one
+    named by a notebook-recorded plan, still fails with the one-line error."""
+    from priorlib.priors import posterior as post
+    S = chapter("08_posterior_transfer")
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache_a"))
+    post._LOADED.clear()
+    s = setup("08_posterior_transfer", "smoke")
+    vectors = torch.randn(len(s.source_seeds), s.target.n_tokens, 8, generator=torch.Generator().manual_seed(0))
+    s.bank, s.n_source_prompts = post.save_bank(vectors, {"t": 1}), len(s.source_seeds)
+    cfg = S.target_config(s, "posterior-gaussian", 0)
+    folder = tmp_path / "evidence" / "plans"
+    folder.mkdir(parents=True)
+    (folder / "08_posterior_transfer.json").write_text(json.dumps(
+        {"chapter": "08_posterior_transfer", "started": "plan:smoke", "runs": {cfg.key(): cfg.to_dict()}}))
+    monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache_b"))  # a fresh machine: the bank is gone
+    post._LOADED.clear()
+    asked = []
+
+    def remake(profile):
+        asked.append(profile)
+        post.save_bank(vectors, {"t": 1})  # what bank_from_evidence does with the source runs
+        return []
+    monkeypatch.setattr(S, "plan", remake)
+    try:
+        assert [c.key() for c in evidence.missing()] == [cfg.key()] and asked == ["smoke"]
+        post._LOADED.clear()
+        monkeypatch.setenv("PRIORLIB_CACHE", str(tmp_path / "cache_c"))
+        monkeypatch.setattr(S, "plan", lambda profile: [])  # the source runs are not in the bank: nothing remade
+        with pytest.raises(ValueError, match="no bank"):
+            evidence.missing()
+        (folder / "08_posterior_transfer.json").write_text(json.dumps(
+            {"chapter": "08_posterior_transfer", "started": "", "runs": {cfg.key(): cfg.to_dict()}}))
+        monkeypatch.setattr(S, "plan", remake)
+        asked.clear()
+        with pytest.raises(ValueError, match="no bank"):  # a notebook's plan: its own execution makes the bank
+            evidence.missing()
+        assert asked == []
+    finally:
+        post._LOADED.clear()
+
+
 # ------------------------------------------------------------------------------------------ notebooks
 # what each notebook may hand run_all (directly, or through the chapter function named): the chapter module's
 # configs, never a grid built in a cell, so that plan() and the notebook cannot drift apart
