@@ -38,6 +38,7 @@ COMMANDS = {
     "sweep": ("priorlib.compendium.sweep", "run one notebook over a grid of parameters"),
     "evidence": ("priorlib.compendium.evidence_cli", "compute the book's runs into the evidence bank, or report its status"),
     "bench": ("priorlib.compendium.bench", "benchmark priorlib against PEFT prompt tuning in one process"),
+    "bench-gpu": ("priorlib.compendium.bench_gpu", "the same benchmarks on a GPU, random weights of the models' shapes"),
     "models": ("priorlib.models_cli", "list the model registry"),
 }
 

@@ -1,6 +1,7 @@
 """The book's performance page, ``book/performance.md``: the interleaved benchmarks (``priorlib bench``,
-``benchmarks/results.json``) and the evidence's cost model (``priorlib evidence costs``,
-``benchmarks/costs.json``). Either command rewrites the whole page from both files."""
+``benchmarks/results.json``), the same benchmarks on a lent GPU (``priorlib bench-gpu``,
+``benchmarks/gpu.json``) and the evidence's cost model (``priorlib evidence costs``,
+``benchmarks/costs.json``). Each of these commands rewrites the whole page from all three files."""
 from __future__ import annotations
 
 import json
@@ -95,14 +96,80 @@ def costs_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gpu_markdown(g: dict) -> str:
+    """The GPU section: ``priorlib bench-gpu``'s results, one table per benchmark, every shape and batch."""
+    env = g["environment"]
+    peak = env.get("bf16_matmul_tflops")
+    lines = ["## On a GPU, random weights of the models' shapes", "",
+             f"Measured by `priorlib bench-gpu` on {env['date']}: {env['card']} (CUDA {env['cuda']}), torch "
+             f"{env['torch']}, transformers {env['transformers']}, PEFT {env['peft']}"
+             + (f"; an 8192^3 bf16 matrix product ran at {peak:.0f} TFLOP/s there" if peak else "") + ". "
+             "No weights can travel to that machine, and a step's speed does not depend on the weights' values, so "
+             "each model is built from its published configuration with random weights in bf16, on random token "
+             "ids whose last 16 tokens are the answer. As on the CPU, the cases' steps alternate in one process and "
+             "the first-step losses must agree (within 0.05) before anything is timed.", "",
+             "Soft-prompt training step (20 prompt tokens; PEFT with bf16 weights under autocast):", "",
+             "| model shape | batch | case | s/step (median) | tokens/s | vs PEFT bf16 | TFLOP/s"
+             + (" | share of the matmul rate" if peak else "") + " | first-step loss gap |",
+             "|---|---|---|---|---|---|---|" + ("---|" if peak else "") + "---|"]
+    for r in g["train"]:
+        for x in r["rows"]:
+            lines.append(f"| {r['shape']} | {r['batch'][0]} x {r['batch'][1]} | {x['case']} | {x['s_per_step']:.4f} | "
+                         f"{x['tokens_per_s']:,.0f} | {x['speedup_vs_peft_bf16']:.2f}x | {x['tflops']:.0f} | "
+                         + (f"{x['tflops'] / peak:.0%} | " if peak else "") + f"{x['first_loss_gap']:.4f} |")
+    lines += ["", "Deep prompts on the last 3 layers only (gradient of the prompts, no optimizer step, so every "
+              "case sees the same prompts):", "",
+              "| model shape | batch | case | s/step (median) | speed-up | largest loss gap to full backprop |",
+              "|---|---|---|---|---|---|"]
+    for r in g["deep"]:
+        for x in r["rows"]:
+            lines.append(f"| {r['shape']} | {r['batch'][0]} x {r['batch'][1]} | {x['case']} | {x['s_per_step']:.4f} | "
+                         f"{x['speedup']:.2f}x | {x['max_loss_gap']:.4f} |")
+    lines += ["", "Activation capture (bf16, rows of 32 x 256 tokens):", "",
+              "| model shape | rows | case | s (median) | speed-up |", "|---|---|---|---|---|"]
+    for r in g["capture"]:
+        for x in r["rows"]:
+            lines.append(f"| {r['shape']} | {r['texts']} | {x['case']} | {x['s']:.4f} | {x['speedup']:.2f}x |")
+    lines += ["", _gpu_reading(g, peak)]
+    failed = [f"{r['shape']} {k}: {v}" for sec in ("train", "deep", "capture") for r in g[sec]
+              for k, v in r.get("failed", {}).items()] + [f"{e['section']} {e['args']}: {e['error']}" for e in g["errors"]]
+    lines += ["", ("Cases that failed there: " + "; ".join(failed) + ".") if failed else
+              "Every case ran; the raw figures are in `benchmarks/gpu.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def _gpu_reading(g: dict, peak: float | None) -> str:
+    """What the GPU tables say, from their numbers: how a step's time grows with the batch (launch-bound
+    where 8x the tokens cost little more), and the best share of the matmul rate."""
+    parts = []
+    for shape in dict.fromkeys(r["shape"] for r in g["train"]):
+        rs = sorted((r for r in g["train"] if r["shape"] == shape), key=lambda r: r["batch"][0])
+        if len(rs) >= 2:
+            a, b = rs[0], rs[-1]
+            t = {r["batch"][0]: {x["case"]: x["s_per_step"] for x in r["rows"]} for r in (a, b)}
+            case = next(iter(t[a["batch"][0]]))
+            parts.append(f"for {shape}, {b['batch'][0] // a['batch'][0]}x the rows ({a['batch'][0]} to "
+                         f"{b['batch'][0]}) cost {t[b['batch'][0]][case] / t[a['batch'][0]][case]:.1f}x the time "
+                         f"of a {case} step")
+    best = max((x for r in g["train"] for x in r["rows"]), key=lambda x: x["tflops"], default=None)
+    out = ("Reading the tables: " + "; ".join(parts) + " (where 8x the tokens cost little more time, a step is bound by "
+           "kernel launches and Python overhead, not by arithmetic).") if parts else ""
+    if best is not None and peak:
+        out += f" The fastest training case reaches {best['tflops'] / peak:.0%} of the matmul rate."
+    return out + (" The capture baseline here is bf16 (on the CPU page it is fp32)." if g["capture"] else "")
+
+
 def write_page(root: Path, results: dict | None = None, page_path: Path | None = None) -> str:
     """``book/performance.md`` from the benchmark's results and, if measured, the evidence's cost model
     (``benchmarks/costs.json``, :mod:`priorlib.compendium.costs`): each command rewrites the page whole."""
     from priorlib.checkpoint import atomic_write_text
     bench_json, costs_json = root / "benchmarks" / "results.json", root / "benchmarks" / "costs.json"
+    gpu_json = root / "benchmarks" / "gpu.json"
     if results is None:
         results = json.loads(bench_json.read_text()) if bench_json.exists() else None
     page = bench_markdown(results) if results else "# Performance\n\n`priorlib bench` has not been run yet.\n"
+    if gpu_json.exists():
+        page += "\n" + gpu_markdown(json.loads(gpu_json.read_text()))
     if costs_json.exists():
         c = json.loads(costs_json.read_text())
         if "projection" in c:
