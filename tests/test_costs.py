@@ -97,3 +97,31 @@ def test_a_new_measurement_keeps_the_record_of_earlier_ones():
                            "measure_eval_every": 3, "units": {}, "projection": [],
                            "earlier": costs.earlier_measurements(last, "converged")})
     assert "d1, AMD EPYC, 2 cores: 3.5 CPU-hours" in page and "on the machine measured (Intel Xeon, 2 cores)" in page
+
+
+def test_bank_actuals_read_what_finished_runs_took_known_answer(tmp_path, tiny):
+    """The page's record of the bank: per kind, runs, CPU-hours and the pooled share of evaluating and
+    decoding, from each run's own logs (here rewritten with known seconds); stale runs do not count."""
+    from priorlib import bank, runstore
+    tr = make_trainer(tmp_path / "run", tiny, steps=4, eval_every=2)
+    tr.fit()
+    dest = bank.export(runstore.Run(tmp_path / "run", tr.config), tmp_path / "evidence")
+    # 4 steps of 10 s (the first one too: no overhead), a curve evaluation of 5 s, two full ones of 15 s, one decoding of 20 s
+    _rewrite = [("history.jsonl", [{"step": i + 1, "seconds": 10.0} for i in range(4)]),
+                ("evals.jsonl", [{"step": 0, "val_loss": 2.0, "plateau_loss": 2.0, "seconds": 15.0},
+                                 {"step": 2, "plateau_loss": 1.5, "seconds": 5.0},
+                                 {"step": 4, "val_loss": 1.0, "plateau_loss": 1.1, "seconds": 15.0,
+                                  "generation_seconds": 20.0}])]
+    for name, rows in _rewrite:
+        (dest / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    [a] = costs.bank_actuals(tmp_path / "evidence")
+    assert a["kind"] == costs.kind_label(costs.kind(tr.config)) and a["runs"] == 1 and a["median_steps"] == 4
+    assert a["cpu_h"] == pytest.approx(95 / 3600) and a["eval_share"] == pytest.approx(55 / 95)
+    assert a["eval_share_min"] == a["eval_share_max"] == pytest.approx(55 / 95)
+    page = costs_markdown({"date": "d", "machine": "m", "profile": "converged", "measure_steps": 9,
+                           "measure_eval_every": 3, "units": {}, "projection": [], "bank": [a]})
+    assert "What the bank's 1 finished runs really took" in page and "| 1 | 4 | 0.03 | 58% | 58–58% |" in page
+    ident = json.loads((dest / "config.json").read_text())
+    ident["identity"]["engine"] = 0  # another engine version: stale
+    (dest / "config.json").write_text(json.dumps(ident))
+    assert costs.bank_actuals(tmp_path / "evidence") == []

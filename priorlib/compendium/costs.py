@@ -79,6 +79,33 @@ def made_here(run_dir: Path) -> bool:
     return machine.get("cpu") == cpu_model() and machine.get("cpus") == os.cpu_count()
 
 
+def bank_actuals(folder: Path) -> list[dict]:
+    """What the bank's finished runs really took, per kind of run: runs, CPU-hours, and the share of their
+    time spent evaluating and decoding (pooled over the kind's runs, and the smallest and largest of one
+    run), read from each run's own logs. Only current runs count (stale ones were made by another engine)."""
+    from priorlib import bank
+    from priorlib.config import TrainConfig
+    per: dict[str, list[dict]] = {}
+    for e in bank.entries(folder):
+        run_dir = Path(folder) / "runs" / e.key
+        if e.stale or not (run_dir / "evals.jsonl").exists():
+            continue
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+        ph = phases_of_run(run_dir)
+        c = ph["counts"]
+        ev = ph["curve"] * c["curve"] + ph["full"] * c["full"] + ph["generation"] * c["generation"]
+        per.setdefault(kind_label(kind(cfg)), []).append({"total": ph["total"], "eval": ev, "steps": c["steps"]})
+    out = []
+    for label, rs in per.items():
+        tot = sum(r["total"] for r in rs)
+        shares = [r["eval"] / r["total"] for r in rs if r["total"] > 0]
+        out.append({"kind": label, "runs": len(rs), "cpu_h": tot / 3600,
+                    "eval_share": sum(r["eval"] for r in rs) / tot if tot else None,
+                    "eval_share_min": min(shares) if shares else None, "eval_share_max": max(shares) if shares else None,
+                    "median_steps": statistics.median(r["steps"] for r in rs)})
+    return out
+
+
 def measure(plans: dict, *, banks=(), progress: bool = True) -> dict:
     """``{kind label: phases}`` for every kind in ``plans`` (chapter -> configs): from a finished run of that
     kind in ``banks`` trained on this machine (:func:`made_here`) where there is one (a whole run, the best
@@ -201,6 +228,7 @@ def run(args, plan_all) -> int:
     else:
         raise ValueError(f"no measurement in {path}; run `priorlib evidence costs --measure` first")
     result["projection"] = project(plans, result["units"], chapter01_seconds(root / "book"))
+    result["bank"] = bank_actuals(root / "evidence")  # read afresh every time: the bank grows
     atomic_write_text(path, json.dumps(result, indent=1))
     write_page(root)
     print(costs_markdown(result))

@@ -89,6 +89,19 @@ def costs_markdown(result: dict) -> str:
               f"The whole bank: at most **{t_all:.1f} CPU-hours** on the machine measured ({result['machine']}); "
               f"evaluation plus decoding take {100 * ev:.0f}% of it. Rerun with `priorlib evidence costs --measure`; "
               "the figures are in `benchmarks/costs.json`."]
+    actual = result.get("bank") or []
+    if actual:
+        n = sum(a["runs"] for a in actual)
+        h = sum(a["cpu_h"] for a in actual)
+        pooled = sum(a["eval_share"] * a["cpu_h"] for a in actual if a["eval_share"] is not None) / h if h else 0.0
+        lines += ["", f"What the bank's {n} finished runs really took, read from their own logs (runs trained beside "
+                  "other work took longer; the shares are what to read):", "",
+                  "| kind of run | runs | median steps | CPU-hours | evaluation + decoding (pooled) | one run's least and most |",
+                  "|---|---|---|---|---|---|"]
+        for a in actual:
+            lines.append(f"| {a['kind']} | {a['runs']} | {a['median_steps']:.0f} | {a['cpu_h']:.2f} | "
+                         f"{100 * a['eval_share']:.0f}% | {100 * a['eval_share_min']:.0f}–{100 * a['eval_share_max']:.0f}% |")
+        lines += ["", f"In all, **{h:.1f} CPU-hours** so far, {100 * pooled:.0f}% of them evaluating and decoding."]
     earlier = result.get("earlier") or []
     if earlier:
         lines += ["", "Earlier measurements of the same profile, on other machines: " + "; ".join(
