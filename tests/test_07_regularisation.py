@@ -100,6 +100,35 @@ def test_baseline_stats():
         s07.baseline_stats(t[t["regulariser"] != "none"], "final_val_loss")
 
 
+def test_strongest_runs_and_the_scrubbed_run_known_answers():
+    """The placement figures show the first unregularised run, then each regulariser at its largest weight;
+    the scrubber the nearest-token one (else the first named)."""
+    from types import SimpleNamespace
+    s = setup("07_regularisation", "smoke")
+    base = s.base(prior=s.prior, lr=s.lr)
+
+    def run(seed, **reg):
+        return SimpleNamespace(config=base.from_dict({**base.to_dict(), "seed": seed, **reg}))
+    runs = [run(1, weight_decay=0.5), run(0), run(1), run(0, weight_decay=5.0), run(2, weight_decay=5.0),
+            run(0, reg_nearest_token=1.0), run(0, reg_nearest_token=0.1)]
+    shown = s07.strongest_runs(runs, ["weight_decay", "nearest_token"])
+    assert [(r.config.seed, s07.regulariser_of(r.config)) for r in shown] == \
+        [(0, ("none", 0.0)), (0, ("weight_decay", 5.0)), (0, ("nearest_token", 1.0))]
+    with pytest.raises(ValueError, match="no run of regulariser 'prior_l2'"):
+        s07.strongest_runs(runs, ["prior_l2"])
+    with pytest.raises(ValueError, match="no unregularised run"):
+        s07.strongest_runs(runs[:1], ["weight_decay"])
+    table = pd.DataFrame({"key": [r.config.key() for r in runs], "weight": [0.5, 0, 0, 5, 5, 1, 0.1],
+                          "regulariser": ["weight_decay", "none", "none", "weight_decay", "weight_decay",
+                                          "nearest_token", "nearest_token"],
+                          "median_nn_l2": [1.0, 4.0, 4.2, 2.0, 2.1, 0.5, 3.0], "sampled_median_nn_l2": [9.0] * 7})
+    name, r, row = s07.scrubbed_run(runs, table, ["weight_decay", "nearest_token"])
+    assert name == "nearest_token" and r is runs[5] and row.weight == 1
+    assert s07.scrubbed_run(runs, table, ["weight_decay"])[1] is runs[3]
+    text = s07.scrubbed_run_sentence(name, row, table)
+    assert "weight 1;" in text and "median 0.5 from" in text and "unregularised: 4.1;" in text and "sample: 9)" in text
+
+
 def test_curves_start_at_the_baseline_mean():
     c = s07.curves(_table())
     assert list(c["regulariser"].unique()) == list(s07.REGULARISERS)

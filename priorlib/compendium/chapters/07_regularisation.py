@@ -391,6 +391,77 @@ def tradeoff_caption(curves: pd.DataFrame, table: pd.DataFrame, quality: str, me
 
 
 # --------------------------------------------------------------------------------------------- verdicts
+def tradeoff_refs(table: pd.DataFrame, hdr_radius: float, yardsticks: dict) -> dict:
+    """The vertical reference lines of each trade-off figure's x measure: ``{measure: [(x, kind), ...]}``,
+    kinds as ``plots.regularisation.REF_LINES`` (the Gaussian's 95% radius, the token embeddings' own
+    neighbour gap, and where the prior's samples sat, the median over runs)."""
+    sampled = {m: float(table[f"sampled_{m}"].median()) for m in ("median_mahalanobis", "median_nn_l2")}
+    return {"median_mahalanobis": [(hdr_radius, "radius"), (sampled["median_mahalanobis"], "prior")],
+            "median_nn_l2": [(yardsticks["median_nn_l2"], "gap"), (sampled["median_nn_l2"], "prior")],
+            "median_nn_cos": [(yardsticks["median_nn_cos"], "gap")], "moved_l2": [(yardsticks["median_nn_l2"], "gap")]}
+
+
+def sweep_summary_sentence(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """The sweep in numbers: the baseline's quality over its seeds, the range of placements and quality
+    across the regularised runs, and each regulariser's largest change of validation loss (``summary``
+    from :func:`curve_summary`) beside the equivalence margin."""
+    qb, fb = baseline_stats(table, "final_val_loss"), baseline_stats(table, "final_f1")
+    reg = table[table.regulariser != BASELINE]
+    if reg.empty:
+        raise ValueError("the table has no regularised run")
+    return (f"Unregularised: validation loss {qb['mean']:.3f} nats (seeds {qb['min']:.3f}–{qb['max']:.3f}), F1 "
+            f"{fb['mean']:.1f}% (seeds {fb['min']:.1f}–{fb['max']:.1f}%). Across the {len(reg)} regularised runs the "
+            f"prompts ended at median Mahalanobis distance {table.median_mahalanobis.min():.3g}–"
+            f"{table.median_mahalanobis.max():.3g} and nearest-token L2 {table.median_nn_l2.min():.3g}–"
+            f"{table.median_nn_l2.max():.3g}, with validation loss {reg.final_val_loss.min():.3f}–"
+            f"{reg.final_val_loss.max():.3f} and F1 {reg.final_f1.min():.1f}–{reg.final_f1.max():.1f}%. Largest change "
+            "of validation loss per regulariser: "
+            + "; ".join(f"{r.regulariser} {r.worst_val_loss_change:+.3f} at w={r.worst_weight:g}"
+                        for r in summary.itertuples())
+            + f" (equivalence margin ±{margin('final_val_loss'):g} nats).")
+
+
+def strongest_runs(runs, names) -> list:
+    """One unregularised run (the first), then for each regulariser of ``names`` its run at the largest
+    weight (the first seed of it, in ``runs``' order): the runs the placement figures show."""
+    def of(name):
+        part = [r for r in runs if regulariser_of(r.config)[0] == name]
+        if not part:
+            raise ValueError(f"no run of regulariser {name!r} among the {len(runs)} runs")
+        return max(part, key=lambda r: regulariser_of(r.config)[1])
+    base = next((r for r in runs if regulariser_of(r.config)[0] == BASELINE), None)
+    if base is None:
+        raise ValueError("no unregularised run among the runs")
+    return [base] + [of(n) for n in names]
+
+
+def placement_panels(runs) -> list[tuple[str, object, object]]:
+    """``(label, sampled soft prompt, trained soft prompt)`` per run, for ``runs.joint_projection``."""
+    from priorlib.compendium.plots.regularisation import NAMES
+    out = []
+    for r in runs:
+        name, w = regulariser_of(r.config)
+        ck = r.checkpoints()
+        out.append(("unregularised" if name == BASELINE else f"{NAMES[name]}, w={w:g}", ck[0][1]["soft"], ck[-1][1]["soft"]))
+    return out
+
+
+def scrubbed_run(runs, table: pd.DataFrame, names) -> tuple[str, object, pd.Series]:
+    """The run the checkpoint scrubber shows: the nearest-token regulariser at its largest weight (else the
+    first of ``names``), with its row of ``table``; returns ``(regulariser, run, row)``."""
+    names = list(names)
+    name = "nearest_token" if "nearest_token" in names else names[0]
+    run = strongest_runs(runs, [name])[1]
+    return name, run, table[table.key == run.config.key()].iloc[0]
+
+
+def scrubbed_run_sentence(name: str, row: pd.Series, table: pd.DataFrame) -> str:
+    from priorlib.compendium.plots.regularisation import NAMES
+    return (f"Run shown: {NAMES[name]} at weight {row.weight:g}; its vectors end a median {row.median_nn_l2:.3g} from "
+            f"the nearest token embedding (unregularised: {baseline_stats(table, 'median_nn_l2')['mean']:.3g}; the prior "
+            f"sample: {row.sampled_median_nn_l2:.3g}).")
+
+
 def _run_name(name: str, w: float) -> str:
     return f"{name} w={w:g}"
 

@@ -405,6 +405,50 @@ def copy_sources(runs, bank: str) -> dict[int, int | None]:
 
 
 # ------------------------------------------------------------------------------------------ captions
+SEED_DOT_PANELS = (("steps_to_target", "steps to the training-loss target"),
+                   ("val_steps_to_target", "steps to the validation-loss target"),
+                   ("final_val_loss", "final validation loss (nats/token)"),
+                   ("final_accuracy", "final MATH accuracy, exact match (%)"),
+                   ("final_val_token_accuracy", "answer-token accuracy, teacher-forced (%)"))
+
+
+def arms_in(rows: pd.DataFrame) -> list[str]:
+    """The arms of ``rows`` in their order of appearance (the figures' legend order)."""
+    return list(dict.fromkeys(rows["arm"]))
+
+
+def transfer_sentence(rows: pd.DataFrame, targets: dict, copies: dict, *, n_seeds: int, seconds: float) -> str:
+    """The target runs in numbers: how many, the targets the steps count to, the arm with the lowest mean
+    final validation loss, where each arm's untrained prompts start, and which source prompt each copy
+    seed took."""
+    init, fin = arm_stats(rows, "initial_val_loss"), arm_stats(rows, "final_val_loss")
+    if not fin:
+        raise ValueError("no target runs to summarise")
+    best = min(fin, key=lambda a: fin[a]["mean"])
+    return (f"{len(rows)} MATH runs ({len(fin)} arms × {n_seeds} seeds; training or loading took {seconds:.0f} s). "
+            f"Training-loss target {targets['train_loss_target']:.3f}, validation-loss target "
+            f"{targets['val_loss_target']:.3f} nats/token. Lowest mean final validation loss: **{best}** "
+            f"({fin[best]['mean']:.3f} ± {fin[best]['sd']:.3f}). Untrained prompts start at "
+            + ", ".join(f"{a} {init[a]['mean']:.2f}" for a in init) + " nats/token. Copy arm: target seed → source "
+            f"prompt {copies}.")
+
+
+def speed_sentence(rows: pd.DataFrame, ref: str = "fitted-gaussian") -> str:
+    """The fewest mean steps to the target (the speed measure of :func:`steps_metric`) against ``ref``'s,
+    and each arm's final exact-match and teacher-forced answer-token accuracy, mean ± sd over seeds."""
+    metric = steps_metric(rows)
+    st = arm_stats(rows, metric)
+    fast = min(st, key=lambda a: st[a]["mean"])
+    return (f"Fewest steps to the target on average ({metric.replace('_', ' ')}): **{fast}** "
+            f"({st[fast]['mean']:.3g} ± {st[fast]['sd']:.2g}); the source's own prior, {ref}, needs "
+            + (f"{st[ref]['mean']:.3g} ± {st[ref]['sd']:.2g}" if ref in st else "n/a (not run)") + ". Final accuracy "
+            "per arm: " + "; ".join(f"{a} {v['mean']:.1f} ± {v['sd']:.1f}%" for a, v in arm_stats(rows, "final_accuracy").items())
+            + ". Exact match is a hard measure for a 135M model on this arithmetic; the share of answer tokens the "
+            "prompted model predicts given the gold tokens before them (teacher-forced answer-token accuracy) is finer: "
+            + "; ".join(f"{a} {v['mean']:.1f} ± {v['sd']:.1f}%"
+                        for a, v in arm_stats(rows, "final_val_token_accuracy").items()) + ".")
+
+
 def _seeds_per_arm(counts) -> str:
     lo, hi = int(min(counts)), int(max(counts))
     return f"{hi} seed{'s' * (hi != 1)} each" if lo == hi else f"{lo}–{hi} seeds per arm"
