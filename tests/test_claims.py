@@ -89,6 +89,24 @@ def test_our_hypotheses_go_to_the_second_table(book):
     assert "A: agrees, B: agrees" in rep and "A: agrees, B: contradicts" in rep and _outcome(rep) == "contradicts"
 
 
+def test_chapters_of_different_profiles_name_theirs(book):
+    """Between two executions of the book (the bank's converged chapters beside short cpu runs) every
+    result names its profile and the page says which chapters ran at which; smoke stays marked apart."""
+    text = claims.write(book).read_text()
+    assert "different profiles" not in text and "(cpu profile)" not in text  # cpu and smoke only: not mixed
+    b = book / "book"
+    _nb(b / "02_lr_priors.ipynb", [Verdict("prior decides", "ρ = 0.61", A, claim_id="prior-decides-posterior")],
+        profile="converged")
+    text = claims.write(book).read_text()
+    assert "**cpu**: 01, 03, 04, 05, 07, 09; **converged**: 02" in text and "short runs of 60 steps" in text
+    row = _row(text, "prior-decides-posterior")
+    assert "[02](02_lr_priors.ipynb) (converged profile): ρ = 0.61" in row and "[09](09_second_model.ipynb) (cpu profile)" in row
+    vae = _row(text, "vae-collapses")
+    assert "(smoke profile: plumbing only" in vae and "(smoke profile)" not in vae
+    key = (b / "key_findings.md").read_text()
+    assert "**agrees** *(converged profile)*" in key and "*(cpu profile)*" in key and "(smoke profile)" not in key
+
+
 def test_legacy_results_without_claim_ids_still_render(tmp_path):
     (tmp_path / "book").mkdir()
     _nb(tmp_path / "book" / "02_b.ipynb", [{"claim": "same", "measured": "m", "outcome": "disagrees", "by_model": {}},

@@ -122,10 +122,13 @@ def shown(v: Verdict) -> str:
             "none": "agrees on no model"}.get(label, f"agrees on {label}")
 
 
-def _result(entries: list[tuple[dict, Verdict]]) -> str:
+def _result(entries: list[tuple[dict, Verdict]], mixed: bool = False) -> str:
+    """The result cell: each chapter's measured value (and, where chapters ran at different profiles,
+    ``mixed``, the profile behind it)."""
     parts = []
     for ch, v in entries:
-        text = f"{_link(ch)}: {_cell(v.measured)}"
+        where = f" ({ch.get('profile')} profile)" if mixed and not _smoke(ch) else ""
+        text = f"{_link(ch)}{where}: {_cell(v.measured)}"
         if v.outcome is Outcome.HOLDS_BY_CONSTRUCTION:
             text += " *(holds by construction: the setup guarantees it, so it is no evidence)*"
         if len(entries) > 1 or v.by_model:
@@ -136,11 +139,11 @@ def _result(entries: list[tuple[dict, Verdict]]) -> str:
     return "<br>".join(parts) if parts else "—"
 
 
-def _table(claims: list[PaperClaim], rows: dict) -> list[str]:
+def _table(claims: list[PaperClaim], rows: dict, mixed: bool = False) -> list[str]:
     out = list(TABLE_HEAD)
     for c in claims:
         mark = " *(see the note below)*" if c.note else ""
-        out.append(f"| {c.section} | {_cell(c.statement)}{mark} | {_cell(c.measure)} | {_result(rows[c.id])} | "
+        out.append(f"| {c.section} | {_cell(c.statement)}{mark} | {_cell(c.measure)} | {_result(rows[c.id], mixed)} | "
                    f"**{row_outcome(rows[c.id])}** |")
     notes = [f"- *{_cell(c.statement)}* {c.note}" for c in claims if c.note]
     return out + ([""] + notes if notes else []) + [""]
@@ -149,11 +152,19 @@ def _table(claims: list[PaperClaim], rows: dict) -> list[str]:
 def render(chapters: list[dict], web: str) -> str:
     """The claims page (Markdown): the paper's claims, this book's hypotheses, then any untagged verdicts."""
     rows, loose = by_claim(chapters)
-    out = [HEADER.format(web=web, methods="{doc}`methods`"), "## The paper's claims", ""]
-    out += _table([c for c in CLAIMS if c.kind == "paper"], rows)
+    profiles = {}
+    for ch in chapters:
+        if not _smoke(ch):  # smoke chapters are marked as plumbing on their own
+            profiles.setdefault(ch.get("profile"), []).append(ch["stem"][:2])
+    mixed = len(profiles) > 1
+    out = [HEADER.format(web=web, methods="{doc}`methods`")]
+    if mixed:
+        out += [_mixed_note(profiles), ""]
+    out += ["## The paper's claims", ""]
+    out += _table([c for c in CLAIMS if c.kind == "paper"], rows, mixed)
     out += ["## This book's own hypotheses", "",
             "Questions the paper raised or left open, and variants of its methods, tested the same way.", ""]
-    out += _table([c for c in CLAIMS if c.kind == "ours"], rows)
+    out += _table([c for c in CLAIMS if c.kind == "ours"], rows, mixed)
     silent = [ch for ch in chapters if not ch["rows"]]
     if silent:
         out += ["Chapters that have not recorded their verdicts yet (execute them with `priorlib book`): "
@@ -174,6 +185,17 @@ def render(chapters: list[dict], web: str) -> str:
     return "\n".join(out)
 
 
+def _mixed_note(profiles: dict) -> str:
+    """One line naming which chapters ran at which profile, when they differ (the book is between two
+    executions: chapters whose converged runs are all in the evidence bank, the others still short runs)."""
+    from priorlib.compendium import profiles as P
+    parts = [f"**{p}**: {', '.join(stems)}" for p, stems in profiles.items()]
+    steps = f" of {P.RUN['cpu'].steps} steps and {P.RUN['cpu'].eval_size} held-out questions" if "cpu" in profiles else ""
+    return ("The chapters were executed at different profiles (" + "; ".join(parts) + "), and each result names "
+            f"its own. The `converged` chapters read the evidence bank's runs; `cpu` ones train short runs{steps}, "
+            "so their quality verdicts say what those runs show, not what a converged run would.")
+
+
 def key_findings(chapters: list[dict]) -> dict:
     """For the landing page: ``counts`` (row outcome -> number of the paper's claims) and ``chapters``, one
     entry per chapter with verdicts: its first verdict on a paper claim (else on one of ours), as
@@ -192,7 +214,7 @@ def key_findings(chapters: list[dict]) -> dict:
         if first is not None:
             outcome = shown(first) + (f" ({PLUMBING})" if _smoke(ch) else "")
             lines.append({"stem": ch["stem"], "title": ch.get("title"), "claim": registry[first.claim_id].statement,
-                          "kind": registry[first.claim_id].kind, "outcome": outcome})
+                          "kind": registry[first.claim_id].kind, "outcome": outcome, "profile": ch.get("profile")})
     return {"counts": counts, "chapters": lines, "tagged": bool(lines)}
 
 
@@ -206,9 +228,11 @@ def key_findings_markdown(chapters: list[dict]) -> str:
     counts = sorted(k["counts"].items(), key=lambda kv: order.index(kv[0].removesuffix(f" ({PLUMBING})")))
     out = [f"**The paper's {sum(k['counts'].values())} claims, as this book tested them** ({{doc}}`claims`): "
            + " · ".join(f"{o} {n}" for o, n in counts) + ".", ""]
+    mixed = len({line["profile"] for line in k["chapters"] if line["profile"] != "smoke"}) > 1
     for line in k["chapters"]:
         ours = " *(our hypothesis)*" if line["kind"] == "ours" else ""
-        out.append(f"- {_title(line)}: {line['claim']}{ours} — **{line['outcome']}**")
+        where = f" *({line['profile']} profile)*" if mixed and line["profile"] != "smoke" else ""
+        out.append(f"- {_title(line)}: {line['claim']}{ours} — **{line['outcome']}**{where}")
     return "\n".join(out) + "\n"
 
 
