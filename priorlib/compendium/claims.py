@@ -192,7 +192,7 @@ def _mixed_note(profiles: dict) -> str:
     parts = [f"**{p}**: {', '.join(stems)}" for p, stems in profiles.items()]
     steps = f" of {P.RUN['cpu'].steps} steps and {P.RUN['cpu'].eval_size} held-out questions" if "cpu" in profiles else ""
     return ("The chapters were executed at different profiles (" + "; ".join(parts) + "), and each result names "
-            f"its own. The `converged` chapters read the evidence bank's runs; `cpu` ones train short runs{steps}, "
+            f"its own. The `converged` chapters take every run they compare from the evidence bank; `cpu` ones train short runs{steps}, "
             "so their quality verdicts say what those runs show, not what a converged run would.")
 
 
