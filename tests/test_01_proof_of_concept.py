@@ -56,14 +56,23 @@ def test_question5_scores_with_the_one_cluster_measure(tmp_path, monkeypatch):
     assert atlas.verdict_q5(q5).outcome is not V.Outcome.CONTRADICTS
 
 
+# a separation's interval for each outcome of the cluster rule (null 95% quantile 0.002): well apart ("agrees",
+# separated), below the null ("contradicts"), straddling the null and its + 0.05 margin ("inconclusive"), a hair
+# above the null ("hair": separated by the cluster rule, one cluster by the margin)
+_CI = {"agrees": (0.20, 0.30), "contradicts": (-0.01, 0.001), "inconclusive": (0.0, 0.07), "hair": (0.003, 0.006)}
+
+
 def _sep(outcome):
-    from types import SimpleNamespace
-    return SimpleNamespace(outcome=V.Outcome(outcome), reason=f"{outcome} by construction")
+    from priorlib.protocol import Separation
+    lo, hi = _CI[outcome]
+    rule = "agrees" if lo > 0.002 else "contradicts" if hi <= 0.002 else "inconclusive"
+    return Separation("silhouette", (lo + hi) / 2, lo, hi, 0.95, 0.0, 0.002, 400, 400, lo > 0.002,
+                      V.Outcome(rule), f"{outcome} by construction")
 
 
-def test_verdict_q5_needs_math_apart_and_squad_not():
+def test_verdict_q5_needs_math_apart_and_squad_in_one_cluster():
     A, C, I = "agrees", "contradicts", "inconclusive"
-    for math_o, squad_o, want in ((A, C, A), (A, A, C), (C, C, C), (A, I, I), (I, C, I)):
+    for math_o, squad_o, want in ((A, C, A), (A, A, C), (C, C, C), (A, I, I), (I, C, I), (A, "hair", A)):
         q5 = {"separation": {"math_vs_nlp": _sep(math_o), "squad_vs_web": _sep(squad_o)}}
         assert atlas.verdict_q5(q5).outcome is V.Outcome(want), (math_o, squad_o)
 
@@ -97,6 +106,9 @@ def test_verdicts_test_the_papers_words_trajectories_do_not_localise():
     # SQuAD and web text not separated: the paper's "one cluster" agrees; separated: contradicts
     assert got[2].outcome is V.Outcome.AGREES
     assert atlas.verdicts(*_questions(0.79, 1.02, squad="agrees"))[2].outcome is V.Outcome.CONTRADICTS
+    # a hair apart (beats the null, inside the silhouette margin): still one cluster, and the row says why
+    hair = atlas.verdicts(*_questions(0.79, 1.02, squad="hair"))[2]
+    assert hair.outcome is V.Outcome.AGREES and "one cluster: silhouette 0.005, 95% CI [0.003, 0.006]" in hair.measured
 
 
 # ------------------------------------------------------------------------------------- SQuAD roles

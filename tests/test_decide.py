@@ -126,6 +126,29 @@ def test_cluster_uses_the_protocols_separation():
     assert D.cluster(x, rng.normal(size=(40, 3)), seed=0).outcome is not Outcome.AGREES
 
 
+def test_one_cluster_is_an_equivalence_within_the_silhouette_margin():
+    """Known answers on the interval: wholly within null + 0.05 -> one cluster; wholly beyond -> two;
+    straddling -> inconclusive. A separation that beats the null by a hair is still one cluster."""
+    from priorlib.protocol import Separation
+
+    def sep(lo, hi, null_upper=0.002):
+        return Separation("silhouette", (lo + hi) / 2, lo, hi, 0.95, 0.0, null_upper, 400, 400, lo > null_upper,
+                          Outcome.AGREES if lo > null_upper else Outcome.INCONCLUSIVE, "")
+    assert M.margin("silhouette") == 0.05
+    out, why = D.one_cluster(sep(0.003, 0.006))  # beats the null (separated by the cluster rule), a hair apart
+    assert out is Outcome.AGREES and why.startswith("one cluster:") and "0.002 + margin 0.05 = 0.052" in why
+    assert D.one_cluster(sep(0.060, 0.090))[0] is Outcome.CONTRADICTS
+    assert D.one_cluster(sep(0.030, 0.070))[0] is Outcome.INCONCLUSIVE
+    assert D.one_cluster(sep(0.0521, 0.06), m=0.05)[0] is Outcome.CONTRADICTS
+    assert D.one_cluster(sep(0.01, 0.0519))[0] is Outcome.AGREES
+    assert D.one_cluster(sep(0.03, 0.07), m=0.1)[0] is Outcome.AGREES
+    # on data: two draws of one distribution are one cluster; well-apart groups are two
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    assert D.one_cluster(D.cluster(x, rng.normal(size=(60, 3)), seed=0))[0] is Outcome.AGREES
+    assert D.one_cluster(D.cluster(x, rng.normal(size=(60, 3)) + 6.0, seed=0))[0] is Outcome.CONTRADICTS
+
+
 def test_margins_table_and_methods_page_agree():
     assert M.margin("final_val_loss") == 0.05 and M.margin("final_f1") == 3.0
     assert all(m.why and m.margin > 0 for m in M.MARGINS.values())

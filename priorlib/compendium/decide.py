@@ -22,7 +22,7 @@ from priorlib.compendium.margins import margin
 from priorlib.protocol import MIN_SEEDS, Outcome
 
 __all__ = ["plateaued", "Arm", "arm", "same_quality", "not_worse", "faster", "every", "some", "opposite",
-           "movement", "fewest_seeds", "stays_within", "cluster"]
+           "one_cluster", "movement", "fewest_seeds", "stays_within", "cluster"]
 
 
 def plateaued(metrics: dict) -> bool:
@@ -123,6 +123,26 @@ def opposite(outcome: Outcome) -> Outcome:
     """The outcome of the opposite claim ("one cluster" from "separated"): agrees <-> contradicts."""
     swap = {Outcome.AGREES: Outcome.CONTRADICTS, Outcome.CONTRADICTS: Outcome.AGREES}
     return swap.get(Outcome(outcome), Outcome(outcome))
+
+
+def one_cluster(sep: protocol.Separation, m: float | None = None) -> tuple[Outcome, str]:
+    """"The two groups share one cluster", the equivalence side of :func:`cluster`: the silhouette's
+    bootstrap interval wholly at or below the random-split null's quantile plus the ``silhouette`` margin
+    (:func:`~priorlib.compendium.margins.margin`; ``m`` overrides it) agrees, wholly above it contradicts,
+    else inconclusive. With hundreds of rows a separation of a few thousandths beats the null; that is a
+    detectable difference, not a second cluster.
+
+        one_cluster(cluster(squad, web))   # (Outcome.AGREES, "one cluster: silhouette CI [0.003, 0.006] ...")
+    """
+    m = margin("silhouette") if m is None else float(m)
+    bound = sep.null_upper + m
+    span = (f"silhouette {sep.estimate:.3f}, {sep.confidence:.0%} CI [{sep.ci_low:.3f}, {sep.ci_high:.3f}], against "
+            f"the random-split null's {sep.confidence:.0%} quantile {sep.null_upper:.3f} + margin {m:g} = {bound:.3f}")
+    if sep.ci_high <= bound:
+        return Outcome.AGREES, f"one cluster: {span}"
+    if sep.ci_low > bound:
+        return Outcome.CONTRADICTS, f"two clusters: {span}"
+    return Outcome.INCONCLUSIVE, f"the interval straddles the margin: {span}"
 
 
 def movement(configs, dim: int, yardstick: float, *, scale: float = 1.0) -> protocol.Movement:

@@ -458,6 +458,7 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict, qa: dict, qm: dic
     (:func:`trajectories_localise`) contradicts it."""
     t1 = q1["test"]["vocab"]
     ov = q3["overlap"]
+    one, one_why = decide.one_cluster(q3["separation"])
     return [
         Verdict("Sentence paths in the embedding space are jumpy: steps only slightly shorter than a random walk's",
                 f"median step ratio real/random walk {t1['median_ratio']:.2f}, Cliff's delta "
@@ -469,9 +470,9 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict, qa: dict, qm: dic
                 f"below 1 and below the embeddings' ratio",
                 outcome_of(not trajectories_localise(q2)), claim_id="activation-paths-not-local"),
         Verdict("SQuAD activations do not diverge far from web text (C4): one cluster",
-                f"web text vs SQuAD tokens at the last layer, the book's cluster rule (overlap: not separated): "
-                f"{q3['separation'].reason}; k-NN mixing index {ov['mixing']:.2f} (1 = fully mixed), linear probe "
-                f"{ov['probe_accuracy']:.2f}", decide.opposite(q3["separation"].outcome), claim_id="squad-near-web"),
+                f"web text vs SQuAD tokens at the last layer, `one_cluster`: {one_why}; k-NN mixing index "
+                f"{ov['mixing']:.2f} (1 = fully mixed), linear probe {ov['probe_accuracy']:.2f}", one,
+                claim_id="squad-near-web"),
         verdict_answers(qa),
         Verdict("a single unimodal cloud at every layer",
                 f"{q4['n_bimodal']} of {q4['n_layers']} layers flagged bimodal", outcome_of(q4["n_bimodal"] == 0),
@@ -482,12 +483,13 @@ def verdicts(q1: dict, q2: dict, q3: dict, q4: dict, q5: dict, qa: dict, qm: dic
 
 
 def verdict_q5(q5: dict) -> Verdict:
-    """The task-cluster row, at the last layer: MATH separates from NLP and SQuAD does not from web text
-    (``q5["separation"]``, the protocol's rule; :func:`decide.every` of the one and the opposite of the other)."""
+    """The task-cluster row, at the last layer: MATH separates from NLP and SQuAD shares one cluster with web
+    text (``q5["separation"]``: :func:`decide.every` of the separation and :func:`decide.one_cluster`)."""
     math_sep, squad_sep = q5["separation"]["math_vs_nlp"], q5["separation"]["squad_vs_web"]
+    one, one_why = decide.one_cluster(squad_sep)
     return Verdict("MATH far from web text, SQuAD close to it (T5-base)",
-                   f"last layer, MATH vs NLP: {math_sep.reason}; SQuAD vs web: {squad_sep.reason}",
-                   decide.every([math_sep.outcome, decide.opposite(squad_sep.outcome)]), claim_id="task-clusters")
+                   f"last layer, MATH vs NLP: {math_sep.reason}; SQuAD vs web, `one_cluster`: {one_why}",
+                   decide.every([math_sep.outcome, one]), claim_id="task-clusters")
 
 
 def fmt_p(p: float) -> str:

@@ -328,8 +328,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
            {k: (v.value if isinstance(v, Outcome) else v) for k, v in concentrated.items()}}
     out = [
         Verdict("SQuAD activations do not diverge far from web text (C4): one cluster, not two",
-                f"at `{last}`, the book's cluster rule (one cluster: not separated): {sep[last].reason}",
-                decide.opposite(sep[last].outcome), claim_id="squad-near-web"),
+                f"at `{last}`, `one_cluster`: {decide.one_cluster(sep[last])[1]}",
+                decide.one_cluster(sep[last])[0], claim_id="squad-near-web"),
         Verdict("Initialisations that diverge from the activations take longer to converge (tested: Xavier "
                 "against the Gaussian fitted to them)",
                 f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome,

@@ -287,8 +287,8 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
     """The closing verdicts of notebook 05 and the numbers behind them (rules: ``margins.RULES``).
 
     ``seps`` is :func:`domain_clusters` at the last deep-prompt layer: MATH forms its own cluster when
-    MATH vs NLP is separated; SQuAD and web text share one when SQuAD vs web is shown *not* to be
-    (:func:`decide.opposite`). An interpolation arm is usable when :func:`usable` against the
+    MATH vs NLP is separated; SQuAD and web text share one when :func:`decide.one_cluster` agrees (the
+    silhouette's interval within the ``silhouette`` margin of the random-split null). An interpolation arm is usable when :func:`usable` against the
     fitted-Gaussian arm agrees, for every interpolation arm. ``sharpen`` is :func:`math_sharpening` at the
     same layer: bringing MATH into the projection sharpens SQuAD against web text when the bootstrap
     interval of the silhouette difference (with minus without MATH) lies above 0 (``None``: inconclusive).
@@ -310,10 +310,10 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
         f"Controls, MATH-vs-NLP / SQuAD-vs-web median silhouette: {ctrl or 'none'}",
         math_sep.outcome, claim_id="math-own-cluster"), Verdict(
         "SQuAD activations do not diverge far from C4 (here a web-text stand-in): one cluster",
-        f"SQuAD vs web at the last deep-prompt layer: {squad_sep.reason} (one cluster: not separated beyond the null); "
+        f"SQuAD vs web at the last deep-prompt layer, `one_cluster`: {decide.one_cluster(squad_sep)[1]}; "
         f"median silhouette over layers {summ['silhouette_squad_vs_web_all']:.2f}, linear probe "
         f"{100 * summ['probe_squad_vs_web_all']:.0f}%",
-        decide.opposite(squad_sep.outcome), claim_id="squad-near-web")]
+        decide.one_cluster(squad_sep)[0], claim_id="squad-near-web")]
     interp = [a for a in loss if a.startswith("interp")]
     if interp and BASELINE in loss:
         tests = {a: usable(df, a, BASELINE) for a in interp}
