@@ -11,7 +11,9 @@ library's own discovery rule, not by this test or the Makefile. How each kind is
 - ``.venv/bin/priorlib <command> ...`` (or ``priorlib ...``): as typed, with only the issue's appendix:
   ``--profile smoke`` when the command takes ``--profile`` (``book``, ``sweep``), else
   ``--model tiny-random-llama`` and ``--steps 2`` where it takes them (``train``; ``bench`` has no
-  ``--steps``, so it gets the model only). Which options a command takes is read from its ``--help``.
+  ``--steps``, so it gets the model only); a command that takes ``--shapes`` (``bench-gpu``, which
+  measures on a CUDA GPU) runs the same code on the CPU on its toy shape (``--device cpu --shapes tiny``
+  and one small round). Which options a command takes is read from its ``--help``.
 - ``make test`` and ``make test-fast`` run the whole suite, this test included, so they cannot run
   inside it: ``make -n`` must show the pytest command (CI runs ``make test`` itself, in a clean clone).
 - any other ``make <target>``: its recipe, read with ``make -n`` in the clone, each line of which must be
@@ -50,6 +52,8 @@ PATH_STARTS = (".venv/bin/", ".ci/")
 APPENDIX_MODEL = ["--model", "tiny-random-llama"]
 APPENDIX_STEPS = ["--steps", "2"]
 APPENDIX_PROFILE = ["--profile", "smoke"]
+APPENDIX_TOY_SHAPE = ["--device", "cpu", "--shapes", "tiny", "--batch-sizes", "2", "--seq-len", "24", "--rounds", "1",
+                      "--capture-texts", "32"]
 SUITE_TARGETS = ("test", "test-fast")
 TIMEOUT_S = 1800
 # The variables a new user does not have set (conftest.py sets some of them for the other tests).
@@ -167,6 +171,8 @@ def priorlib_argv(clone: Path, args: list[str]) -> list[str]:
     taken = _options(clone, args[0])
     if "--profile" in taken:
         appendix = APPENDIX_PROFILE
+    elif "--shapes" in taken:
+        appendix = APPENDIX_TOY_SHAPE
     else:
         appendix = (APPENDIX_MODEL if "--model" in taken else []) + (APPENDIX_STEPS if "--steps" in taken else [])
     return [".venv/bin/priorlib", *args, *appendix]
@@ -256,6 +262,14 @@ def check_result(clone: Path, argv: list[str], res: subprocess.CompletedProcess,
         assert "## What the evidence costs" in res.stdout and "CPU-hours** on the machine measured (" in res.stdout, res.stdout
     elif command == "evidence":
         assert "bank: " in res.stdout and "MB of 60 MB" in res.stdout, res.stdout
+    elif command == "bench-gpu" and "--from" in argv:  # the results of the --out run before it, on the page
+        src = json.loads((clone / _option(argv, "--from")).read_text())
+        assert json.loads((clone / "benchmarks" / "gpu.json").read_text()) == src
+        assert (clone / "book" / "performance.md").stat().st_mtime >= started
+        assert "## On a GPU, random weights of the models' shapes" in (clone / "book" / "performance.md").read_text()
+    elif command == "bench-gpu":
+        g = json.loads((clone / _option(argv, "--out")).read_text())
+        assert g["errors"] == [] and [r["shape"] for r in g["train"]] == ["tiny"], g["errors"]
     elif command == "bench":
         results = json.loads((clone / "benchmarks" / "results.json").read_text())
         assert {"environment", "train"} <= set(results)
