@@ -326,10 +326,10 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                                                      "outcome": act_tok.outcome.value},
            "deep_block_concentration": None if concentrated is None else
            {k: (v.value if isinstance(v, Outcome) else v) for k, v in concentrated.items()}}
+    one, one_why = decide.one_cluster(sep[last])
     out = [
         Verdict("SQuAD activations do not diverge far from web text (C4): one cluster, not two",
-                f"at `{last}`, `one_cluster`: {decide.one_cluster(sep[last])[1]}",
-                decide.one_cluster(sep[last])[0], claim_id="squad-near-web"),
+                f"at `{last}`, `one_cluster`: {one_why}", one, claim_id="squad-near-web"),
         Verdict("Initialisations that diverge from the activations take longer to converge (tested: Xavier "
                 "against the Gaussian fitted to them)",
                 f"deep 'cut', {measure}, fitted Gaussian minus Xavier: {later.reason}", later.outcome,

@@ -301,6 +301,7 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
     strength = ("reasonable" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_REASONABLE else
                 "weak" if summ["silhouette_math_vs_nlp_all"] > SILHOUETTE_NO_STRUCTURE else "not substantial")
     math_sep, squad_sep = seps["math_vs_nlp"], seps["squad_vs_web"]
+    one, one_why = decide.one_cluster(squad_sep)
     rows = [Verdict(
         "MATH activations form their own cluster",
         f"MATH vs SQuAD+web at the last deep-prompt layer: {math_sep.reason}. Over all {summ['n_layers']} layers: "
@@ -310,10 +311,10 @@ def verdict(summ: dict, controls: dict[str, dict], df: pd.DataFrame, *, seps: di
         f"Controls, MATH-vs-NLP / SQuAD-vs-web median silhouette: {ctrl or 'none'}",
         math_sep.outcome, claim_id="math-own-cluster"), Verdict(
         "SQuAD activations do not diverge far from C4 (here a web-text stand-in): one cluster",
-        f"SQuAD vs web at the last deep-prompt layer, `one_cluster`: {decide.one_cluster(squad_sep)[1]}; "
+        f"SQuAD vs web at the last deep-prompt layer, `one_cluster`: {one_why}; "
         f"median silhouette over layers {summ['silhouette_squad_vs_web_all']:.2f}, linear probe "
         f"{100 * summ['probe_squad_vs_web_all']:.0f}%",
-        decide.one_cluster(squad_sep)[0], claim_id="squad-near-web")]
+        one, claim_id="squad-near-web")]
     interp = [a for a in loss if a.startswith("interp")]
     if interp and BASELINE in loss:
         tests = {a: usable(df, a, BASELINE) for a in interp}
