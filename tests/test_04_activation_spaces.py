@@ -40,11 +40,13 @@ def test_robust_rows_drops_the_largest_norms():
     assert len(rows) == 99 and info["dropped"] == 1 and info["max_over_median_norm"] == pytest.approx(1000)
 
 
-def _rows(*, cut_carry_gap=0.0, xavier_steps=20.0, n_seeds=3, plateaued=True):
+def _rows(*, cut_carry_gap=0.0, xavier_steps=20.0, n_seeds=3, plateaued=True, token_gap=0.0):
     import pandas as pd
     out = []
     for variant, prior, steps, loss in (("deep cut", "fitted-gaussian", 10.0, 2.0), ("deep cut", "xavier", xavier_steps, 2.1),
-                                        ("deep carry", "fitted-gaussian", 10.0, 2.0 + cut_carry_gap)):
+                                        ("deep carry", "fitted-gaussian", 10.0, 2.0 + cut_carry_gap),
+                                        ("soft (tokens)", "fitted-gaussian", 10.0, 2.3),
+                                        ("token cut", "fitted-gaussian", 10.0, 2.3 + token_gap)):
         for k in range(n_seeds):
             out.append(dict(variant=variant, prior=prior, seed=k, steps_to_target=steps + k, val_steps_to_target=steps,
                             final_val_loss=loss + 0.01 * k, final_f1=40.0, plateaued=plateaued))
@@ -57,6 +59,13 @@ def test_04_decisions_known_answers():
     assert C04.cut_vs_carry(_rows(cut_carry_gap=0.1)).outcome is C            # two margins apart
     assert C04.cut_vs_carry(_rows(n_seeds=2)).outcome is I
     assert C04.cut_vs_carry(_rows(plateaued=False)).outcome is I
+    # §3.2's own setting: the token-level prompt cut after layer 0 against the plain soft prompt
+    assert C04.token_cut_vs_carry(_rows()).outcome is A
+    assert C04.token_cut_vs_carry(_rows(token_gap=-0.1)).outcome is C          # cut better by two margins
+    assert C04.token_cut_vs_carry(_rows(token_gap=0.04)).outcome is I          # the CI reaches past the margin
+    assert C04.token_cut_vs_carry(_rows(n_seeds=2)).outcome is I
+    assert C04.token_cut_vs_carry(_rows(plateaued=False)).outcome is I
+    assert C04.token_cut_vs_carry(_rows(cut_carry_gap=0.1)).outcome is A      # the deep arms do not enter it
     later, measure = C04.converges_later(_rows())
     assert later.outcome is A and measure == "steps_to_target"
     assert C04.converges_later(_rows(xavier_steps=5.0))[0].outcome is C
@@ -73,26 +82,43 @@ def test_verdicts_04_on_synthetic_numbers():
     cfgs = [TrainConfig(lr=0.5, steps=20, warmup_steps=2)]
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)
     # web text and SQuAD separated: the paper's "SQuAD does not diverge far from C4" is contradicted
-    assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 3 + [V.Outcome.INCONCLUSIVE] * 3
+    assert [v.outcome for v in out] == [V.Outcome.CONTRADICTS] + [V.Outcome.AGREES] * 4 + [V.Outcome.INCONCLUSIVE] * 3
     assert [v.claim_id for v in out] == ["squad-near-web", "diverged-inits-slower", "cut-carry-same-deep",
-                                         "deep-prompts-stay", "fit-misses-activations", "squad-gaussian-same-quality",
+                                         "cut-carry-same", "deep-prompts-stay", "fit-misses-activations", "squad-gaussian-same-quality",
                                          "squad-activations-concentrated"]
     one = {"deep": C04.cluster_separation(rng.normal(size=(40, 3)), rng.normal(size=(40, 3)))}
     assert C04.verdicts(one, _rows(), place, act_gap=1.0, configs=cfgs, dim=64)[0][0].outcome is not V.Outcome.CONTRADICTS
     slow = [TrainConfig(lr=1e-4, steps=20, warmup_steps=2)]
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=slow, dim=64)
-    assert out[3].outcome is V.Outcome.NOT_TESTABLE and num["movement_bound"] < 1.0
+    assert out[4].outcome is V.Outcome.NOT_TESTABLE and num["movement_bound"] < 1.0
+    assert num["token_cut_vs_carry_val_loss"]["outcome"] == "agrees"
+
+
+def test_the_token_cut_arm_is_the_soft_baseline_but_cut_after_layer_0():
+    """§3.2's "cut" arm: one block on layer 0, no token-level prompt, the soft prompt's own learning rate,
+    and the same prior, learning rate and seeds as the plain soft prompt it is compared with."""
+    plan = C04.plan("converged")
+    cut = [c for c in plan if sec.variant(c) == "token cut"]
+    carry = [c for c in plan if sec.variant(c) == "soft (tokens)" and c.prior == "fitted-gaussian"]
+    assert len(cut) >= 3 and all(c.deep_layers == (0,) and not c.token_prompt and c.deep_mode == "cut"
+                                 and c.deep_lr.value == "same" and c.method.value == "deep" for c in cut)
+    assert [(c.prior, c.lr, c.seed) for c in cut] == [(c.prior, c.lr, c.seed) for c in carry]
+    assert plan[-len(cut):] == cut  # last in the plan: the bank's earlier runs keep their order
+    from priorlib.runstore import Run
+    deep = C04.deep_runs([Run(Path("."), c) for c in plan])
+    assert {sec.variant(r.config) for r in deep} == {"deep cut", "deep carry"}
 
 
 @pytest.mark.slow
 def test_notebook_04_smoke(smoke_notebook):
     res = smoke_notebook("04_activation_spaces")
     assert smoke_notebook.planned("04_activation_spaces") == [c.key() for c in C04.plan("smoke")]  # what run_all was asked
-    check_run_results(res, "04_activation_spaces", 7)
+    check_run_results(res, "04_activation_spaces", 8)
     from priorlib.data import web_source_name
     assert res["web_source"] == web_source_name()
     variants = {q["variant"] for q in res["quality"]}
-    assert variants == {"soft (tokens)", "soft (layers.0.resid_post)", "deep cut", "deep carry"}
+    assert variants == {"soft (tokens)", "soft (layers.0.resid_post)", "deep cut", "deep carry", "token cut"}
+    assert res["numbers"]["token_cut_vs_carry_val_loss"]["outcome"] in OUTCOMES
     sep = res["numbers"]["separation"]
     assert len(sep) == 2 and all(-1 <= v["silhouette"] <= 1 and v["outcome"] in OUTCOMES for v in sep.values())
     cut = [r for r in res["runs"] if r["variant"] == "deep cut"]

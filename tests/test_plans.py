@@ -76,8 +76,8 @@ def test_cpu_plans_have_the_grids_sizes(plans):
     assert len(cpu["02_lr_priors"]) == len(d02["priors"]) * (len(d02["learning_rates"]) + extra)
     d03 = profiles.chapter_defaults("03_exclusion", "cpu")
     assert len(cpu["03_exclusion"]) == len(d03["priors"]) * len(d03["learning_rates"]) * len(d03["seeds"])
-    d04 = profiles.chapter_defaults("04_activation_spaces", "cpu")  # fitted: 2 soft + cut + carry; xavier: cut
-    assert len(cpu["04_activation_spaces"]) == 5 * len(d04["seeds"])
+    d04 = profiles.chapter_defaults("04_activation_spaces", "cpu")  # fitted: 2 soft + cut + carry + token cut; xavier: cut
+    assert len(cpu["04_activation_spaces"]) == 6 * len(d04["seeds"])
     for stem in ("05_math_interpolation", "06_vae"):
         s = setup(stem, "cpu")
         assert len(cpu[stem]) == len(s.arms) * len(s.learning_rates) * len(s.seeds)
@@ -227,7 +227,9 @@ def test_plan_is_built_from_the_calls_the_notebooks_make():
     assert [c.key() for c in C04.configs(s)] == [c.key() for c in C04.plan("smoke")]
     assert [(v.get("soft_space"), v.get("deep_mode"), v["prior"]) for v in C04.variants(s)] == [
         ("tokens", None, "fitted-gaussian"), ("layers.0.resid_post", None, "fitted-gaussian"),
-        (None, "cut", "fitted-gaussian"), (None, "carry", "fitted-gaussian"), (None, "cut", "xavier")]
+        (None, "cut", "fitted-gaussian"), (None, "carry", "fitted-gaussian"), (None, "cut", "xavier"),
+        (None, "cut", "fitted-gaussian")]
+    assert C04.variants(s)[-1]["deep_layers"] == (0,) and C04.variants(s)[-1]["token_prompt"] is False
     s02 = setup("02_lr_priors", "cpu")
     cfgs = chapter("02_lr_priors").configs(s02)
     assert [c.seed for c in cfgs if math.isclose(c.lr, s02.replicate_lr)] == s02.seeds * len(s02.priors)

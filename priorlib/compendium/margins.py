@@ -130,6 +130,8 @@ RULES: tuple[Rule, ...] = (
     rule_for("04", "diverged-inits-slower", _FASTER + ": Xavier against the fitted Gaussian (the only diverged "
              "init with a reference arm here)"),
     rule_for("04", "cut-carry-same-deep", _SAME + " (deep prompts, fitted-Gaussian prior)"),
+    rule_for("04", "cut-carry-same", _SAME + " (the token-level prompt alone: cut from layer 0's output against "
+             "the plain soft prompt, fitted-Gaussian prior)"),
     rule_for("04", "deep-prompts-stay", _MOVES),
     rule_for("04", "fit-misses-activations",
              "fit on half the SQuAD texts (no paragraph on both sides), scored on the other half, at both hook "

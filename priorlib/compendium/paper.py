@@ -115,9 +115,12 @@ CLAIMS: tuple[PaperClaim, ...] = (
                "When only the token-level prompt is trained, cutting its outputs or carrying them on performs "
                "the same.",
                _TOST + ", cut against carry", "paper",
-               note="No chapter trains the token-level prompt alone in both modes; chapter 04 compares them on deep "
-                    "prompts, a different setting, filed as this book's own hypothesis (cut and carry on deep "
-                    "prompts) so that its outcome does not count for or against the paper's claim."),
+               note="Chapter 04 tests it as: the 20 token-level vectors prepended to layer 0's input and cut from "
+                    "its output, nothing else trained, against the plain soft prompt, which carries them through "
+                    "every layer; both from the fitted Gaussian, at the same learning rate and seeds. Its "
+                    "comparison on deep prompts is a different setting, filed as this book's own hypothesis (cut "
+                    "and carry on deep prompts), so that its outcome does not count for or against the paper's "
+                    "claim."),
     PaperClaim("fit-misses-activations", "4.4", "A Gaussian fitted to the activations represents them poorly.",
                "share of held-out activation rows (texts the fit did not see) inside the fit's 95% prediction "
                "region (a faithful fit holds 95%), and beyond its 99.9% one (a faithful fit: 0.1%)", "paper"),

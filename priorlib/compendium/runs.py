@@ -197,9 +197,13 @@ def load(s: Settings):
 
 # --------------------------------------------------------------------------------------------- tables
 def variant(cfg) -> str:
-    """A short name of a run's kind: ``soft (tokens)``, ``soft (layers.0.resid_post)``, ``deep cut``..."""
+    """A short name of a run's kind: ``soft (tokens)``, ``soft (layers.0.resid_post)``, ``deep cut``...;
+    ``token cut`` is a deep run with one block on layer 0 and no token-level prompt: 20 vectors on the
+    token embeddings, as a soft prompt's, but cut from layer 0's output (a soft prompt carries them on)."""
     if cfg.method.value == "soft":
         return f"soft ({cfg.soft_space})"
+    if not cfg.token_prompt and [int(k) for k in cfg.deep_layers] == [0]:
+        return f"token {cfg.deep_mode}"
     return f"deep {cfg.deep_mode}"
 
 

@@ -25,6 +25,10 @@ from priorlib.compendium.verdicts import Outcome, Verdict
 STEM = "04_activation_spaces"
 FITTED, DIVERGED = "fitted-gaussian", "xavier"  # the prior fitted to the activations; the diverged init tested
 ACT_SPACE = "layers.0.resid_post"  # where the soft prompt's activation prior is fitted (its soft_space)
+# §3.2's "cut" for the token-level prompt alone: its 20 vectors prepended to layer 0's input (the token
+# embeddings) and cut from that layer's output, nothing else trained, at the soft prompt's own learning rate;
+# the plain soft prompt ("soft (tokens)", which carries them through every layer) is the "carry" arm
+TOKEN_CUT = dict(method="deep", deep_mode="cut", deep_layers=(0,), token_prompt=False, deep_lr="same")
 #: a faithful fit's held-out share inside its 95% prediction region is 0.95; "faithful" tolerates 0.90-0.99
 COVER_BAND = (0.90, 0.99)
 #: ... and at most 1% beyond its 99.9% prediction region (ten times the 0.1% a faithful fit leaves there)
@@ -82,6 +86,22 @@ def cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
     g = rows[rows["prior"] == "fitted-gaussian"]
     return decide.same_quality(decide.arm(g, measure, "cut", variant="deep cut"),
                                decide.arm(g, measure, "carry", variant="deep carry"), measure)
+
+
+def token_cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
+    """:func:`decide.same_quality` of the token-level prompt alone cut after layer 0 (:data:`TOKEN_CUT`)
+    against the plain soft prompt, which carries it on, both from the fitted Gaussian (§3.2). The cut arm's
+    vectors are drawn from the Gaussian of layer 0's input on SQuAD texts (the text's token embeddings), the
+    soft prompt's from that of the vocabulary: the same space, two fits of it."""
+    g = rows[rows["prior"] == FITTED]
+    return decide.same_quality(decide.arm(g, measure, "cut", variant="token cut"),
+                               decide.arm(g, measure, "carry", variant="soft (tokens)"), measure)
+
+
+def deep_runs(run_list) -> list:
+    """The runs with deep blocks on the upper layers (every deep run but the token-level "cut" of §3.2,
+    whose one block sits on layer 0's input)."""
+    return [r for r in run_list if r.config.method.value == "deep" and runs.variant(r.config).startswith("deep ")]
 
 
 def activation_vs_token_gaussian(rows: pd.DataFrame, measure: str = "final_val_loss"):
@@ -275,7 +295,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     2. *Diverged initialisations converge later*: :func:`converges_later` (steps to the common target,
        ``better``); Xavier is the diverged init tested, the fitted Gaussian the reference.
     3. *"cut" and "carry" perform the same*: :func:`cut_vs_carry` (TOST on final validation loss); the
-       paper says so of prompts on the token embeddings only, this checks deep prompts.
+       paper says so of prompts on the token embeddings only, this checks deep prompts (ours); the paper's
+       own setting, the token-level prompt alone, is :func:`token_cut_vs_carry`.
     4. *Trained deep prompts stay near their prior in activation space*: the movement bound of the deep
        runs' ``configs`` for a ``dim``-vector, at their blocks' learning rate (``lr_scale`` times the
        schedule: :func:`deep_lr_scale`), beside ``act_gap`` (not testable below it); else every run's
@@ -293,6 +314,8 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
     later, measure = converges_later(rows if speed is None else speed)
     same = cut_vs_carry(rows)
     f1 = cut_vs_carry(rows, "final_f1") if "final_f1" in rows else None
+    tok_same = token_cut_vs_carry(rows)
+    tok_f1 = token_cut_vs_carry(rows, "final_f1") if "final_f1" in rows else None
     t = deep_place[deep_place["when"] == "trained"]
     stay = float((t["moved_l2"] < act_gap).mean()) if len(t) else float("nan")
     if configs and dim:
@@ -318,6 +341,10 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
            "cut_vs_carry_val_loss": {"estimate": same.estimate, "ci": [same.ci_low, same.ci_high],
                                      "outcome": same.outcome.value},
            "cut_vs_carry_f1": {} if f1 is None else {"estimate": f1.estimate, "outcome": f1.outcome.value},
+           "token_cut_vs_carry_val_loss": {"estimate": tok_same.estimate, "ci": [tok_same.ci_low, tok_same.ci_high],
+                                           "outcome": tok_same.outcome.value},
+           "token_cut_vs_carry_f1": {} if tok_f1 is None else {"estimate": tok_f1.estimate,
+                                                               "outcome": tok_f1.outcome.value},
            "deep_share_moved_less_than_gap": stay, "activation_median_nn_l2": act_gap,
            "movement_bound": None if bound is None else bound.bound,
            "fit_coverage": dict(coverage or {}), "fit_misses_activations": poor.value,
@@ -339,6 +366,11 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
                 f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}; "
                 f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome,
                 claim_id="cut-carry-same-deep"),
+        Verdict("When only the token-level prompt is trained, cutting its outputs or carrying them on performs "
+                "the same (tested: its 20 vectors cut from layer 0's output, against the plain soft prompt)",
+                f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): "
+                f"{tok_same.reason}; F1 {'n/a' if tok_f1 is None else tok_f1.outcome.value + f' within ±{tok_f1.margin:g} points'}",
+                tok_same.outcome, claim_id="cut-carry-same"),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
                 f"{stay_why} (the activations' typical neighbour gap)", stay_outcome, claim_id="deep-prompts-stay"),
         Verdict("A Gaussian fitted to the activations represents them poorly (fitted on half the SQuAD texts, "
@@ -377,7 +409,8 @@ def settings(profile: str, *, model=None, priors=None, learning_rates=None, seed
 def variants(s: Settings) -> list[dict]:
     """The grid's run variants: for each prior of ``s`` but Xavier (the fitted Gaussian when there is none),
     a soft prompt on the token embeddings, one on the output of layer 0, deep "cut" and deep "carry"; then,
-    when Xavier is among the priors, deep "cut" from Xavier (the diverged initialisation)."""
+    when Xavier is among the priors, deep "cut" from Xavier (the diverged initialisation); last, the
+    token-level prompt alone cut after layer 0, from the fitted Gaussian (:data:`TOKEN_CUT`, §3.2)."""
     out = []
     for p in [p for p in s.priors if p != DIVERGED] or [FITTED]:
         out += [dict(prior=p, method="soft", soft_space="tokens"),
@@ -386,6 +419,7 @@ def variants(s: Settings) -> list[dict]:
                 dict(prior=p, method="deep", deep_mode="carry")]
     if DIVERGED in s.priors:
         out.append(dict(prior=DIVERGED, method="deep", deep_mode="cut"))
+    out.append(dict(prior=FITTED, **TOKEN_CUT))  # §3.2: the token-level prompt alone, cut after layer 0
     return out
 
 
