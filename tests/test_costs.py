@@ -57,6 +57,18 @@ def test_kinds_separate_what_sets_the_price():
     assert "cached lower layers" in costs.kind_label(costs.kind(deep))
 
 
+@pytest.mark.parametrize("deep", [dict(deep_layers=(-1,)), dict(deep_layers=(0,)), dict(deep_layers=(0, -1)),
+                                  dict(deep_layers=(1, 2)), dict(deep_mode="carry", token_prompt=True)])
+def test_a_kind_is_cached_where_the_trainer_caches(tiny, deep):
+    """The price's "cached lower layers" is what the trainer does: it caches the layers below the lowest
+    deep block, of which a block on layer 0 (§3.2's token-level "cut") leaves none."""
+    from priorlib.prompts import PromptedLM
+    cfg = TrainConfig(**{**CFG, "method": "deep", "token_prompt": False, **deep})
+    lm = PromptedLM.build(tiny[0], method="deep", n_tokens=2, deep_layers=cfg.deep_layers, deep_mode=cfg.deep_mode,
+                          token_prompt=cfg.token_prompt)
+    assert ("cached lower layers" in costs.kind_label(costs.kind(cfg))) == (lm.lower_layers_frozen_below() > 0)
+
+
 def test_a_real_run_logs_every_phase(tmp_path, tiny):
     make_trainer(tmp_path / "run", tiny, steps=4, eval_every=2).fit()
     ph = costs.phases_of_run(tmp_path / "run")
@@ -120,7 +132,10 @@ def test_bank_actuals_read_what_finished_runs_took_known_answer(tmp_path, tiny):
     assert a["eval_share_min"] == a["eval_share_max"] == pytest.approx(55 / 95)
     page = costs_markdown({"date": "d", "machine": "m", "profile": "converged", "measure_steps": 9,
                            "measure_eval_every": 3, "units": {}, "projection": [], "bank": [a]})
-    assert "What the bank's 1 finished runs really took" in page and "| 1 | 4 | 0.03 | 58% | 58–58% |" in page
+    assert a["phase_share"] == pytest.approx({"train": 40 / 95, "curve": 5 / 95, "full": 30 / 95, "generation": 20 / 95})
+    assert "What the bank's 1 finished runs really took" in page
+    assert "| 1 | 4 | 0.03 | 42.1% | 5.3% | 31.6% | 21.1% | 58% | 58–58% |" in page
+    assert "full evaluations (the whole held-out set's loss at step 0 and at the last step) take 31.6%" in page
     ident = json.loads((dest / "config.json").read_text())
     ident["identity"]["engine"] = 0  # another engine version: stale
     (dest / "config.json").write_text(json.dumps(ident))

@@ -34,7 +34,10 @@ MEASURE_EVAL_EVERY = 3  # periodic evaluations at steps 3 and 6
 
 def kind(cfg) -> tuple:
     """What sets a run's price (two configs of one kind cost the same per step and per evaluation)."""
-    cached = cfg.method.value == "deep" and not cfg.token_prompt and cfg.deep_mode == "cut"
+    # the trainer caches the layers below the lowest deep block (deep "cut", no token-level prompt); a block
+    # on layer 0 leaves none below it to cache
+    cached = (cfg.method.value == "deep" and not cfg.token_prompt and cfg.deep_mode == "cut"
+              and all(int(k) != 0 for k in cfg.deep_layers))
     return (cfg.model, cfg.task, cfg.method.value, "cached" if cached else "full", cfg.max_length, cfg.batch_size,
             cfg.eval_size, cfg.plateau_eval_size, cfg.eval_generate, cfg.max_new_tokens)
 
@@ -66,6 +69,7 @@ def phases_of_run(folder: Path) -> dict:
             "full": statistics.mean(full) if full else 0.0, "generation": statistics.mean(gen) if gen else 0.0,
             "overhead": max(0.0, steps[0] - med) if steps else 0.0,
             "counts": {"steps": len(steps), "curve": len(curve), "full": len(full), "generation": len(gen)},
+            "sums": {"train": sum(steps), "curve": sum(curve), "full": sum(full), "generation": sum(gen)},
             "total": sum(steps) + sum(curve) + sum(full) + sum(gen)}
 
 
@@ -82,7 +86,9 @@ def made_here(run_dir: Path) -> bool:
 def bank_actuals(folder: Path) -> list[dict]:
     """What the bank's finished runs really took, per kind of run: runs, CPU-hours, and the share of their
     time spent evaluating and decoding (pooled over the kind's runs, and the smallest and largest of one
-    run), read from each run's own logs. Only current runs count (stale ones were made by another engine)."""
+    run), read from each run's own logs; ``phase_share``: the pooled share of each phase (training steps,
+    curve evaluations, full evaluations at step 0 and the last, decoding), from the logged seconds
+    themselves. Only current runs count (stale ones were made by another engine)."""
     from priorlib import bank
     from priorlib.config import TrainConfig
     per: dict[str, list[dict]] = {}
@@ -94,7 +100,8 @@ def bank_actuals(folder: Path) -> list[dict]:
         ph = phases_of_run(run_dir)
         c = ph["counts"]
         ev = ph["curve"] * c["curve"] + ph["full"] * c["full"] + ph["generation"] * c["generation"]
-        per.setdefault(kind_label(kind(cfg)), []).append({"total": ph["total"], "eval": ev, "steps": c["steps"]})
+        per.setdefault(kind_label(kind(cfg)), []).append({"total": ph["total"], "eval": ev, "steps": c["steps"],
+                                                          "sums": ph["sums"]})
     out = []
     for label, rs in per.items():
         tot = sum(r["total"] for r in rs)
@@ -102,7 +109,9 @@ def bank_actuals(folder: Path) -> list[dict]:
         out.append({"kind": label, "runs": len(rs), "cpu_h": tot / 3600,
                     "eval_share": sum(r["eval"] for r in rs) / tot if tot else None,
                     "eval_share_min": min(shares) if shares else None, "eval_share_max": max(shares) if shares else None,
-                    "median_steps": statistics.median(r["steps"] for r in rs)})
+                    "median_steps": statistics.median(r["steps"] for r in rs),
+                    "phase_share": {k: sum(r["sums"][k] for r in rs) / tot if tot else None
+                                    for k in ("train", "curve", "full", "generation")}})
     return out
 
 

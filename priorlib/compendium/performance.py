@@ -96,12 +96,22 @@ def costs_markdown(result: dict) -> str:
         pooled = sum(a["eval_share"] * a["cpu_h"] for a in actual if a["eval_share"] is not None) / h if h else 0.0
         lines += ["", f"What the bank's {n} finished runs really took, read from their own logs (runs trained beside "
                   "other work took longer; the shares are what to read):", "",
-                  "| kind of run | runs | median steps | CPU-hours | evaluation + decoding (pooled) | one run's least and most |",
-                  "|---|---|---|---|---|---|"]
+                  "| kind of run | runs | median steps | CPU-hours | training | curve evaluations | full evaluations "
+                  "| decoding | evaluation + decoding (pooled) | one run's least and most |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for a in actual:
-            lines.append(f"| {a['kind']} | {a['runs']} | {a['median_steps']:.0f} | {a['cpu_h']:.2f} | "
+            ph = a.get("phase_share") or {}
+            cells = " | ".join("—" if ph.get(k) is None else f"{100 * ph[k]:.1f}%"
+                               for k in ("train", "curve", "full", "generation"))
+            lines.append(f"| {a['kind']} | {a['runs']} | {a['median_steps']:.0f} | {a['cpu_h']:.2f} | {cells} | "
                          f"{100 * a['eval_share']:.0f}% | {100 * a['eval_share_min']:.0f}–{100 * a['eval_share_max']:.0f}% |")
         lines += ["", f"In all, **{h:.1f} CPU-hours** so far, {100 * pooled:.0f}% of them evaluating and decoding."]
+        if all(a.get("phase_share") for a in actual) and h:
+            share = {k: sum(a["phase_share"][k] * a["cpu_h"] for a in actual) / h for k in ("curve", "full", "generation")}
+            lines += ["The full evaluations (the whole held-out set's loss at step 0 and at the last step) take "
+                      f"{100 * share['full']:.1f}%, the curve evaluations (its first rows, every `eval_every` steps, "
+                      f"which the plateau rule reads) {100 * share['curve']:.1f}%, and decoding the held-out answers "
+                      f"once at the end {100 * share['generation']:.1f}%."]
     earlier = result.get("earlier") or []
     if earlier:
         lines += ["", "Earlier measurements of the same profile, on other machines: " + "; ".join(
