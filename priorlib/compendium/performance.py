@@ -112,6 +112,13 @@ def costs_markdown(result: dict) -> str:
                       f"{100 * share['full']:.1f}%, the curve evaluations (its first rows, every `eval_every` steps, "
                       f"which the plateau rule reads) {100 * share['curve']:.1f}%, and decoding the held-out answers "
                       f"once at the end {100 * share['generation']:.1f}%."]
+            from .costs import steps_for_share
+            n15 = steps_for_share(actual, 0.15)
+            if n15 is not None:
+                lines += [f"The share is set by the runs' length: at these evaluation sizes, evaluation plus decoding "
+                          f"would fall to 15% of a run of about **{n15:.0f} steps** (training and curve evaluations "
+                          "grow with the steps, the full evaluations and the decoding do not; "
+                          "`costs.steps_for_share`)."]
     earlier = result.get("earlier") or []
     if earlier:
         lines += ["", "Earlier measurements of the same profile, on other machines: " + "; ".join(
