@@ -117,7 +117,9 @@ CLAIMS: tuple[PaperClaim, ...] = (
                _TOST + ", cut against carry", "paper",
                note="Chapter 04 tests it as: the 20 token-level vectors prepended to layer 0's input and cut from "
                     "its output, nothing else trained, against the plain soft prompt, which carries them through "
-                    "every layer; both from the fitted Gaussian, at the same learning rate and seeds. Its "
+                    "every layer; both from the fitted Gaussian, at the same learning rate and seeds. The paper's "
+                    "code cuts the same way: its layer-0 vectors stand in front of the token embeddings and are "
+                    "sliced off that layer's output {cite}`kadamba2024code`. Its "
                     "comparison on deep prompts is a different setting, filed as this book's own hypothesis (cut "
                     "and carry on deep prompts), so that its outcome does not count for or against the paper's "
                     "claim."),
