@@ -92,6 +92,7 @@ def test_verdicts_04_on_synthetic_numbers():
     out, num = C04.verdicts(sep, _rows(), place, act_gap=1.0, configs=slow, dim=64)
     assert out[4].outcome is V.Outcome.NOT_TESTABLE and num["movement_bound"] < 1.0
     assert num["token_cut_vs_carry_val_loss"]["outcome"] == "agrees"
+    assert "F1 +0.0 points, 90% CI [+0.0, +0.0]: agrees (margin ±3)" in out[3].measured  # F1 equal in every row
 
 
 def test_the_token_cut_arm_is_the_soft_baseline_but_cut_after_layer_0():

@@ -98,6 +98,13 @@ def token_cut_vs_carry(rows: pd.DataFrame, measure: str = "final_val_loss"):
                                decide.arm(g, measure, "carry", variant="soft (tokens)"), measure)
 
 
+def _f1_phrase(f1) -> str:
+    """The F1 side of a cut-versus-carry verdict: the difference in points and its TOST outcome."""
+    if f1 is None:
+        return "n/a"
+    return f"{f1.estimate:+.1f} points, 90% CI [{f1.ci_low:+.1f}, {f1.ci_high:+.1f}]: {f1.outcome.value} (margin ±{f1.margin:g})"
+
+
 def deep_runs(run_list) -> list:
     """The runs with deep blocks on the upper layers (every deep run but the token-level "cut" of §3.2,
     whose one block sits on layer 0's input)."""
@@ -364,12 +371,12 @@ def verdicts(sep: dict, rows: pd.DataFrame, deep_place: pd.DataFrame, act_gap: f
         Verdict("On deep prompts, 'cut' and 'carry' perform the same (ours: the paper's claim is about the "
                 "token-level prompt alone)",
                 f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): {same.reason}; "
-                f"F1 {'n/a' if f1 is None else f1.outcome.value + f' within ±{f1.margin:g} points'}", same.outcome,
+                f"F1 {_f1_phrase(f1)}", same.outcome,
                 claim_id="cut-carry-same-deep"),
         Verdict("When only the token-level prompt is trained, cutting its outputs or carrying them on performs "
                 "the same (tested: its 20 vectors cut from layer 0's output, against the plain soft prompt)",
                 f"final val loss, cut minus carry (TOST, margin ±{margin('final_val_loss'):g} nats): "
-                f"{tok_same.reason}; F1 {'n/a' if tok_f1 is None else tok_f1.outcome.value + f' within ±{tok_f1.margin:g} points'}",
+                f"{tok_same.reason}; F1 {_f1_phrase(tok_f1)}",
                 tok_same.outcome, claim_id="cut-carry-same"),
         Verdict("Trained deep prompts stay where their prior put them in activation space",
                 f"{stay_why} (the activations' typical neighbour gap)", stay_outcome, claim_id="deep-prompts-stay"),
