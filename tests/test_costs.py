@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from priorlib.compendium import costs
+from priorlib.compendium import costs, performance
 from priorlib.compendium.performance import costs_markdown
 from priorlib.config import TrainConfig
 from test_trainer import CFG, make_trainer
@@ -137,10 +137,10 @@ def test_bank_actuals_read_what_finished_runs_took_known_answer(tmp_path, tiny):
     assert "| 1 | 4 | 0.03 | 42.1% | 5.3% | 31.6% | 21.1% | 58% | 58–58% |" in page
     assert "full evaluations (the whole held-out set's loss at step 0 and at the last step) take 31.6%" in page
     # per run: training 10 s and curve 1.25 s per step, 50 s fixed; 15% at N = 0.85 * 50 / (0.15 * 11.25 - 1.25)
-    assert costs.steps_for_share([a], 0.15) == pytest.approx(0.85 * 50 / (0.15 * 11.25 - 1.25))
-    n = costs.steps_for_share([a], 0.15)
+    assert performance.steps_for_share([a], 0.15) == pytest.approx(0.85 * 50 / (0.15 * 11.25 - 1.25))
+    n = performance.steps_for_share([a], 0.15)
     assert (1.25 * n + 50) / (11.25 * n + 50) == pytest.approx(0.15)  # the share at that length, recomputed
-    assert costs.steps_for_share([a], 0.10) is None  # the curve evaluations alone are 11% of every step
+    assert performance.steps_for_share([a], 0.10) is None  # the curve evaluations alone are 11% of every step
     assert f"a run of about **{n:.0f} steps**" in page
     ident = json.loads((dest / "config.json").read_text())
     ident["identity"]["engine"] = 0  # another engine version: stale

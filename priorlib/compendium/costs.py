@@ -115,25 +115,6 @@ def bank_actuals(folder: Path) -> list[dict]:
     return out
 
 
-def steps_for_share(actual: list[dict], share: float = 0.15) -> float | None:
-    """The step count at which evaluation plus decoding would be ``share`` of a run, at the same evaluation
-    sizes, from :func:`bank_actuals` (pooled over its kinds): training and the curve evaluations grow with
-    the steps (one curve evaluation per ``eval_every``), the two full evaluations and the one decoding do
-    not. Per run: ``t`` training and ``c`` curve seconds per step, ``F`` fixed seconds; the share
-    ``(c N + F) / ((t + c) N + F)`` falls to ``share`` at ``N = (1 - share) F / (share (t + c) - c)``.
-    ``None`` when the curve evaluations alone are above ``share`` (no run length gets there)."""
-    rows = [a for a in actual if a.get("phase_share") and a["runs"] and a["median_steps"]]
-    if not rows:
-        return None
-    runs = sum(a["runs"] for a in rows)
-    per_run = {k: sum(a["phase_share"][k] * a["cpu_h"] * 3600 for a in rows) / runs
-               for k in ("train", "curve", "full", "generation")}
-    steps = sum(a["median_steps"] * a["runs"] for a in rows) / runs
-    t, c, fixed = per_run["train"] / steps, per_run["curve"] / steps, per_run["full"] + per_run["generation"]
-    denom = share * (t + c) - c
-    return (1 - share) * fixed / denom if denom > 0 else None
-
-
 def measure(plans: dict, *, banks=(), progress: bool = True) -> dict:
     """``{kind label: phases}`` for every kind in ``plans`` (chapter -> configs): from a finished run of that
     kind in ``banks`` trained on this machine (:func:`made_here`) where there is one (a whole run, the best

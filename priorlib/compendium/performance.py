@@ -59,6 +59,25 @@ def bench_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def steps_for_share(actual: list[dict], share: float = 0.15) -> float | None:
+    """The step count at which evaluation plus decoding would be ``share`` of a run, at the same evaluation
+    sizes, from :func:`priorlib.compendium.costs.bank_actuals` (pooled over its kinds): training and the curve evaluations grow with
+    the steps (one curve evaluation per ``eval_every``), the two full evaluations and the one decoding do
+    not. Per run: ``t`` training and ``c`` curve seconds per step, ``F`` fixed seconds; the share
+    ``(c N + F) / ((t + c) N + F)`` falls to ``share`` at ``N = (1 - share) F / (share (t + c) - c)``.
+    ``None`` when the curve evaluations alone are above ``share`` (no run length gets there)."""
+    rows = [a for a in actual if a.get("phase_share") and a["runs"] and a["median_steps"]]
+    if not rows:
+        return None
+    runs = sum(a["runs"] for a in rows)
+    per_run = {k: sum(a["phase_share"][k] * a["cpu_h"] * 3600 for a in rows) / runs
+               for k in ("train", "curve", "full", "generation")}
+    steps = sum(a["median_steps"] * a["runs"] for a in rows) / runs
+    t, c, fixed = per_run["train"] / steps, per_run["curve"] / steps, per_run["full"] + per_run["generation"]
+    denom = share * (t + c) - c
+    return (1 - share) * fixed / denom if denom > 0 else None
+
+
 def costs_markdown(result: dict) -> str:
     """The performance page's section: units per kind, then the projection per chapter."""
     lines = ["## What the evidence costs", "",
@@ -112,13 +131,12 @@ def costs_markdown(result: dict) -> str:
                       f"{100 * share['full']:.1f}%, the curve evaluations (its first rows, every `eval_every` steps, "
                       f"which the plateau rule reads) {100 * share['curve']:.1f}%, and decoding the held-out answers "
                       f"once at the end {100 * share['generation']:.1f}%."]
-            from .costs import steps_for_share
             n15 = steps_for_share(actual, 0.15)
             if n15 is not None:
                 lines += [f"The share is set by the runs' length: at these evaluation sizes, evaluation plus decoding "
                           f"would fall to 15% of a run of about **{n15:.0f} steps** (training and curve evaluations "
                           "grow with the steps, the full evaluations and the decoding do not; "
-                          "`costs.steps_for_share`)."]
+                          "`performance.steps_for_share`)."]
     earlier = result.get("earlier") or []
     if earlier:
         lines += ["", "Earlier measurements of the same profile, on other machines: " + "; ".join(
