@@ -49,6 +49,27 @@ def test_price_and_projection_known_answers():
     assert "| 02_x | 2 (+0) |" in page and f"**{2 * 945 / 3600:.1f} CPU-hours**" in page and "14%" in page
 
 
+def test_hours_left_known_answers():
+    """The runner's ETA: the price at the cap of each job left; an unpriced job costs the mean so far."""
+    assert costs.hours_left([3600.0, 1800.0, 7200.0], 0, 0.0) == pytest.approx(3.5)
+    # a resumed first job that took 60 s leaves the estimate of the others untouched
+    assert costs.hours_left([3600.0, 1800.0, 7200.0], 1, 60.0) == pytest.approx(2.5)
+    assert costs.hours_left([None, None, None], 2, 7200.0) == pytest.approx(1.0)
+    assert costs.hours_left([900.0, None, 1800.0], 1, 360.0) == pytest.approx((360 + 1800) / 3600)
+    assert costs.hours_left([None, 900.0], 0, 0.0) is None
+    assert costs.hours_left([900.0], 1, 5.0) == 0.0
+
+
+def test_prices_come_from_the_committed_measurement(tmp_path):
+    unit = {"train": 2.0, "curve": 5.0, "full": 20.0, "generation": 60.0, "overhead": 10.0}
+    cfg = TrainConfig(**{**CFG, "steps": 400, "eval_every": 50, "eval_generate": True})
+    other = TrainConfig(**{**CFG, "max_length": 96})
+    path = tmp_path / "costs.json"
+    assert costs.prices([cfg], path) == [None]  # no measurement yet
+    path.write_text(json.dumps({"units": {costs.kind_label(costs.kind(cfg)): unit}}))
+    assert costs.prices([cfg, other, cfg], path) == [945.0, None, 945.0]
+
+
 def test_kinds_separate_what_sets_the_price():
     a = TrainConfig(**CFG)
     assert costs.kind(a) == costs.kind(TrainConfig(**{**CFG, "prior": "xavier", "prior_params": {}, "seed": 3}))

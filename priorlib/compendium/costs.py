@@ -154,6 +154,32 @@ def price(cfg, unit: dict) -> dict:
             "generation": n_gen * unit["generation"], "overhead": unit["overhead"]}
 
 
+def prices(configs, path: Path) -> list[float | None]:
+    """Each config's CPU-seconds at its step cap, priced from the measurement in ``path`` (the committed
+    ``benchmarks/costs.json``); ``None`` for a kind it has not measured, or for all of them where there is
+    no measurement. The runner's progress bar adds these up for its ETA."""
+    path = Path(path)
+    units = json.loads(path.read_text()).get("units", {}) if path.exists() else {}
+    out = []
+    for c in configs:
+        unit = units.get(kind_label(kind(c)))
+        out.append(sum(price(c, unit).values()) if unit else None)
+    return out
+
+
+def hours_left(prices: list[float | None], finished: int, elapsed_s: float) -> float | None:
+    """CPU-hours the jobs after the first ``finished`` of ``prices`` will take: each one's price at its step
+    cap (a run that plateaus stops earlier, a loaded machine takes longer), and for a job the cost model
+    cannot price, the mean wall time of the jobs finished so far (``elapsed_s`` over ``finished``).
+    ``None`` when a job left has neither. The mean alone misleads: a resumed run finishes in minutes, and
+    chapters differ tenfold."""
+    left = prices[finished:]
+    if any(p is None for p in left) and finished == 0:
+        return None
+    mean = elapsed_s / finished if finished else 0.0
+    return sum(mean if p is None else p for p in left) / 3600
+
+
 def project(plans: dict, units: dict, chapter01_s: float | None = None) -> list[dict]:
     """One row per chapter: CPU-hours per phase at the step caps, the share of evaluation plus decoding,
     and the runs planned."""

@@ -221,18 +221,25 @@ def train_into_bank(config: dict, bank_dir: str, runs_root: str | None = None) -
 
 
 def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel: int | None = None,
-            progress: bool = True, **executor_params) -> list[str]:
+            progress: bool = True, prices=None, **executor_params) -> list[str]:
     """Train ``configs`` into the bank through a `submitit` executor: ``cluster="local"`` runs each job as a
     local process (the default), ``"slurm"`` submits to Slurm (``executor_params`` such as
     ``slurm_partition=...``, ``timeout_min=...``), ``"debug"`` runs them in this process. ``parallel``: jobs
     in flight at once (default: 1 locally, where one run already uses every core; all of them on Slurm).
     Returns the keys, in order; a failed job raises its error. Job logs go to ``folder`` (default: the
     cache, never the repo). The bar's ETA is in CPU-hours (hours of this machine, as :func:`status` counts
-    them): the mean of the jobs finished so far times the jobs left."""
+    them): ``prices`` (CPU-seconds per config, :func:`priorlib.compendium.costs.prices`, default: from the
+    committed cost measurement) summed over the jobs left, see :func:`~priorlib.compendium.costs.hours_left`."""
     import submitit
     from tqdm.auto import tqdm
+    from priorlib.compendium.costs import hours_left, prices as price_configs
     from priorlib.models import cache_dir
     configs = list(configs)
+    if prices is None:
+        prices = price_configs(configs, repo_root(root) / "benchmarks" / "costs.json")
+    prices = list(prices)
+    if len(prices) != len(configs):
+        raise ValueError(f"prices: {len(prices)} given for {len(configs)} configs")
     bank_dir = str(evidence_dir(root))
     folder = Path(folder) if folder is not None else cache_dir() / "submitit"
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
@@ -243,6 +250,12 @@ def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel
     keys: list[str] = []
     t0 = time.perf_counter()
     bar = tqdm(total=len(configs), desc="evidence runs", unit="run", disable=not progress)
+
+    def eta():
+        h = hours_left(prices, len(keys), time.perf_counter() - t0)
+        if h is not None:
+            bar.set_postfix(cpu_h_left=f"{h:.2f}")
+    eta()
     jobs: list = []
     with _cancel_jobs_on_exit(lambda: jobs):
         for start in range(0, len(configs), width):
@@ -251,8 +264,7 @@ def compute(configs, *, cluster: str = "local", folder=None, root=None, parallel
             for job in jobs:
                 keys.append(job.result())
                 bar.update(1)
-                per_run_h = (time.perf_counter() - t0) / len(keys) / 3600  # machine-hours, as status counts them
-                bar.set_postfix(cpu_h_left=f"{per_run_h * (len(configs) - len(keys)):.2f}")
+                eta()
     bar.close()
     return keys
 
