@@ -193,3 +193,7 @@ def test_speed_rows_take_their_targets_from_the_two_arms(tmp_path):
     assert steps["fitted-gaussian"] == 7 and steps["xavier"] == 15  # the 5-step mean first reaches 1.0
     assert rows.attrs["train_target"] == 1.0
     assert set(C.speed_rows(fast)["prior"]) == {"fitted-gaussian"} and C.speed_rows([]).empty
+    assert C.speed_sentence(rows) == ("Against the deep 'cut' runs' own training-loss target, 1.000 nats/token "
+                                      "(the worst final loss among them), deep 'cut' needed on average "
+                                      "7.0 steps from fitted-gaussian, 15.0 steps from xavier to reach it.")
+    assert "no speed comparison" in C.speed_sentence(C.speed_rows([]))

@@ -71,6 +71,18 @@ def speed_rows(run_list) -> pd.DataFrame:
     return runs.quality(pick, fields=("prior", "lr", "seed"), by=("variant", "prior"), with_variant=True)[0]
 
 
+def speed_sentence(rows: pd.DataFrame) -> str:
+    """What :func:`speed_rows` found, for the quality section: the deep "cut" arms' own training-loss target
+    and the mean steps each prior needed to reach it (the chapter-wide target of the quality table is set by
+    its worst run, since §3.2's token cut, and every other run reaches it within a few steps)."""
+    if rows.empty:
+        return "No deep 'cut' runs from the fitted Gaussian or Xavier: no speed comparison."
+    steps = rows.groupby("prior")["steps_to_target"].mean()
+    return (f"Against the deep 'cut' runs' own training-loss target, {rows.attrs['train_target']:.3f} nats/token "
+            "(the worst final loss among them), deep 'cut' needed on average "
+            + ", ".join(f"{v:.1f} steps from {k}" for k, v in steps.items()) + " to reach it.")
+
+
 def converges_later(rows: pd.DataFrame):
     """``(result, measure)``: does deep "cut" from Xavier need more steps than from the fitted Gaussian?
     :func:`decide.faster` of the fitted Gaussian against Xavier on :func:`runs.steps_metric`'s measure
