@@ -276,3 +276,19 @@ def test_write_plans_saves_plan_all_so_status_and_missing_see_it(tmp_path, monke
     want = list(dict.fromkeys(c.key() for cs in planned.values() for c in cs))
     assert [c.key() for c in evidence.missing()] == want
     assert evidence.write_plans("converged", only=["01"]) == []  # chapter 01 trains nothing: no plan file
+
+
+def test_missing_only_takes_the_plans_of_the_chapters_named(tmp_path, monkeypatch):
+    """``evidence run --missing-only --only 07``: just 07's missing runs, in its plan order (a run it shares
+    with 03 included); a name that is no chapter fails before anything trains."""
+    from priorlib.compendium import evidence
+    monkeypatch.setenv("PRIORLIB_EVIDENCE", str(tmp_path / "evidence"))
+    evidence.write_plans("converged", only=["03", "07"])
+    planned = evidence.plan_all("converged", only=["03", "07"])
+    assert [c.key() for c in evidence.missing(only=["07"])] == [c.key() for c in planned["07_regularisation"]]
+    assert [c.key() for c in evidence.missing(only=["exclusion"])] == [c.key() for c in planned["03_exclusion"]]
+    assert evidence.missing(only=["05"]) == []  # a chapter without a plan here has nothing missing
+    assert [c.key() for c in evidence.missing(only=["07", "03"])] == [c.key() for c in evidence.missing()]
+    with pytest.raises(ValueError, match="no chapter '99'"):
+        evidence.missing(only=["99"])
+    assert evidence.choose_chapters(["02_a", "03_b"], ["b", "02"]) == ["02_a", "03_b"]

@@ -123,17 +123,23 @@ def plan_all(profile: str = "cpu", only=None) -> dict:
     ``evidence run --only``; default: all, in book order. Chapter 08's plan leaves out the target runs of its
     posterior arms, whose configs name a bank of trained source prompts (see its ``plan``)."""
     from priorlib.compendium import chapter, chapter_names
-    names = chapter_names()
-    if only:
-        chosen = []
-        for name in only:
-            stem = Path(str(name)).name.removesuffix(".ipynb").removesuffix(".py")
-            matches = [n for n in names if stem in (n, n[:2], n[3:])]
-            if not matches:
-                raise ValueError(f"no chapter {name!r}; chapters: {', '.join(names)}")
-            chosen += [n for n in matches if n not in chosen]
-        names = [n for n in names if n in chosen]
-    return {n: chapter(n).plan(profile) for n in names}
+    return {n: chapter(n).plan(profile) for n in choose_chapters(chapter_names(), only)}
+
+
+def choose_chapters(names: list[str], only=None) -> list[str]:
+    """The ``names`` (chapter stems, in order) that ``only`` picks: each of its entries as ``02``,
+    ``02_lr_priors`` or ``lr_priors``; all of them when ``only`` is empty. An entry that names no chapter is
+    an error."""
+    if not only:
+        return list(names)
+    chosen = []
+    for name in only:
+        stem = Path(str(name)).name.removesuffix(".ipynb").removesuffix(".py").removesuffix(".json")
+        matches = [n for n in names if stem in (n, n[:2], n[3:])]
+        if not matches:
+            raise ValueError(f"no chapter {name!r}; chapters: {', '.join(names)}")
+        chosen += [n for n in matches if n not in chosen]
+    return [n for n in names if n in chosen]
 
 
 def write_plans(profile: str = "converged", only=None, root=None) -> list[Path]:
@@ -175,13 +181,19 @@ def status(root=None) -> list[dict]:
     return rows
 
 
-def missing(root=None) -> list:
-    """The configs of every planned run the bank lacks (or holds only as stale), in plan order."""
+def missing(root=None, only=None) -> list:
+    """The configs of every planned run the bank lacks (or holds only as stale), in plan order; ``only``:
+    the plans of these chapters (as :func:`choose_chapters` reads them)."""
     from priorlib.config import TrainConfig
     folder = evidence_dir(root)
     present = {e.key for e in bank.entries(folder) if not e.stale}
+    plans = {p.stem: p for p in sorted((folder / "plans").glob("*.json"))} if (folder / "plans").is_dir() else {}
+    if only:
+        from priorlib.compendium import chapter_names
+        chosen = choose_chapters(chapter_names(), only)  # an unknown name fails here, before anything
+        plans = {k: p for k, p in plans.items() if k in chosen}
     out, seen = [], set()
-    for plan in sorted((folder / "plans").glob("*.json")) if (folder / "plans").is_dir() else ():
+    for plan in plans.values():
         saved = json.loads(plan.read_text())
         for key, d in saved["runs"].items():
             if key not in present and key not in seen:

@@ -4,6 +4,7 @@
     priorlib evidence status                 # per chapter: runs planned, in the bank, missing, stale; CPU time
     priorlib evidence run --only 02 03       # execute those chapters, training only what the bank lacks
     priorlib evidence run --missing-only     # train the planned runs the bank lacks, no notebook executes
+    priorlib evidence run --missing-only --only 08   # ... of chapter 08's plan only
     priorlib evidence costs --measure        # CPU-seconds per phase, and the bank's projected CPU-hours
 
 The bank itself (plans, lookup, export, status) knows nothing of notebooks; this module is where the
@@ -29,7 +30,8 @@ def add_arguments(p) -> None:
     pl.add_argument("--root", default=None)
     run = sub.add_parser("run", help="execute chapters, training only what the bank lacks, into the bank")
     run.add_argument("--only", nargs="+", metavar="NAME", default=None,
-                     help="these chapters (01, 01_proof_of_concept or proof_of_concept); default: all")
+                     help="these chapters (01, 01_proof_of_concept or proof_of_concept); default: all. With "
+                     "--missing-only: only their planned runs")
     run.add_argument("--profile", default="cpu", help="the notebooks' parameter profile (default: cpu)")
     run.add_argument("--root", default=None)
     run.add_argument("--missing-only", action="store_true",
@@ -78,7 +80,7 @@ def run(args) -> int:
         print(_table(status(args.root)))
         return 0
     if args.missing_only:
-        todo = missing(args.root)
+        todo = missing(args.root, args.only)
         print(f"{len(todo)} planned run(s) missing from the bank", flush=True)
         compute(todo, cluster=args.cluster, root=args.root)
         print(_table(status(args.root)))
