@@ -2,6 +2,8 @@
 activation map, and show()'s caption/alt keywords."""
 from __future__ import annotations
 
+import logging
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -94,9 +96,16 @@ def test_mahalanobis_strips_show_the_gap_the_projection_hides():
     fig, caption = pp.mahalanobis_strips(ref, panels)  # no draws, no map: one panel, the radius computed
     assert len(fig.axes) == 1 and "Right:" not in caption and f"r = {radius:.1f}" in caption
     plt.close(fig)
+    # two panels whose titles differ only inside parentheses keep apart in the caption (06's two VAE arms)
+    vae = [("VAE (β = 1, no penalty)", wide(6, 1.0), wide(6, 2.0)), ("VAE (β = 1, penalty 10)", wide(6, 1.0), wide(6, 3.0))]
+    _, caption = pp.mahalanobis_strips(ref, vae)
+    names = [part.rsplit(" ", 1)[0] for part in caption.split("Medians: ")[1].rstrip(".").split("; ")]
+    assert names == ["token embeddings", "VAE (β = 1, no penalty), sampled", "VAE (β = 1, no penalty), trained",
+                     "VAE (β = 1, penalty 10), sampled", "VAE (β = 1, penalty 10), trained"]
+    plt.close("all")
 
 
-def test_the_scrubber_draws_far_prompts_outside_the_token_region():
+def test_the_scrubber_draws_far_prompts_outside_the_token_region(caplog):
     """The scrubber's map (:class:`RadialMap` around the joint projection): an exclusion-like prompt, far
     by Mahalanobis distance, is drawn beyond the 95% circle and beyond almost every token row, at exactly
     its distance; a prompt drawn from the fit stays inside (whatever a linear map makes of them: with few
@@ -127,10 +136,17 @@ def test_the_scrubber_draws_far_prompts_outside_the_token_region():
     orig = w.checkpoint_scrubber
     w.checkpoint_scrubber = lambda frames, labels: captured.update(frames=frames, labels=labels) or "widget"
     try:
-        assert sec.scrubber(run, proj, reference_name="tokens", title="t") == "widget"
+        with caplog.at_level(logging.WARNING, logger="matplotlib"):
+            assert sec.scrubber(run, proj, reference_name="tokens", title="t") == "widget"
+            for f in captured["frames"]:
+                f.canvas.draw()
     finally:
         w.checkpoint_scrubber = orig
+    # matplotlib's "Ignoring fixed x limits to fulfill fixed data aspect" (a log line) ended up in the book
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("matplotlib")]
     a = captured["frames"][1].axes[0]
+    # one scale in every frame (the radial map keeps equal aspect) and the limits it was given
+    assert a.get_aspect() == 1.0 and captured["frames"][0].axes[0].get_xlim() == a.get_xlim()
     pts = np.asarray(a.collections[-1].get_offsets())
     assert np.allclose(np.hypot(*pts.T), g.mahalanobis(far * 1.01).numpy(), rtol=1e-4)
     assert captured["labels"] == ["step 0", "step 5"] and "Mahalanobis distance" in a.get_xlabel()

@@ -1,4 +1,5 @@
-"""No leftover output in the book: no progress-bar widget, no "cache store" line, no kernel TCP warning.
+"""No leftover output in the book: no progress-bar widget, no "cache store" line, no kernel TCP warning,
+no library warning on stderr.
 
 Two checks: every committed executed chapter (``book/NN_*.ipynb``), and a fixture notebook executed afresh
 by the book's runner, which does everything that used to leave such output behind (a tqdm bar named
@@ -32,10 +33,14 @@ def test_the_checker_finds_each_kind_of_leftover():
             {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr",
                                                "text": ["WARNING: running over TCP without encryption"]}]},
             {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stdout", "text": "fine\n"}]},
+            {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr", "text": [
+                "Ignoring fixed y limits to fulfill fixed data aspect with adjustable data limits.\n"]}]},
+            {"cell_type": "code", "outputs": [{"output_type": "stream", "name": "stderr", "text": "\n"}]},
         ]}
     found = book.leftovers(nb)
-    assert len(found) == 3 and found[0].startswith("cell 0: a progress-bar widget")
+    assert len(found) == 4 and found[0].startswith("cell 0: a progress-bar widget")
     assert "cache store" in found[1] and "without encryption" in found[2]
+    assert found[3] == "cell 4: text on stderr (Ignoring fixed y limits to fulfill fixed data aspect with ad)"
 
 
 # The executed chapters committed before the kernel start-up fix (and its test) landed: their commit is

@@ -524,7 +524,9 @@ def _text(value) -> str:
 def leftovers(nb) -> list[str]:
     """What an executed notebook ``nb`` (a dict or nbformat node) shows that it should not: progress-bar
     widgets (tqdm in Jupyter is an HBox of HTML + FloatProgress; "Loading weights" is one), "cache store"
-    / "cache hit" lines and the kernel's "running over TCP without encryption" warning. One line each."""
+    / "cache hit" lines, the kernel's "running over TCP without encryption" warning, and any other text
+    on stderr (a library's warning: a chapter shows what it means to on stdout or as Markdown). One line
+    each."""
     found = []
     state = (((nb.get("metadata") or {}).get("widgets") or {})
              .get("application/vnd.jupyter.widget-state+json") or {}).get("state") or {}
@@ -551,4 +553,7 @@ def leftovers(nb) -> list[str]:
                 if any(needle in t for t in texts):
                     found.append(f"cell {i}: {needle!r}")
                     break
+            else:
+                if out.get("output_type") == "stream" and out.get("name") == "stderr" and texts[0].strip():
+                    found.append(f"cell {i}: text on stderr ({_first_line(texts[0])[:60]})")
     return found

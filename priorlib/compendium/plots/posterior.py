@@ -2,6 +2,8 @@
 prompts on one fixed 2-D projection, and frames for the checkpoint scrubber."""
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -330,13 +332,19 @@ def mahalanobis_strips(reference, panels, *, draws: dict | None = None, radius: 
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    meds = "; ".join(f"{name.split(' (')[0]} {float(np.median(m)):.1f}" for name, m, _, _ in rows)
+    meds = "; ".join(f"{_without_count(name)} {float(np.median(m)):.1f}" for name, m, _, _ in rows)
     caption = (f"Mahalanobis distance to the Gaussian fitted to the {reference_name} (d = {reference.dim}), exact: one "
                f"strip per group, each dot one vector; dashed: the fit's 95% region (r = {radius:.1f}). Medians: {meds}."
                + (" Right: each vector at its exact distance from the fit's mean, in its direction on the joint map "
                   "(only the distance from the centre is measured; distances between points are not)." if mp is not None
                   else ""))
     return fig, caption
+
+
+def _without_count(name: str) -> str:
+    """A strip's label without its trailing count, ``"(all 7,008)"`` or ``"(n=400)"``; the rest stays, so
+    two panels of one prior ("VAE (β = 1, ...), sampled" and "..., trained") keep apart in a caption."""
+    return re.sub(r"\s*\((?:all [\d,]+|n=[\d,]+)\)$", "", name)
 
 
 def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, *,
@@ -354,8 +362,8 @@ def scrubber_frames(proj, checkpoints: list[tuple[int, torch.Tensor]], history, 
         a.scatter(*start.T, s=22, facecolors="none", edgecolors="tab:red", label="step 0 (prior)")
         a.scatter(*proj(tensor).T, s=14, c="tab:red", label=f"step {step}")
         a.set_xlim(lo[0] - pad[0], hi[0] + pad[0]); a.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
-        if getattr(proj, "equal_aspect", False):
-            a.set_aspect("equal", adjustable="datalim")
+        if getattr(proj, "equal_aspect", False):  # the box shrinks, the limits (the same in every frame) stay
+            a.set_aspect("equal", adjustable="box")
         proj.axes_labels(a)
         a.legend(fontsize=7, loc="best", markerscale=2)
         a.set_title(f"{title}: prompts at step {step}", fontsize=9)
